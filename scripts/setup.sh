@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The one script that installs, builds, runs and tests ngx-rtmp-rs.
+# README, CI (.ci/run) and the Dockerfile all call it, so the steps live here only.
+#
+#   scripts/setup.sh deps    install Debian packages (and Rust, if cargo is missing)
+#   scripts/setup.sh build   deps + nginx build tree + cargo build --release
+#   scripts/setup.sh run     build, then nginx in the foreground with nginx-conf/nginx.conf
+#   scripts/setup.sh test    build, then cargo test and prove -r t/
+#
+# Environment:
+#   NGINX_BUILD_DIR   an nginx objs/ dir (after ./configure) to build against instead of
+#                     Debian's nginx-dev headers; NGINX_SOURCE_DIR if objs/ is not inside
+#                     the source tree.
+#   NGINX_BINARY      the nginx that will load the module (default /usr/sbin/nginx); the
+#                     build fails if the module would not be binary compatible with it.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+# Debian packages: build (nginx headers, bindgen's libclang, a C compiler), run (nginx)
+# and test (real clients).
+BUILD_PKGS=(nginx nginx-dev libclang-dev libpcre2-dev libssl-dev zlib1g-dev
+            build-essential pkg-config curl ca-certificates)
+TEST_PKGS=(ffmpeg rtmpdump perl)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_pkgs() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_rust() {
+    [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+    command -v cargo >/dev/null && return 0
+    # Debian 12's own rustc (1.63) is too old for the ngx crate; use rustup.
+    log "installing the Rust toolchain with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    . "$HOME/.cargo/env"
+}
+
+deps() {
+    install_pkgs "${BUILD_PKGS[@]}" "$@"
+    install_rust
+}
+
+# An nginx objs/ dir configured exactly like Debian's nginx (same configure flags, so the
+# same module signature), made from the nginx-dev sources in .nginx/.
+nginx_tree() {
+    if [ -n "${NGINX_BUILD_DIR:-}" ]; then
+        log "building against NGINX_BUILD_DIR=$NGINX_BUILD_DIR"
+        return 0
+    fi
+    local src=/usr/share/nginx/src dst="$ROOT/.nginx"
+    local stamp="$dst/objs/.configured-from"
+    local want
+    want="$(dpkg-query -W -f='${Version}' nginx-dev) $(md5sum < "$src/conf_flags")"
+    if [ -f "$dst/objs/ngx_auto_config.h" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    log "configuring an nginx build tree in .nginx/ (Debian nginx-dev $want)"
+    rm -rf "$dst"
+    mkdir -p "$dst"
+    cp -a "$src/." "$dst/"
+    (
+        cd "$dst"
+        # shellcheck disable=SC1091
+        . ./conf_flags
+        ./configure "${NGX_CONF_FLAGS[@]}" >configure.log 2>&1 ||
+            { tail -n 30 configure.log >&2; exit 1; }
+    )
+    echo "$want" >"$stamp"
+}
+
+build() {
+    deps "$@"
+    nginx_tree
+    log "cargo build --release"
+    cargo build --release --locked
+    log "module: $ROOT/target/release/libngx_rtmp_rs.so"
+}
+
+case "${1:-build}" in
+deps)
+    deps "${TEST_PKGS[@]}"
+    ;;
+build)
+    build
+    ;;
+run)
+    build
+    mkdir -p "$ROOT/run/hls" "$ROOT/run/recordings"
+    log "nginx -p $ROOT/ -c nginx-conf/nginx.conf (RTMP :1935, HTTP :8888, WHIP :8889); Ctrl-C stops it"
+    exec "${NGINX_BINARY:-/usr/sbin/nginx}" -p "$ROOT/" -c nginx-conf/nginx.conf -g 'daemon off;'
+    ;;
+test)
+    build "${TEST_PKGS[@]}"
+    log "cargo test"
+    cargo test --release --locked
+    log "prove -r t/"
+    prove -r t/
+    ;;
+*)
+    echo "usage: $0 deps|build|run|test" >&2
+    exit 2
+    ;;
+esac

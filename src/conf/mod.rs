@@ -1,0 +1,356 @@
+//! Configuration of the `rtmp {}` block as plain Rust data: parsing directive arguments,
+//! checking them, and merging the main -> server -> application levels. No nginx types
+//! here: the glue (`crate::glue`) feeds it the arguments nginx tokenised, and reads back
+//! the resolved settings.
+
+pub mod access;
+pub mod directives;
+pub mod listen;
+pub mod value;
+
+use access::Rule;
+use directives::{Status, DIRECTIVES};
+use listen::{Keepalive, Listen};
+use value::{parse_flag, parse_msec, parse_num, parse_size};
+
+/// Where a directive was written: the innermost block around it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pos {
+    Main,
+    Server(usize),
+    App(usize, usize),
+}
+
+/// Settings that may be written at several levels; `None` inherits from the outer level.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    pub timeout: Option<u64>,
+    pub ping: Option<u64>,
+    pub ping_timeout: Option<u64>,
+    pub so_keepalive: Option<bool>,
+    pub max_streams: Option<u64>,
+    pub chunk_size: Option<u64>,
+    pub ack_window: Option<u64>,
+    pub max_message: Option<u64>,
+    pub out_queue: Option<u64>,
+    pub out_cork: Option<u64>,
+    pub buflen: Option<u64>,
+    /// `allow`/`deny` rules; a level with none of its own inherits the outer level's.
+    pub access: Vec<Rule>,
+}
+
+impl Settings {
+    fn inherit(&mut self, outer: &Settings) {
+        macro_rules! inherit {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = outer.$f; } )* };
+        }
+        inherit!(timeout, ping, ping_timeout, so_keepalive, max_streams, chunk_size, ack_window,
+                 max_message, out_queue, out_cork, buflen);
+        if self.access.is_empty() {
+            self.access = outer.access.clone();
+        }
+    }
+}
+
+/// The resolved core settings of a server, with nginx-rtmp-module's defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Core {
+    /// Milliseconds without data from a client before it is closed.
+    pub timeout: u64,
+    /// Milliseconds between pings (0: off) and to wait for a ping's answer.
+    pub ping: u64,
+    pub ping_timeout: u64,
+    pub so_keepalive: bool,
+    pub max_streams: u64,
+    pub chunk_size: u64,
+    pub ack_window: u64,
+    pub max_message: u64,
+    pub out_queue: u64,
+    pub out_cork: u64,
+    pub buflen: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Application {
+    pub name: String,
+    pub settings: Settings,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Server {
+    pub settings: Settings,
+    pub listens: Vec<Listen>,
+    pub apps: Vec<Application>,
+}
+
+/// The whole `rtmp {}` block.
+#[derive(Clone, Debug, Default)]
+pub struct Rtmp {
+    pub main: Settings,
+    pub servers: Vec<Server>,
+    /// `max_connections`: one value for the whole module, wherever it is written.
+    pub max_connections: Option<u64>,
+}
+
+/// A server ready to run: resolved settings, its listens and applications.
+#[derive(Clone, Debug)]
+pub struct ResolvedServer {
+    pub core: Core,
+    pub listens: Vec<Listen>,
+    pub apps: Vec<Application>,
+    pub max_connections: Option<u64>,
+}
+
+fn invalid(name: &str, value: &str, why: &str) -> String {
+    format!("invalid value \"{value}\" in \"{name}\" directive, {why}")
+}
+
+impl Rtmp {
+    /// Opens a `server {}` block; returns its position.
+    pub fn open_server(&mut self) -> Pos {
+        self.servers.push(Server::default());
+        Pos::Server(self.servers.len() - 1)
+    }
+
+    /// Opens an `application NAME {}` block inside a server.
+    pub fn open_application(&mut self, pos: Pos, name: &str) -> Result<Pos, String> {
+        let Pos::Server(s) = pos else { return Err("\"application\" directive is not allowed here".into()) };
+        let server = &mut self.servers[s];
+        if server.apps.iter().any(|a| a.name == name) {
+            return Err(format!("duplicate application \"{name}\""));
+        }
+        if name.is_empty() || name.contains(['/', '\0']) {
+            return Err(format!("invalid application name \"{name}\""));
+        }
+        server.apps.push(Application { name: name.to_owned(), settings: Settings::default() });
+        Ok(Pos::App(s, server.apps.len() - 1))
+    }
+
+    fn settings_mut(&mut self, pos: Pos) -> &mut Settings {
+        match pos {
+            Pos::Main => &mut self.main,
+            Pos::Server(s) => &mut self.servers[s].settings,
+            Pos::App(s, a) => &mut self.servers[s].apps[a].settings,
+        }
+    }
+
+    /// Applies one directive (by its index in [`DIRECTIVES`]) written at `pos` with `args`.
+    /// The error is the whole message nginx should print (it adds " in FILE:LINE").
+    pub fn apply(&mut self, pos: Pos, index: usize, args: &[&str]) -> Result<(), String> {
+        let d = &DIRECTIVES[index];
+        let name = d.name;
+        if let Status::NotYet(feature) = d.status {
+            return Err(format!(
+                "\"{name}\" directive is not supported yet by ngx-rtmp-rs ({feature} is not implemented)"
+            ));
+        }
+        let arg = args.first().copied().unwrap_or("");
+        let dup = || format!("\"{name}\" directive is duplicate");
+        macro_rules! set {
+            ($field:ident, $parse:expr, $why:expr) => {{
+                let v = $parse(arg).ok_or_else(|| invalid(name, arg, $why))?;
+                let s = self.settings_mut(pos);
+                if s.$field.is_some() {
+                    return Err(dup());
+                }
+                s.$field = Some(v);
+            }};
+        }
+        let time = "it must be a time such as \"30s\" or \"500ms\"";
+        let range = |lo: u64, hi: u64| move |s: &str| parse_num(s).filter(|n| (lo..=hi).contains(n));
+        let size_range = |lo: u64, hi: u64| move |s: &str| parse_size(s).filter(|n| (lo..=hi).contains(n));
+        match name {
+            "timeout" => set!(timeout, |s| parse_msec(s).filter(|&t| t > 0), time),
+            "ping" => set!(ping, parse_msec, time),
+            "ping_timeout" => set!(ping_timeout, |s| parse_msec(s).filter(|&t| t > 0), time),
+            "buflen" => set!(buflen, parse_msec, time),
+            "so_keepalive" => set!(so_keepalive, parse_flag, "it must be \"on\" or \"off\""),
+            "max_streams" => set!(max_streams, range(1, 65536), "it must be a number from 1 to 65536"),
+            // RTMP chunk sizes are 31-bit; below 128 (the protocol's default) is never useful.
+            "chunk_size" => set!(chunk_size, range(128, 0x7fff_ffff), "it must be a number from 128 to 2147483647"),
+            "ack_window" => set!(ack_window, range(1, u32::MAX as u64), "it must be a number from 1 to 4294967295"),
+            // The RTMP message length field is 24 bits.
+            "max_message" => set!(max_message, size_range(1, 0xff_ffff), "it must be a size from 1 to 16m - 1"),
+            "out_queue" => set!(out_queue, size_range(1, 1 << 20), "it must be a number from 1 to 1m"),
+            "out_cork" => set!(out_cork, size_range(1, 1 << 20), "it must be a number from 1 to 1m"),
+            "max_connections" => {
+                let v = range(1, u32::MAX as u64)(arg)
+                    .ok_or_else(|| invalid(name, arg, "it must be a number from 1 to 4294967295"))?;
+                if self.max_connections.is_some() {
+                    return Err(dup());
+                }
+                self.max_connections = Some(v);
+            }
+            "allow" | "deny" => {
+                let rule = Rule::parse(name == "allow", args).map_err(|e| format!("{e} in \"{name}\" directive"))?;
+                self.settings_mut(pos).access.push(rule);
+            }
+            "listen" => {
+                let Pos::Server(s) = pos else { unreachable!("listen outside server") };
+                let new = listen::parse(args).map_err(|e| format!("{e} of the \"listen\" directive"))?;
+                for l in &new {
+                    for (i, server) in self.servers.iter().enumerate() {
+                        if let Some(old) = server.listens.iter().find(|o| o.conflicts_with(l)) {
+                            let what = if old.addr == l.addr { "duplicate" } else { "conflicting" };
+                            let other = if i == s { String::new() } else { format!(" (in server #{})", i + 1) };
+                            return Err(format!(
+                                "{what} \"listen {}\": {} is already listened on{other}",
+                                args[0], old.addr
+                            ));
+                        }
+                    }
+                }
+                self.servers[s].listens.extend(new);
+            }
+            other => unreachable!("directive {other} has no parser"),
+        }
+        Ok(())
+    }
+
+    /// Merges every level into ready-to-run servers.
+    pub fn resolve(&self) -> Vec<ResolvedServer> {
+        self.servers
+            .iter()
+            .map(|server| {
+                let mut s = server.settings.clone();
+                s.inherit(&self.main);
+                let out_queue = s.out_queue.unwrap_or(256);
+                let core = Core {
+                    timeout: s.timeout.unwrap_or(60_000),
+                    ping: s.ping.unwrap_or(60_000),
+                    ping_timeout: s.ping_timeout.unwrap_or(30_000),
+                    so_keepalive: s.so_keepalive.unwrap_or(false),
+                    max_streams: s.max_streams.unwrap_or(32),
+                    chunk_size: s.chunk_size.unwrap_or(4096),
+                    ack_window: s.ack_window.unwrap_or(5_000_000),
+                    max_message: s.max_message.unwrap_or(1024 * 1024),
+                    out_queue,
+                    out_cork: s.out_cork.unwrap_or(out_queue / 8),
+                    buflen: s.buflen.unwrap_or(1000),
+                };
+                let listens = server
+                    .listens
+                    .iter()
+                    .map(|l| Listen {
+                        // The deprecated `so_keepalive` directive applies where `listen` has no
+                        // so_keepalive= of its own.
+                        so_keepalive: l.so_keepalive.or(core.so_keepalive.then_some(Keepalive::On)),
+                        ..l.clone()
+                    })
+                    .collect();
+                let apps = server
+                    .apps
+                    .iter()
+                    .map(|a| {
+                        let mut app = a.clone();
+                        app.settings.inherit(&s);
+                        app
+                    })
+                    .collect();
+                ResolvedServer { core, listens, apps, max_connections: self.max_connections }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::directives::index_of;
+    use super::*;
+
+    fn apply(r: &mut Rtmp, pos: Pos, line: &str) -> Result<(), String> {
+        let mut words = line.split_whitespace();
+        let name = words.next().unwrap();
+        let args: Vec<&str> = words.collect();
+        r.apply(pos, index_of(name).unwrap(), &args)
+    }
+
+    #[test]
+    fn defaults_match_nginx_rtmp_module() {
+        let mut r = Rtmp::default();
+        r.open_server();
+        let s = &r.resolve()[0];
+        assert_eq!(
+            s.core,
+            Core {
+                timeout: 60_000,
+                ping: 60_000,
+                ping_timeout: 30_000,
+                so_keepalive: false,
+                max_streams: 32,
+                chunk_size: 4096,
+                ack_window: 5_000_000,
+                max_message: 1 << 20,
+                out_queue: 256,
+                out_cork: 32,
+                buflen: 1000,
+            }
+        );
+        assert_eq!(s.max_connections, None);
+    }
+
+    #[test]
+    fn inner_levels_inherit_and_override() {
+        let mut r = Rtmp::default();
+        apply(&mut r, Pos::Main, "chunk_size 8192").unwrap();
+        apply(&mut r, Pos::Main, "timeout 10s").unwrap();
+        apply(&mut r, Pos::Main, "deny play all").unwrap();
+        let s0 = r.open_server();
+        apply(&mut r, s0, "timeout 500ms").unwrap();
+        apply(&mut r, s0, "out_queue 64").unwrap();
+        let a0 = r.open_application(s0, "live").unwrap();
+        apply(&mut r, a0, "allow play 127.0.0.1").unwrap();
+        r.open_application(s0, "vod").unwrap();
+        let s1 = r.open_server();
+        apply(&mut r, s1, "max_connections 10").unwrap();
+        let res = r.resolve();
+        assert_eq!(res[0].core.chunk_size, 8192);
+        assert_eq!(res[0].core.timeout, 500);
+        assert_eq!(res[0].core.out_cork, 8);
+        assert_eq!(res[1].core.timeout, 10_000);
+        assert_eq!(res[0].apps[0].settings.access.len(), 1);
+        assert!(res[0].apps[0].settings.access[0].allow);
+        assert_eq!(res[0].apps[1].settings.access, r.main.access);
+        assert_eq!(res[0].max_connections, Some(10));
+    }
+
+    #[test]
+    fn errors_name_the_directive() {
+        let mut r = Rtmp::default();
+        let s = r.open_server();
+        for (line, want) in [
+            ("chunk_size 0", "invalid value \"0\" in \"chunk_size\" directive"),
+            ("chunk_size big", "\"chunk_size\""),
+            ("timeout 5x", "\"timeout\""),
+            ("max_message 1g", "\"max_message\""),
+            ("so_keepalive yes", "\"so_keepalive\""),
+            ("allow publish 1.2.3.999", "in \"allow\" directive"),
+            ("hls on", "\"hls\" directive is not supported yet"),
+            ("listen 99999", "of the \"listen\" directive"),
+        ] {
+            let e = apply(&mut r, s, line).unwrap_err();
+            assert!(e.contains(want), "{line}: {e}");
+        }
+        apply(&mut r, s, "ping 10s").unwrap();
+        assert!(apply(&mut r, s, "ping 20s").unwrap_err().contains("\"ping\" directive is duplicate"));
+        apply(&mut r, s, "max_connections 5").unwrap();
+        assert!(apply(&mut r, Pos::Main, "max_connections 6").unwrap_err().contains("duplicate"));
+    }
+
+    #[test]
+    fn listens_are_checked_across_servers() {
+        let mut r = Rtmp::default();
+        let s0 = r.open_server();
+        apply(&mut r, s0, "listen 127.0.0.1:1935").unwrap();
+        apply(&mut r, s0, "listen [::1]:1935").unwrap();
+        let s1 = r.open_server();
+        apply(&mut r, s1, "listen 127.0.0.2:1935").unwrap();
+        let e = apply(&mut r, s1, "listen 127.0.0.1:1935").unwrap_err();
+        assert!(e.starts_with("duplicate \"listen 127.0.0.1:1935\""), "{e}");
+        let e = apply(&mut r, s1, "listen 1935").unwrap_err();
+        assert!(e.starts_with("conflicting"), "{e}");
+        assert!(r.open_application(s1, "a/b").is_err());
+        r.open_application(s1, "live").unwrap();
+        assert!(r.open_application(s1, "live").unwrap_err().contains("duplicate application"));
+    }
+}
