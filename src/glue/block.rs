@@ -7,10 +7,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ngx::ffi::{
     ngx_command_t, ngx_conf_log_error, ngx_conf_parse, ngx_conf_t, ngx_count_modules,
-    ngx_pcalloc, ngx_pool_cleanup_add, ngx_str_t, NGX_LOG_EMERG,
+    ngx_pcalloc, ngx_pool_cleanup_add, ngx_shm_zone_t, ngx_str_t, NGX_LOG_EMERG,
 };
 
-use super::{listen, NGX_RTMP_APP_CONF, NGX_RTMP_MAIN_CONF, NGX_RTMP_MODULE, NGX_RTMP_SRV_CONF};
+use super::{limit, listen, NGX_RTMP_APP_CONF, NGX_RTMP_MAIN_CONF, NGX_RTMP_MODULE, NGX_RTMP_SRV_CONF};
 use crate::conf::directives::{Status, DIRECTIVES};
 use crate::conf::{Pos, ResolvedServer, Rtmp};
 
@@ -24,6 +24,16 @@ const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
 pub struct RtmpConf {
     pub tree: Rtmp,
     pub servers: Vec<ResolvedServer>,
+    /// What each listening socket points at (`ls->servers`).
+    pub listeners: Vec<Box<Listener>>,
+    /// Shared memory holding the module-wide connection count, with `max_connections`.
+    pub limit_zone: *mut ngx_shm_zone_t,
+}
+
+/// A listening socket's view of the configuration.
+pub struct Listener {
+    pub conf: *const RtmpConf,
+    pub server: *const ResolvedServer,
 }
 
 /// The context nginx hands to directive handlers while a block inside `rtmp {}` is parsed.
@@ -117,11 +127,17 @@ pub unsafe extern "C" fn rtmp_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
         let mut frame = Frame { confs: ptr::null_mut(), conf: rc, pos: Pos::Main };
         parse_block(cf, &mut frame, NGX_RTMP_MAIN_CONF)?;
 
+        let rc_ptr = rc;
         let rc = &mut *rc;
         rc.servers = rc.tree.resolve();
+        if rc.tree.max_connections.is_some() {
+            rc.limit_zone = limit::add_zone(cf)?;
+        }
         for server in &rc.servers {
             for l in &server.listens {
-                listen::add(cf, server, l)?;
+                let listener = Box::new(Listener { conf: rc_ptr, server });
+                listen::add(cf, &listener, l)?;
+                rc.listeners.push(listener);
             }
         }
         Ok(())

@@ -4,21 +4,21 @@
 
 use core::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ngx::ffi::{
     ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_destroy_pool, ngx_event_t,
     ngx_handle_read_event, ngx_log_t, u_char, NGX_AGAIN, NGX_LOG_ALERT, NGX_LOG_INFO, NGX_OK,
 };
 
+use super::block::Listener;
+use super::limit;
 use crate::conf::ResolvedServer;
-
-/// RTMP connections open in this worker (for `max_connections`).
-static ACTIVE: AtomicU64 = AtomicU64::new(0);
 
 /// Per-connection state, owned by `c->data`.
 struct Conn {
     server: *const ResolvedServer,
+    /// The `max_connections` zone this connection holds a slot in.
+    limit_zone: *mut ngx::ffi::ngx_shm_zone_t,
 }
 
 macro_rules! log {
@@ -30,21 +30,23 @@ macro_rules! log {
 /// The listening socket's handler: a new client.
 pub unsafe extern "C" fn init_connection(c: *mut ngx_connection_t) {
     let r = catch_unwind(AssertUnwindSafe(|| unsafe {
-        let server = &*((*(*c).listening).servers as *const ResolvedServer);
+        let listener = &*((*(*c).listening).servers as *const Listener);
+        let server = &*listener.server;
+        let zone = (*listener.conf).limit_zone;
         let log = (*c).log;
         (*log).connection = (*c).number;
         (*log).data = c as *mut c_void;
         (*log).handler = Some(log_handler);
 
-        if let Some(max) = server.max_connections {
-            if ACTIVE.load(Ordering::Relaxed) >= max {
+        if let (Some(max), false) = (server.max_connections, zone.is_null()) {
+            if !limit::acquire(zone, max) {
                 log!(NGX_LOG_INFO, log, "max_connections ({max}) reached, closing client");
                 free_connection(c);
                 return;
             }
         }
-        ACTIVE.fetch_add(1, Ordering::Relaxed);
-        (*c).data = Box::into_raw(Box::new(Conn { server })) as *mut c_void;
+        let limit_zone = if server.max_connections.is_some() { zone } else { core::ptr::null_mut() };
+        (*c).data = Box::into_raw(Box::new(Conn { server, limit_zone })) as *mut c_void;
         log!(NGX_LOG_INFO, log, "client connected");
 
         (*(*c).read).handler = Some(on_read);
@@ -106,8 +108,10 @@ unsafe fn read(c: *mut ngx_connection_t) {
 unsafe fn close(c: *mut ngx_connection_t) {
     let data = core::mem::replace(&mut (*c).data, core::ptr::null_mut());
     if !data.is_null() {
-        drop(Box::from_raw(data as *mut Conn));
-        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+        let conn = Box::from_raw(data as *mut Conn);
+        if !conn.limit_zone.is_null() {
+            limit::release(conn.limit_zone);
+        }
     }
     free_connection(c);
 }

@@ -12,7 +12,7 @@ use ngx::ffi::{
 
 use super::conn;
 use crate::conf::listen::{Keepalive, Listen};
-use crate::conf::ResolvedServer;
+use super::block::Listener;
 
 /// Writes `addr` as a C `sockaddr_in`/`sockaddr_in6` into `buf`; returns its length.
 fn to_sockaddr(addr: &SocketAddr, buf: &mut ngx_sockaddr_t) -> socklen_t {
@@ -39,7 +39,7 @@ fn to_sockaddr(addr: &SocketAddr, buf: &mut ngx_sockaddr_t) -> socklen_t {
 }
 
 /// Registers one listening socket; connections on it are handled by `conn`.
-pub unsafe fn add(cf: *mut ngx_conf_t, server: &ResolvedServer, l: &Listen) -> Result<(), String> {
+pub unsafe fn add(cf: *mut ngx_conf_t, listener: &Listener, l: &Listen) -> Result<(), String> {
     let mut sa: ngx_sockaddr_t = core::mem::zeroed();
     let len = to_sockaddr(&l.addr, &mut sa);
     let ls = ngx_create_listening(cf, &mut sa as *mut ngx_sockaddr_t as *mut sockaddr, len);
@@ -67,6 +67,6 @@ pub unsafe fn add(cf: *mut ngx_conf_t, server: &ResolvedServer, l: &Listen) -> R
             ls.keepcnt = cnt as i32;
         }
     }
-    ls.servers = server as *const ResolvedServer as *mut c_void;
+    ls.servers = listener as *const Listener as *mut c_void;
     Ok(())
 }

@@ -13,6 +13,7 @@
 
 mod block;
 mod conn;
+mod limit;
 mod listen;
 
 use core::ffi::{c_char, c_void};

@@ -1,0 +1,224 @@
+#!/usr/bin/perl
+# Every directive of nginx-rtmp-module is known by name and context; the core ones take
+# their valid forms and nginx -t rejects bad values, wrong contexts, duplicates and unknown
+# directives with a message naming the directive and FILE:LINE; the ones not implemented
+# yet fail nginx -t naming themselves, never silently ignored.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Test::Nginx::RTMP qw(slurp);
+
+my $t = Test::Nginx::RTMP->new;
+
+# nginx -t on a config made of $body; returns (ok, output).
+sub check {
+    my ($body) = @_;
+    $t->write_config($body);
+    return $t->test_config;
+}
+
+sub rtmp_conf {
+    my (%at) = @_;    # main / server / app: text to put at that level
+    return <<"CONF";
+rtmp {
+    $at{main}
+    server {
+        listen 127.0.0.1:%%PORT_RTMP%%;
+        $at{server}
+        application live {
+            $at{app}
+        }
+    }
+}
+CONF
+}
+
+sub accepts {
+    my ($where, $line, $name) = @_;
+    my ($ok, $out) = check(rtmp_conf(main => '', server => '', app => '', $where => $line));
+    ok($ok, "accepted in $where: $line") or diag($out);
+}
+
+sub rejects {
+    my ($conf, $re, $name) = @_;
+    my ($ok, $out) = check($conf);
+    ok(!$ok, "rejected: $name");
+    like($out, qr/$re.* in \S+nginx\.conf:\d+/, "  with a message naming it and FILE:LINE") or diag($out);
+}
+
+# --- valid forms of the implemented directives -------------------------------------
+my @valid = (
+    [main   => 'chunk_size 128;'],
+    [server => 'chunk_size 65536;'],
+    [main   => 'timeout 30s;'],
+    [server => 'timeout "1m 30s";'],
+    [server => 'timeout 60;'],
+    [server => 'ping 0;'],
+    [server => 'ping 3m;'],
+    [main   => 'ping_timeout 500ms;'],
+    [server => 'max_streams 64;'],
+    [server => 'ack_window 2500000;'],
+    [server => 'max_message 2m;'],
+    [server => 'max_message 524288;'],
+    [server => 'out_queue 512;'],
+    [server => 'out_cork 8;'],
+    [server => 'buflen 5s;'],
+    [main   => 'so_keepalive on;'],
+    [server => 'so_keepalive off;'],
+    [main   => 'max_connections 1000;'],
+    [server => 'max_connections 10;'],
+    [app    => 'max_connections 10;'],
+    [app    => 'allow publish 127.0.0.1; deny publish all;'],
+    [app    => 'allow play 10.0.0.0/8; deny play all;'],
+    [server => 'allow 192.168.0.0/16; allow ::1; deny all;'],
+    [main   => 'deny play 2001:db8::/32;'],
+    [server => 'listen 127.0.0.1:%%PORT_SECOND%% bind;'],
+    [server => 'listen [::1]:%%PORT_V6%%;'],
+    [server => 'listen [::1]:%%PORT_V6B%% ipv6only=on so_keepalive=on;'],
+    [server => 'listen 127.0.0.1:%%PORT_KA%% so_keepalive=30s:10s:5;'],
+    [server => 'listen 127.0.0.1:%%PORT_BL%% backlog=1024;'],
+);
+accepts(@$_) for @valid;
+
+my ($ok, $out) = check(<<'CONF');
+rtmp {
+    server { listen 127.0.0.1:%%PORT_A%%; application one { } application two { } }
+    server { listen 127.0.0.1:%%PORT_B%%; listen 127.0.0.1:%%PORT_C%%; application one { } }
+}
+CONF
+ok($ok, 'several servers, several listens and applications') or diag($out);
+
+# --- invalid values ------------------------------------------------------------------
+my @invalid = (
+    ['chunk_size 0;',          'chunk_size'],
+    ['chunk_size 127;',        'chunk_size'],
+    ['chunk_size 4k2;',        'chunk_size'],
+    ['chunk_size 2147483648;', 'chunk_size'],
+    ['timeout 10x;',           'timeout'],
+    ['timeout 0;',             'timeout'],
+    ['ping -1;',               'ping'],
+    ['ping_timeout abc;',      'ping_timeout'],
+    ['max_streams 0;',         'max_streams'],
+    ['ack_window x;',          'ack_window'],
+    ['max_message 1g;',        'max_message'],
+    ['max_message 16m;',       'max_message'],
+    ['out_queue 0;',           'out_queue'],
+    ['out_cork -5;',           'out_cork'],
+    ['buflen 1.5s;',           'buflen'],
+    ['so_keepalive yes;',      'so_keepalive'],
+    ['max_connections none;',  'max_connections'],
+    ['allow publish 300.1.1.1;', 'allow'],
+    ['deny record all;',       'deny'],
+    ['allow 10.0.0.0/33;',     'allow'],
+    ['listen 99999;',          'listen'],
+    ['listen 127.0.0.1:x;',    'listen'],
+    ['listen 127.0.0.1:%%PORT_X%% reuse;', 'listen'],
+    ['listen 127.0.0.1:%%PORT_X%% ipv6only=on;', 'listen'],
+    ['listen unix:/tmp/rtmp.sock;', 'listen'],
+    ['chunk_size 1 2;',        'chunk_size'],
+    ['timeout;',               'timeout'],
+);
+for (@invalid) {
+    my ($line, $name) = @$_;
+    rejects(rtmp_conf(server => $line, main => '', app => ''), qr/"$name"/, $line);
+}
+
+# --- contexts, duplicates, unknown names ---------------------------------------------
+rejects(rtmp_conf(main => 'listen 1935;', server => '', app => ''), qr/"listen" directive is not allowed here/, 'listen in rtmp {}');
+rejects(rtmp_conf(app => 'chunk_size 4096;', main => '', server => ''), qr/"chunk_size" directive is not allowed here/, 'chunk_size in application');
+rejects(rtmp_conf(app => 'timeout 5s;', main => '', server => ''), qr/"timeout" directive is not allowed here/, 'timeout in application');
+rejects(rtmp_conf(main => 'application x { }', server => '', app => ''), qr/"application" directive is not allowed here/, 'application in rtmp {}');
+rejects(rtmp_conf(app => 'application y { }', main => '', server => ''), qr/"application" directive is not allowed here/, 'nested application');
+rejects(rtmp_conf(server => 'server { }', main => '', app => ''), qr/"server" directive is not allowed here/, 'server in server');
+rejects("http { rtmp { } }", qr/"rtmp" directive is not allowed here/, 'rtmp inside http');
+rejects("chunk_size 4096;", qr/"chunk_size" directive is not allowed here/, 'chunk_size outside rtmp {}');
+rejects(rtmp_conf(server => 'chunk_size 4096; chunk_size 8192;', main => '', app => ''), qr/"chunk_size" directive is duplicate/, 'duplicate chunk_size');
+rejects(rtmp_conf(main => 'max_connections 5;', app => 'max_connections 6;', server => ''), qr/"max_connections" directive is duplicate/, 'max_connections twice (it is global)');
+rejects(rtmp_conf(server => 'listen 127.0.0.1:%%PORT_RTMP%%;', main => '', app => ''), qr/duplicate "listen 127\.0\.0\.1:\d+"/, 'the same listen twice');
+rejects(rtmp_conf(server => 'listen %%PORT_RTMP%%;', main => '', app => ''), qr/conflicting "listen \d+"/, 'a wildcard listen over a specific one');
+rejects(<<'CONF', qr/duplicate "listen 127\.0\.0\.1:\d+".* \(in server #1\)/, 'the same listen in two servers');
+rtmp {
+    server { listen 127.0.0.1:%%PORT_A%%; }
+    server { listen 127.0.0.1:%%PORT_A%%; }
+}
+CONF
+rejects(rtmp_conf(server => 'application live { }', main => '', app => ''), qr/duplicate application "live"/, 'two applications of one name');
+rejects("rtmp { }\nrtmp { }", qr/"rtmp" directive is duplicate/, 'two rtmp blocks');
+rejects(rtmp_conf(app => 'no_such_directive on;', main => '', server => ''), qr/unknown directive "no_such_directive"/, 'an unknown directive');
+rejects(rtmp_conf(server => 'chunk_size 4096', main => '', app => ''), qr/unexpected "\}"|not terminated/, 'a missing semicolon');
+
+# Line numbers point at the offending line.
+($ok, $out) = check(rtmp_conf(main => '', server => "ping 10s;\n        ping_timeout 2x;", app => ''));
+my @lines = split /\n/, slurp($t->dir . '/nginx.conf');
+my ($line) = grep { $lines[$_ - 1] =~ /ping_timeout 2x/ } 1 .. @lines;
+like($out, qr/"ping_timeout".* in \S+nginx\.conf:$line\b/, "the error names line $line, where ping_timeout is");
+
+# --- every nginx-rtmp-module directive is known -------------------------------------
+my %sample = (flag => 'on', msec => '10s', size => '1m', num => '10', str => '/tmp/x', enum => 'on',
+              custom => 'x', bitmask => 'all');
+my %implemented = map { $_ => 1 } qw(rtmp server listen application allow deny timeout ping
+    ping_timeout max_streams ack_window chunk_size max_message out_queue out_cork buflen
+    so_keepalive max_connections);
+open my $tsv, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!;
+my $count = 0;
+while (<$tsv>) {
+    next if /^#/ || /^directive\t/;
+    chomp;
+    my ($name, $module, $contexts, $args, $kind) = split /\t/;
+    $count++;
+    next if $implemented{$name};
+    my ($where) = split /,/, $contexts;
+    my $arg = $args =~ /^2/ ? "$sample{$kind} x" : $args =~ /^0/ ? '' : $sample{$kind};
+    my $stmt = $args =~ /block/ ? "$name $arg { }" : "$name $arg;";
+    my $conf = $where eq 'main'        ? "$stmt\n"
+             : $where eq 'http'        ? "http { $stmt }\n"
+             : $where eq 'rtmp'        ? rtmp_conf(main => $stmt, server => '', app => '')
+             : $where eq 'server'      ? rtmp_conf(server => $stmt, main => '', app => '')
+             : $where eq 'application' ? rtmp_conf(app => $stmt, main => '', server => '')
+             : die "context $where";
+    my ($ok, $out) = check($conf);
+    ok(!$ok && $out =~ /"\Q$name\E" directive is not supported yet by ngx-rtmp-rs \(.+ is not implemented\) in \S+nginx\.conf:\d+/,
+        "$name ($where): known, and refused as not supported yet") or diag($out);
+}
+is($count, 118, 'all 118 directives of nginx-rtmp-module were checked');
+
+# --- a typical nginx-rtmp-module config (as popular Docker images ship it) -----------
+($ok, $out) = check(<<'CONF');
+rtmp {
+    server {
+        listen 127.0.0.1:%%PORT_RTMP%%;
+        chunk_size 4000;
+        application live {
+            live on;
+            record all;
+            record_path /tmp/rec;
+            on_publish http://127.0.0.1:8080/auth;
+            exec ffmpeg -i rtmp://localhost/live/$name -c copy -f flv rtmp://localhost/hls/$name;
+            push rtmp://127.0.0.1/other;
+        }
+        application hls {
+            live on;
+            hls on;
+            hls_path /tmp/hls;
+            hls_fragment 3;
+            hls_playlist_length 60;
+        }
+    }
+}
+http {
+    server {
+        listen 127.0.0.1:%%PORT_HTTP%%;
+        location /stat { rtmp_stat all; rtmp_stat_stylesheet stat.xsl; }
+    }
+}
+CONF
+ok(!$ok, 'a typical nginx-rtmp-module config is refused while its features are missing');
+@lines = split /\n/, slurp($t->dir . '/nginx.conf');
+($line) = grep { $lines[$_ - 1] =~ /live on;/ } 1 .. @lines;
+like($out, qr/"live" directive is not supported yet .* in \S+nginx\.conf:$line\b/, '  naming the first unimplemented directive and its line')
+    or diag($out);
+
+done_testing;

@@ -1,0 +1,228 @@
+package Test::Nginx::RTMP;
+
+# The project's own test harness: runs the real nginx with the freshly built module in a
+# temporary prefix, on free loopback ports, and gives tests what they need to drive it.
+#
+#   my $t = Test::Nginx::RTMP->new;
+#   $t->write_config('rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; } }');
+#   $t->run;          # starts nginx; bails out with its error log if it cannot
+#   ...               # drive clients against $t->port('RTMP')
+#   $t->stop;         # graceful quit
+#
+# %%PORT_NAME%% placeholders become free loopback ports (the same one for the same name),
+# %%MODULE%% the module's path, %%DIR%% the temporary prefix.
+#
+# Environment: TEST_NGINX_BINARY (default /usr/sbin/nginx), TEST_NGINX_MODULE (default
+# target/release/libngx_rtmp_rs.so), TEST_NGINX_LEAVE=1 keeps the temporary directory.
+# When a test fails, the error log of every nginx it ran is shown.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Path qw(make_path);
+use File::Temp qw(tempdir);
+use IO::Socket::IP;
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+use Exporter qw(import);
+our @EXPORT_OK = qw(wait_for slurp alive);
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../../../..');
+
+my %used_ports;
+my @all;
+
+sub new {
+    my ($class, %opts) = @_;
+    my $dir = tempdir('ngx-rtmp-test-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{TEST_NGINX_LEAVE});
+    my $self = bless {
+        nginx  => $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx',
+        module => $ENV{TEST_NGINX_MODULE} // "$ROOT/target/release/libngx_rtmp_rs.so",
+        dir    => $dir,
+        ports  => {},
+        %opts,
+    }, $class;
+    -x $self->{nginx} or BAIL_OUT("no nginx binary at $self->{nginx}");
+    -f $self->{module} or BAIL_OUT("no module at $self->{module}: run scripts/setup.sh build");
+    push @all, $self;
+    return $self;
+}
+
+sub dir    { $_[0]{dir} }
+sub module { $_[0]{module} }
+sub root   { $ROOT }
+
+# A free TCP port on loopback, the same one for the same name within a test.
+sub port {
+    my ($self, $name) = @_;
+    return $self->{ports}{$name} //= do {
+        my $port;
+        for (1 .. 50) {
+            my $s = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0, Listen => 1)
+                or die "cannot find a free port: $!";
+            $port = $s->sockport;
+            close $s;
+            last unless $used_ports{$port}++;
+        }
+        $port;
+    };
+}
+
+# Replaces %%PORT_NAME%%, %%MODULE%%, %%DIR%% in a config text.
+sub expand {
+    my ($self, $text) = @_;
+    $text =~ s/%%PORT_(\w+)%%/$self->port($1)/ge;
+    $text =~ s/%%MODULE%%/$self->{module}/g;
+    $text =~ s/%%DIR%%/$self->{dir}/g;
+    return $text;
+}
+
+# Writes nginx.conf: a standard preamble (load_module, error_log, pid, worker_processes,
+# events) followed by $body; with raw => 1, $body is the whole file.
+sub write_config {
+    my ($self, $body, %opts) = @_;
+    my $level   = $opts{log_level} // 'info';
+    my $workers = $opts{workers} // 1;
+    my $conf = $opts{raw} ? $body : join("\n",
+        'load_module %%MODULE%%;',
+        "error_log %%DIR%%/error.log $level;",
+        'pid %%DIR%%/nginx.pid;',
+        "worker_processes $workers;",
+        'events { worker_connections 1024; }',
+        '') . $body;
+    $self->write_file('nginx.conf', $self->expand($conf));
+    return $self;
+}
+
+sub write_file {
+    my ($self, $name, $content) = @_;
+    my $path = "$self->{dir}/$name";
+    make_path(dirname($path));
+    open my $fh, '>', $path or die "$path: $!";
+    print $fh $content;
+    close $fh;
+    return $path;
+}
+
+sub _nginx {
+    my ($self, @args) = @_;
+    my @cmd = ($self->{nginx}, '-p', "$self->{dir}/", '-c', "$self->{dir}/nginx.conf", @args);
+    my $out = qx{@cmd 2>&1};
+    return ($? == 0, $out);
+}
+
+# Runs `nginx -t`; returns (success, output).
+sub test_config { $_[0]->_nginx('-t') }
+
+# Starts nginx (daemonised master and workers); bails out if it does not come up.
+sub run {
+    my ($self) = @_;
+    unlink "$self->{dir}/nginx.pid";
+    my ($ok, $out) = $self->_nginx();
+    if (!$ok || !wait_for(sub { -s "$self->{dir}/nginx.pid" }, 5)) {
+        diag("nginx failed to start: $out");
+        diag($self->error_log);
+        BAIL_OUT('nginx did not start');
+    }
+    $self->{running} = 1;
+    $self->{master} = $self->master_pid;
+    wait_for(sub { my @w = $self->worker_pids; scalar @w }, 5);
+    return $self;
+}
+
+sub master_pid {
+    my ($self) = @_;
+    my $pid = slurp("$self->{dir}/nginx.pid") // return undef;
+    chomp $pid;
+    return $pid;
+}
+
+# The worker processes of the running master, in pid order.
+sub worker_pids {
+    my ($self) = @_;
+    my $master = $self->{master} or return ();
+    return sort { $a <=> $b } map { /(\d+)/ ? $1 : () } qx{pgrep -P $master};
+}
+
+# Signals the master directly (as `nginx -s` would, but without re-reading nginx.conf,
+# which may be deliberately broken): HUP reloads, QUIT stops gracefully.
+sub signal {
+    my ($self, $sig) = @_;
+    return kill($sig, $self->{master}) == 1;
+}
+
+sub reload { $_[0]->signal('HUP') }
+
+# Graceful stop (SIGQUIT, as `nginx -s quit`); true if the master exited within $timeout seconds.
+sub stop {
+    my ($self, $timeout) = @_;
+    return 1 unless $self->{running};
+    my $pid = $self->{master};
+    $self->signal('QUIT');
+    my $gone = wait_for(sub { !alive($pid) }, $timeout // 10);
+    unless ($gone) {
+        diag("nginx master $pid did not exit on quit; killing it");
+        kill 'KILL', $pid, $self->worker_pids;
+    }
+    $self->{running} = 0;
+    return $gone;
+}
+
+sub error_log { slurp("$_[0]{dir}/error.log") // '' }
+
+# Error log lines at alert, crit or emerg level: what a healthy run never writes.
+sub alerts {
+    my ($self) = @_;
+    return grep { /\[(alert|crit|emerg)\]/ } split /\n/, $self->error_log;
+}
+
+# A TCP connection to loopback (or $host).
+sub connect {
+    my ($self, $port, $host) = @_;
+    return IO::Socket::IP->new(PeerHost => $host // '127.0.0.1', PeerPort => $port, Timeout => 3);
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    return unless $self->{running} && $self->{master};
+    kill 'TERM', $self->{master};
+    wait_for(sub { !alive($self->{master}) }, 5);
+}
+
+# Evaluates $cond every 50 ms until it is true or $timeout seconds pass; returns its value.
+# Whether a process is running (a zombie, exited but not reaped, is not).
+sub alive {
+    my ($pid) = @_;
+    return 0 unless $pid && kill(0, $pid);
+    my $stat = slurp("/proc/$pid/stat") // return 0;
+    return $stat !~ /^\d+ \(.*\) Z/;
+}
+
+sub wait_for {
+    my ($cond, $timeout) = @_;
+    my $deadline = time + ($timeout // 5);
+    while (1) {
+        my $v = $cond->();
+        return $v if $v;
+        return undef if time > $deadline;
+        sleep 0.05;
+    }
+}
+
+sub slurp {
+    my ($path) = @_;
+    open my $fh, '<', $path or return undef;
+    local $/;
+    return scalar <$fh>;
+}
+
+END {
+    if (!Test::More->builder->is_passing) {
+        diag("--- error log of nginx in $_->{dir}:\n" . $_->error_log) for @all;
+    }
+}
+
+1;
