@@ -7,6 +7,8 @@
 //! nginx's symbols.
 
 pub mod conf;
+pub mod live;
+pub mod rtmp;
 
 #[cfg(not(test))]
 mod glue;

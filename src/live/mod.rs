@@ -1,0 +1,372 @@
+//! Live streams of one worker: who publishes what, who plays it, and the fan-out of every
+//! frame to every player. Single-threaded, no I/O: operations return what to send to whom
+//! (`Send`), and the caller (the nginx glue) queues and writes it.
+//!
+//! Each frame is chunked once per (message stream id) and the same reference-counted
+//! buffer goes to every player, so a frame costs one encoding however many watch it.
+//! A new player gets the metadata and codec headers, then the cached current GOP (from
+//! the last keyframe), so its picture starts at once and on a keyframe.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::rtmp::chunk;
+use crate::rtmp::message::{self as msg, MediaKind};
+
+pub type ConnId = u64;
+
+/// A stream's identity: (server index, application, stream name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct StreamKey {
+    pub server: usize,
+    pub app: String,
+    pub name: String,
+}
+
+/// What the caller must do.
+#[derive(Debug, PartialEq)]
+pub enum Out {
+    /// Queue bytes for a connection.
+    Send(ConnId, Bytes),
+    /// Tell a player its stream's publisher left (`NetStream.Play.UnpublishNotify`).
+    Unpublished { conn: ConnId, msid: u32 },
+    /// Tell a waiting player that its stream is now published.
+    Published { conn: ConnId, msid: u32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub kind: MediaKind,
+    pub timestamp: u32,
+    pub payload: Bytes,
+    pub keyframe: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Keep the current GOP for instant start of new players.
+    pub gop_cache: bool,
+    /// Most bytes a GOP cache holds; beyond, the cache is dropped until the next keyframe.
+    pub gop_max_bytes: usize,
+    /// Our chunk size towards players.
+    pub chunk_size: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { gop_cache: true, gop_max_bytes: 32 << 20, chunk_size: 4096 }
+    }
+}
+
+struct Player {
+    conn: ConnId,
+    msid: u32,
+    /// Has received a video keyframe (or the stream has no video yet).
+    started: bool,
+}
+
+#[derive(Default)]
+struct Stream {
+    publisher: Option<ConnId>,
+    players: Vec<Player>,
+    meta: Option<Frame>,
+    video_header: Option<Frame>,
+    audio_header: Option<Frame>,
+    /// Frames since the last video keyframe (empty while none was seen or it overflowed).
+    gop: Vec<Frame>,
+    gop_bytes: usize,
+    has_video: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum PublishError {
+    /// Somebody already publishes this stream.
+    Busy,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    streams: HashMap<StreamKey, Stream>,
+}
+
+fn encode(frame: &Frame, msid: u32, chunk_size: usize) -> Bytes {
+    chunk::encode(frame.kind.csid(), frame.timestamp, frame.kind.type_id(), msid, &frame.payload, chunk_size)
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Hub::default()
+    }
+
+    /// Number of streams with a publisher or players.
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    pub fn publisher(&self, key: &StreamKey) -> Option<ConnId> {
+        self.streams.get(key).and_then(|s| s.publisher)
+    }
+
+    pub fn player_count(&self, key: &StreamKey) -> usize {
+        self.streams.get(key).map_or(0, |s| s.players.len())
+    }
+
+    /// Starts publishing `key` from `conn`; players already waiting are told.
+    pub fn publish(&mut self, key: &StreamKey, conn: ConnId, out: &mut Vec<Out>) -> Result<(), PublishError> {
+        let s = self.streams.entry(key.clone()).or_default();
+        if s.publisher.is_some() {
+            return Err(PublishError::Busy);
+        }
+        s.publisher = Some(conn);
+        for p in &mut s.players {
+            p.started = false;
+            out.push(Out::Published { conn: p.conn, msid: p.msid });
+        }
+        Ok(())
+    }
+
+    /// Ends publishing (the publisher left or closed its stream); players stay, waiting.
+    pub fn unpublish(&mut self, key: &StreamKey, conn: ConnId, out: &mut Vec<Out>) {
+        let Some(s) = self.streams.get_mut(key) else { return };
+        if s.publisher != Some(conn) {
+            return;
+        }
+        s.publisher = None;
+        s.meta = None;
+        s.video_header = None;
+        s.audio_header = None;
+        s.gop.clear();
+        s.gop_bytes = 0;
+        s.has_video = false;
+        for p in &s.players {
+            out.push(Out::Unpublished { conn: p.conn, msid: p.msid });
+        }
+        if s.players.is_empty() {
+            self.streams.remove(key);
+        }
+    }
+
+    /// Adds a player. If the stream is live, it gets metadata, codec headers and the
+    /// cached GOP at once, in one buffer.
+    pub fn play(&mut self, key: &StreamKey, conn: ConnId, msid: u32, settings: &Settings, out: &mut Vec<Out>) {
+        let s = self.streams.entry(key.clone()).or_default();
+        let mut burst = BytesMut::new();
+        let mut started = !s.has_video;
+        if s.publisher.is_some() {
+            for f in [&s.meta, &s.video_header, &s.audio_header].into_iter().flatten() {
+                chunk::write(&mut burst, f.kind.csid(), f.timestamp, f.kind.type_id(), msid, &f.payload, settings.chunk_size);
+            }
+            if settings.gop_cache && !s.gop.is_empty() {
+                for f in &s.gop {
+                    chunk::write(&mut burst, f.kind.csid(), f.timestamp, f.kind.type_id(), msid, &f.payload, settings.chunk_size);
+                }
+                started = true;
+            }
+        }
+        s.players.push(Player { conn, msid, started });
+        if !burst.is_empty() {
+            out.push(Out::Send(conn, burst.freeze()));
+        }
+    }
+
+    /// Removes a player.
+    pub fn stop_play(&mut self, key: &StreamKey, conn: ConnId) {
+        let Some(s) = self.streams.get_mut(key) else { return };
+        s.players.retain(|p| p.conn != conn);
+        if s.players.is_empty() && s.publisher.is_none() {
+            self.streams.remove(key);
+        }
+    }
+
+    /// A frame from the publisher of `key`: remembered as needed and sent to every player.
+    pub fn media(&mut self, key: &StreamKey, conn: ConnId, frame: Frame, settings: &Settings, out: &mut Vec<Out>) {
+        let Some(s) = self.streams.get_mut(key) else { return };
+        if s.publisher != Some(conn) {
+            return;
+        }
+        let info = match frame.kind {
+            MediaKind::Video => msg::video_info(&frame.payload),
+            MediaKind::Audio => msg::audio_info(&frame.payload),
+            MediaKind::Data => msg::TagInfo::default(),
+        };
+        let frame = Frame { keyframe: info.keyframe, ..frame };
+        match frame.kind {
+            MediaKind::Data => s.meta = Some(frame.clone()),
+            MediaKind::Video if info.sequence_header => {
+                s.has_video = true;
+                s.video_header = Some(frame.clone());
+            }
+            MediaKind::Audio if info.sequence_header => s.audio_header = Some(frame.clone()),
+            _ => {}
+        }
+        if frame.kind == MediaKind::Video {
+            s.has_video = true;
+        }
+        // The GOP cache: restart at each keyframe, append everything else after one.
+        if settings.gop_cache && !info.sequence_header && frame.kind != MediaKind::Data {
+            if frame.keyframe {
+                s.gop.clear();
+                s.gop_bytes = 0;
+            }
+            if frame.keyframe || !s.gop.is_empty() {
+                s.gop_bytes += frame.payload.len();
+                s.gop.push(frame.clone());
+                if s.gop_bytes > settings.gop_max_bytes {
+                    s.gop.clear();
+                    s.gop_bytes = 0;
+                }
+            }
+        }
+        // Fan-out: one encoding per message stream id, shared by every player.
+        let mut encoded: Vec<(u32, Bytes)> = Vec::new();
+        for p in &mut s.players {
+            if !p.started {
+                if frame.kind == MediaKind::Video && frame.keyframe {
+                    p.started = true;
+                } else if frame.kind == MediaKind::Video && !info.sequence_header {
+                    continue;
+                }
+            }
+            let bytes = match encoded.iter().find(|(m, _)| *m == p.msid) {
+                Some((_, b)) => b.clone(),
+                None => {
+                    let b = encode(&frame, p.msid, settings.chunk_size);
+                    encoded.push((p.msid, b.clone()));
+                    b
+                }
+            };
+            out.push(Out::Send(p.conn, bytes));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> StreamKey {
+        StreamKey { server: 0, app: "live".into(), name: name.into() }
+    }
+
+    fn video(ts: u32, key: bool) -> Frame {
+        let b0 = if key { 0x17 } else { 0x27 };
+        Frame { kind: MediaKind::Video, timestamp: ts, payload: Bytes::from(vec![b0, 1, 0, 0, 0, ts as u8]), keyframe: false }
+    }
+
+    fn sends(out: &[Out], to: ConnId) -> Vec<Bytes> {
+        out.iter().filter_map(|o| match o {
+            Out::Send(c, b) if *c == to => Some(b.clone()),
+            _ => None,
+        }).collect()
+    }
+
+    fn decode(bytes: &[Bytes]) -> Vec<chunk::Message> {
+        let mut r = chunk::Reader::new(1 << 20);
+        r.set_chunk_size(4096);
+        for b in bytes {
+            r.push(b);
+        }
+        std::iter::from_fn(|| r.next().unwrap()).collect()
+    }
+
+    #[test]
+    fn second_publisher_is_busy() {
+        let mut h = Hub::new();
+        let mut out = vec![];
+        h.publish(&key("a"), 1, &mut out).unwrap();
+        assert_eq!(h.publish(&key("a"), 2, &mut out), Err(PublishError::Busy));
+        h.publish(&key("b"), 2, &mut out).unwrap();
+        h.unpublish(&key("a"), 1, &mut out);
+        h.publish(&key("a"), 3, &mut out).unwrap();
+    }
+
+    #[test]
+    fn fan_out_shares_one_buffer() {
+        let s = Settings::default();
+        let mut h = Hub::new();
+        let mut out = vec![];
+        h.publish(&key("a"), 1, &mut out).unwrap();
+        for p in 10..15 {
+            h.play(&key("a"), p, 1, &s, &mut out);
+        }
+        out.clear();
+        h.media(&key("a"), 1, video(0, true), &s, &mut out);
+        assert_eq!(out.len(), 5);
+        let first = sends(&out, 10)[0].clone();
+        for p in 11..15 {
+            assert_eq!(sends(&out, p)[0].as_ptr(), first.as_ptr(), "same buffer for every player");
+        }
+        // A frame from someone who is not the publisher goes nowhere.
+        out.clear();
+        h.media(&key("a"), 99, video(40, false), &s, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn late_player_gets_headers_and_gop_then_live() {
+        let s = Settings::default();
+        let mut h = Hub::new();
+        let mut out = vec![];
+        h.publish(&key("a"), 1, &mut out).unwrap();
+        let meta = Frame { kind: MediaKind::Data, timestamp: 0, payload: Bytes::from_static(b"\x02\x00\x0aonMetaData"), keyframe: false };
+        let avc_header = Frame { kind: MediaKind::Video, timestamp: 0, payload: Bytes::from_static(&[0x17, 0, 0, 0, 0, 1]), keyframe: false };
+        let aac_header = Frame { kind: MediaKind::Audio, timestamp: 0, payload: Bytes::from_static(&[0xaf, 0, 0x12, 0x10]), keyframe: false };
+        for f in [meta, avc_header, aac_header, video(0, true), video(40, false), video(80, true), video(120, false)] {
+            h.media(&key("a"), 1, f, &s, &mut out);
+        }
+        out.clear();
+        h.play(&key("a"), 7, 1, &s, &mut out);
+        let got = decode(&sends(&out, 7));
+        let summary: Vec<(u8, u32)> = got.iter().map(|m| (m.type_id, m.timestamp)).collect();
+        // metadata, AVC header, AAC header, then the GOP from the last keyframe (80).
+        assert_eq!(summary, vec![(18, 0), (9, 0), (8, 0), (9, 80), (9, 120)]);
+        assert_eq!(got[3].payload[0], 0x17, "GOP starts on a keyframe");
+
+        // Without the GOP cache, a late player waits for the next keyframe.
+        let s = Settings { gop_cache: false, ..Settings::default() };
+        out.clear();
+        h.play(&key("a"), 8, 1, &s, &mut out);
+        h.media(&key("a"), 1, video(160, false), &s, &mut out);
+        h.media(&key("a"), 1, video(200, true), &s, &mut out);
+        let got = decode(&sends(&out, 8));
+        let ts: Vec<u32> = got.iter().filter(|m| m.type_id == 9).map(|m| m.timestamp).collect();
+        assert_eq!(ts.last(), Some(&200));
+        assert!(!ts.contains(&160), "no inter frame before the first keyframe");
+    }
+
+    #[test]
+    fn players_wait_for_a_publisher_and_survive_its_leaving() {
+        let s = Settings::default();
+        let mut h = Hub::new();
+        let mut out = vec![];
+        h.play(&key("a"), 5, 1, &s, &mut out);
+        assert!(out.is_empty());
+        h.publish(&key("a"), 1, &mut out).unwrap();
+        assert_eq!(out, vec![Out::Published { conn: 5, msid: 1 }]);
+        out.clear();
+        h.unpublish(&key("a"), 1, &mut out);
+        assert_eq!(out, vec![Out::Unpublished { conn: 5, msid: 1 }]);
+        assert_eq!(h.player_count(&key("a")), 1);
+        h.stop_play(&key("a"), 5);
+        assert!(h.is_empty(), "an empty stream is forgotten");
+    }
+
+    #[test]
+    fn gop_cache_is_bounded() {
+        let s = Settings { gop_max_bytes: 20, ..Settings::default() };
+        let mut h = Hub::new();
+        let mut out = vec![];
+        h.publish(&key("a"), 1, &mut out).unwrap();
+        for i in 0..10 {
+            h.media(&key("a"), 1, video(i * 40, i == 0), &s, &mut out);
+        }
+        out.clear();
+        h.play(&key("a"), 2, 1, &s, &mut out);
+        assert!(out.is_empty(), "overflowed cache was dropped");
+    }
+}

@@ -1,0 +1,169 @@
+//! RTMP message types, chunk stream ids we send on, and builders for the control and
+//! command messages a server sends.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::amf::{self, Value};
+use super::chunk;
+
+pub const SET_CHUNK_SIZE: u8 = 1;
+pub const ABORT: u8 = 2;
+pub const ACK: u8 = 3;
+pub const USER_CONTROL: u8 = 4;
+pub const WINDOW_ACK_SIZE: u8 = 5;
+pub const SET_PEER_BANDWIDTH: u8 = 6;
+pub const AUDIO: u8 = 8;
+pub const VIDEO: u8 = 9;
+pub const DATA_AMF3: u8 = 15;
+pub const SHARED_OBJECT_AMF3: u8 = 16;
+pub const COMMAND_AMF3: u8 = 17;
+pub const DATA_AMF0: u8 = 18;
+pub const SHARED_OBJECT_AMF0: u8 = 19;
+pub const COMMAND_AMF0: u8 = 20;
+pub const AGGREGATE: u8 = 22;
+
+/// User control events.
+pub const UC_STREAM_BEGIN: u16 = 0;
+pub const UC_STREAM_EOF: u16 = 1;
+pub const UC_STREAM_DRY: u16 = 2;
+pub const UC_SET_BUFFER_LENGTH: u16 = 3;
+pub const UC_STREAM_IS_RECORDED: u16 = 4;
+pub const UC_PING_REQUEST: u16 = 6;
+pub const UC_PING_RESPONSE: u16 = 7;
+
+/// Chunk streams used for what we send (as nginx-rtmp-module does).
+pub const CSID_CONTROL: u32 = 2;
+pub const CSID_COMMAND: u32 = 3;
+pub const CSID_STATUS: u32 = 5;
+pub const CSID_AUDIO: u32 = 6;
+pub const CSID_VIDEO: u32 = 7;
+pub const CSID_DATA: u32 = 5;
+
+/// Control messages always go in 128-byte-safe single chunks; they are tiny.
+fn control(out: &mut BytesMut, type_id: u8, body: &[u8], chunk_size: usize) {
+    chunk::write(out, CSID_CONTROL, 0, type_id, 0, body, chunk_size);
+}
+
+pub fn set_chunk_size(out: &mut BytesMut, size: u32, chunk_size: usize) {
+    control(out, SET_CHUNK_SIZE, &size.to_be_bytes(), chunk_size);
+}
+
+pub fn ack(out: &mut BytesMut, received: u32, chunk_size: usize) {
+    control(out, ACK, &received.to_be_bytes(), chunk_size);
+}
+
+pub fn window_ack_size(out: &mut BytesMut, size: u32, chunk_size: usize) {
+    control(out, WINDOW_ACK_SIZE, &size.to_be_bytes(), chunk_size);
+}
+
+pub fn set_peer_bandwidth(out: &mut BytesMut, size: u32, limit: u8, chunk_size: usize) {
+    let mut b = size.to_be_bytes().to_vec();
+    b.push(limit);
+    control(out, SET_PEER_BANDWIDTH, &b, chunk_size);
+}
+
+pub fn user_control(out: &mut BytesMut, event: u16, value: u32, chunk_size: usize) {
+    let mut b = BytesMut::with_capacity(6);
+    b.put_u16(event);
+    b.put_u32(value);
+    control(out, USER_CONTROL, &b, chunk_size);
+}
+
+/// An AMF0 command or data message.
+pub fn amf0(out: &mut BytesMut, csid: u32, type_id: u8, msid: u32, values: &[Value], chunk_size: usize) {
+    let body = amf::encode(values);
+    chunk::write(out, csid, 0, type_id, msid, &body, chunk_size);
+}
+
+/// `onStatus` for a stream.
+pub fn on_status(out: &mut BytesMut, msid: u32, level: &str, code: &str, description: &str, chunk_size: usize) {
+    amf0(
+        out,
+        CSID_STATUS,
+        COMMAND_AMF0,
+        msid,
+        &[
+            Value::str("onStatus"),
+            Value::Number(0.0),
+            Value::Null,
+            Value::object(&[
+                ("level", Value::str(level)),
+                ("code", Value::str(code)),
+                ("description", Value::str(description)),
+            ]),
+        ],
+        chunk_size,
+    );
+}
+
+/// Media kinds carried by RTMP audio, video and data messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaKind {
+    Audio,
+    Video,
+    /// Stream metadata (`onMetaData`) and other data messages.
+    Data,
+}
+
+impl MediaKind {
+    pub fn type_id(self) -> u8 {
+        match self {
+            MediaKind::Audio => AUDIO,
+            MediaKind::Video => VIDEO,
+            MediaKind::Data => DATA_AMF0,
+        }
+    }
+
+    pub fn csid(self) -> u32 {
+        match self {
+            MediaKind::Audio => CSID_AUDIO,
+            MediaKind::Video => CSID_VIDEO,
+            MediaKind::Data => CSID_DATA,
+        }
+    }
+}
+
+/// What an FLV audio/video tag body says about itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TagInfo {
+    /// A codec configuration record (AVC/HEVC decoder config, AAC AudioSpecificConfig,
+    /// Enhanced RTMP SequenceStart): what a decoder needs before any frame.
+    pub sequence_header: bool,
+    /// A video frame that decoding can start from.
+    pub keyframe: bool,
+}
+
+/// Classifies a video tag body, legacy or Enhanced RTMP (`IsExHeader` bit).
+pub fn video_info(body: &[u8]) -> TagInfo {
+    let Some(&b0) = body.first() else { return TagInfo::default() };
+    if b0 & 0x80 != 0 {
+        let frame_type = (b0 >> 4) & 0x07;
+        let packet_type = b0 & 0x0f;
+        // 0: SequenceStart, 5: MPEG2TSSequenceStart; 1/3: coded frames.
+        let seq = packet_type == 0 || packet_type == 5;
+        TagInfo { sequence_header: seq, keyframe: frame_type == 1 && !seq && packet_type != 4 }
+    } else {
+        let frame_type = b0 >> 4;
+        let codec = b0 & 0x0f;
+        // AVC (7) and the legacy HEVC id (12) carry a packet type: 0 = sequence header.
+        let seq = matches!(codec, 7 | 12) && body.get(1) == Some(&0);
+        TagInfo { sequence_header: seq, keyframe: frame_type == 1 && !seq }
+    }
+}
+
+/// Classifies an audio tag body (AAC's AudioSpecificConfig; Enhanced RTMP SequenceStart).
+pub fn audio_info(body: &[u8]) -> TagInfo {
+    let Some(&b0) = body.first() else { return TagInfo::default() };
+    let format = b0 >> 4;
+    let seq = match format {
+        10 => body.get(1) == Some(&0),
+        9 => b0 & 0x0f == 0,
+        _ => false,
+    };
+    TagInfo { sequence_header: seq, keyframe: false }
+}
+
+/// The payload of an `onMetaData` data message for players.
+pub fn metadata_payload(values: &[Value]) -> Bytes {
+    amf::encode(values).freeze()
+}

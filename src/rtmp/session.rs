@@ -1,0 +1,705 @@
+//! One RTMP connection, server side, as a state machine: bytes from the client go in
+//! (`feed`), bytes for the client (`take_output`) and application events (`poll_event`)
+//! come out. Protocol housekeeping (handshake, chunking, acknowledgements, pings, chunk
+//! size) is handled here; decisions (may this client connect, publish, play?) are the
+//! caller's, who answers events with `accept_*` / `reject_*`.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::amf::{self, Value};
+use super::chunk::{self, Message};
+use super::handshake;
+use super::message::{self as msg, MediaKind};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Our outgoing chunk size (`chunk_size`).
+    pub chunk_size: usize,
+    /// Window acknowledgement size we ask of the client (`ack_window`).
+    pub ack_window: u32,
+    /// Largest message accepted (`max_message`).
+    pub max_message: usize,
+    /// Most streams one connection may create (`max_streams`).
+    pub max_streams: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { chunk_size: 4096, ack_window: 5_000_000, max_message: 1 << 20, max_streams: 32 }
+    }
+}
+
+/// What the client asked for in `connect`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConnectInfo {
+    /// The application name, without any `?args`.
+    pub app: String,
+    /// The query string after `?` in the app (or tcUrl), if any.
+    pub args: String,
+    pub flash_ver: String,
+    pub swf_url: String,
+    pub tc_url: String,
+    pub page_url: String,
+    pub object_encoding: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Connect(ConnectInfo),
+    /// `publish NAME [TYPE]` on stream `msid`.
+    Publish { msid: u32, name: String, args: String, kind: String },
+    /// `play NAME [START [DURATION [RESET]]]` on stream `msid`.
+    Play { msid: u32, name: String, args: String, start: f64, duration: f64, reset: bool },
+    /// Audio, video or metadata from a publisher.
+    Media { msid: u32, kind: MediaKind, timestamp: u32, payload: Bytes },
+    /// The client ended a stream (`deleteStream`, `closeStream`).
+    CloseStream { msid: u32 },
+    Pause { msid: u32, pause: bool },
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Error {
+    BadVersion(u8),
+    Chunk(chunk::Error),
+    Amf(amf::Error),
+    BadChunkSize(u32),
+    /// A message that does not fit its type or the session's state.
+    Protocol(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::BadVersion(v) => write!(f, "bad RTMP version byte 0x{v:02x} in handshake"),
+            Error::Chunk(e) => write!(f, "{e}"),
+            Error::Amf(e) => write!(f, "{e}"),
+            Error::BadChunkSize(n) => write!(f, "invalid chunk size {n} from client"),
+            Error::Protocol(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl From<chunk::Error> for Error {
+    fn from(e: chunk::Error) -> Self {
+        Error::Chunk(e)
+    }
+}
+
+impl From<amf::Error> for Error {
+    fn from(e: amf::Error) -> Self {
+        Error::Amf(e)
+    }
+}
+
+fn protocol<T>(s: impl Into<String>) -> Result<T, Error> {
+    Err(Error::Protocol(s.into()))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for C0 and C1.
+    Handshake0,
+    /// S0 S1 S2 sent, waiting for C2.
+    Handshake2,
+    Open,
+}
+
+pub struct Session {
+    cfg: Config,
+    state: State,
+    hs: Vec<u8>,
+    reader: chunk::Reader,
+    out: BytesMut,
+    events: VecDeque<Event>,
+    received: u64,
+    acked: u64,
+    peer_window: u32,
+    connected: bool,
+    connect_txid: f64,
+    streams: Vec<u32>,
+    next_msid: u32,
+    /// The client's SetBufferLength, in ms.
+    pub buffer_ms: u32,
+}
+
+/// Splits "name?a=b" into ("name", "a=b").
+fn split_args(s: &str) -> (String, String) {
+    match s.split_once('?') {
+        Some((n, a)) => (n.to_owned(), a.to_owned()),
+        None => (s.to_owned(), String::new()),
+    }
+}
+
+impl Session {
+    pub fn new(cfg: Config) -> Self {
+        Session {
+            reader: chunk::Reader::new(cfg.max_message),
+            cfg,
+            state: State::Handshake0,
+            hs: Vec::new(),
+            out: BytesMut::new(),
+            events: VecDeque::new(),
+            received: 0,
+            acked: 0,
+            peer_window: 0,
+            connected: false,
+            connect_txid: 1.0,
+            streams: Vec::new(),
+            next_msid: 1,
+            buffer_ms: 0,
+        }
+    }
+
+    pub fn chunk_size(&self) -> usize {
+        self.cfg.chunk_size
+    }
+
+    /// Whether the handshake is over.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Bytes to send to the client, if any.
+    pub fn take_output(&mut self) -> Option<Bytes> {
+        (!self.out.is_empty()).then(|| self.out.split().freeze())
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Takes bytes from the client. `now_ms` is any millisecond clock (for the handshake's
+    /// time field), `seed` any varying number. An error means the client must be closed.
+    pub fn feed(&mut self, mut data: &[u8], now_ms: u32, seed: u64) -> Result<(), Error> {
+        self.received += data.len() as u64;
+        while !data.is_empty() && self.state != State::Open {
+            let need = match self.state {
+                State::Handshake0 => 1 + handshake::SIZE,
+                _ => handshake::SIZE,
+            };
+            // 3 is plain RTMP; 6 (RTMPE) and anything else is refused at its first byte.
+            if self.state == State::Handshake0 && self.hs.is_empty() && data[0] != handshake::C0 {
+                return Err(Error::BadVersion(data[0]));
+            }
+            let take = (need - self.hs.len()).min(data.len());
+            self.hs.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.hs.len() < need {
+                return Ok(());
+            }
+            match self.state {
+                State::Handshake0 => {
+                    let c1: &[u8; handshake::SIZE] = self.hs[1..].try_into().expect("C1 size");
+                    let reply = handshake::respond(c1, now_ms, seed);
+                    self.out.extend_from_slice(&reply);
+                    self.state = State::Handshake2;
+                }
+                _ => self.state = State::Open,
+            }
+            self.hs.clear();
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.hs = Vec::new();
+        self.reader.push(data);
+        while let Some(m) = self.reader.next()? {
+            self.message(m)?;
+        }
+        if self.peer_window > 0 && self.received - self.acked >= self.peer_window as u64 {
+            self.acked = self.received;
+            msg::ack(&mut self.out, self.received as u32, self.cfg.chunk_size);
+        }
+        Ok(())
+    }
+
+    /// Sends a ping; the client should answer with a PingResponse (seen as any input).
+    pub fn ping(&mut self, now_ms: u32) {
+        msg::user_control(&mut self.out, msg::UC_PING_REQUEST, now_ms, self.cfg.chunk_size);
+    }
+
+    fn be32(body: &[u8]) -> Result<u32, Error> {
+        match body.get(..4) {
+            Some(b) => Ok(u32::from_be_bytes(b.try_into().expect("4"))),
+            None => protocol("control message too short"),
+        }
+    }
+
+    fn message(&mut self, m: Message) -> Result<(), Error> {
+        let cs = self.cfg.chunk_size;
+        match m.type_id {
+            msg::SET_CHUNK_SIZE => {
+                let n = Self::be32(&m.payload)?;
+                if n == 0 || n > chunk::MAX_CHUNK_SIZE as u32 {
+                    return Err(Error::BadChunkSize(n));
+                }
+                self.reader.set_chunk_size(n as usize);
+            }
+            msg::ABORT => self.reader.abort(Self::be32(&m.payload)?),
+            msg::ACK | msg::SET_PEER_BANDWIDTH => {}
+            msg::WINDOW_ACK_SIZE => self.peer_window = Self::be32(&m.payload)?,
+            msg::USER_CONTROL => {
+                if m.payload.len() < 2 {
+                    return protocol("user control message too short");
+                }
+                let event = u16::from_be_bytes([m.payload[0], m.payload[1]]);
+                match event {
+                    msg::UC_PING_REQUEST => {
+                        let t = Self::be32(&m.payload[2..])?;
+                        msg::user_control(&mut self.out, msg::UC_PING_RESPONSE, t, cs);
+                    }
+                    msg::UC_SET_BUFFER_LENGTH if m.payload.len() >= 10 => {
+                        self.buffer_ms = Self::be32(&m.payload[6..])?;
+                    }
+                    _ => {}
+                }
+            }
+            msg::COMMAND_AMF0 => self.command(&m.payload, m.msid)?,
+            msg::COMMAND_AMF3 => {
+                // An AMF3 command message is a 0 byte then AMF0 values.
+                self.command(m.payload.get(1..).unwrap_or_default(), m.msid)?
+            }
+            msg::DATA_AMF0 => self.data(m.payload, m.msid, m.timestamp)?,
+            msg::DATA_AMF3 => self.data(m.payload.slice(1.min(m.payload.len())..), m.msid, m.timestamp)?,
+            msg::AUDIO | msg::VIDEO => {
+                if !self.streams.contains(&m.msid) {
+                    return protocol(format!("media on stream {} that was never created", m.msid));
+                }
+                let kind = if m.type_id == msg::AUDIO { MediaKind::Audio } else { MediaKind::Video };
+                self.events.push_back(Event::Media { msid: m.msid, kind, timestamp: m.timestamp, payload: m.payload });
+            }
+            msg::AGGREGATE => self.aggregate(m)?,
+            // Shared objects are not supported; ignore them as nginx-rtmp-module does.
+            msg::SHARED_OBJECT_AMF0 | msg::SHARED_OBJECT_AMF3 => {}
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// An aggregate message: FLV tags back to back, timestamps relative to the first.
+    fn aggregate(&mut self, m: Message) -> Result<(), Error> {
+        let mut body = m.payload.clone();
+        let mut base: Option<u32> = None;
+        while body.len() >= 11 {
+            let type_id = body[0];
+            let len = (body[1] as usize) << 16 | (body[2] as usize) << 8 | body[3] as usize;
+            let ts = (body[7] as u32) << 24 | (body[4] as u32) << 16 | (body[5] as u32) << 8 | body[6] as u32;
+            if body.len() < 11 + len + 4 {
+                return protocol("truncated aggregate message");
+            }
+            let payload = body.slice(11..11 + len);
+            body.advance(11 + len + 4);
+            let first = *base.get_or_insert(ts);
+            let timestamp = m.timestamp.wrapping_add(ts.wrapping_sub(first));
+            self.message(Message { csid: m.csid, timestamp, type_id, msid: m.msid, payload })?;
+        }
+        Ok(())
+    }
+
+    fn data(&mut self, payload: Bytes, msid: u32, timestamp: u32) -> Result<(), Error> {
+        let values = amf::Reader::new(&payload).read_all()?;
+        let values = match values.first().and_then(Value::as_str) {
+            // @setDataFrame onMetaData {...}: players get onMetaData {...}.
+            Some("@setDataFrame") => values[1..].to_vec(),
+            Some("onMetaData") => values,
+            _ => return Ok(()),
+        };
+        if values.first().and_then(Value::as_str) != Some("onMetaData") || !self.streams.contains(&msid) {
+            return Ok(());
+        }
+        let payload = msg::metadata_payload(&values);
+        self.events.push_back(Event::Media { msid, kind: MediaKind::Data, timestamp, payload });
+        Ok(())
+    }
+
+    fn command(&mut self, body: &[u8], msid: u32) -> Result<(), Error> {
+        let mut r = amf::Reader::new(body);
+        let name = match r.read()? {
+            Value::String(s) => s,
+            other => return protocol(format!("command name is not a string: {other:?}")),
+        };
+        let txid = if r.is_empty() { 0.0 } else { r.read()?.as_f64().unwrap_or(0.0) };
+        let args = r.read_all()?;
+        let arg_str = |i: usize| args.get(i).and_then(Value::as_str).unwrap_or("").to_owned();
+        let arg_num = |i: usize, d: f64| args.get(i).and_then(Value::as_f64).unwrap_or(d);
+        if name != "connect" && !self.connected {
+            return protocol(format!("\"{name}\" before connect"));
+        }
+        let cs = self.cfg.chunk_size;
+        match name.as_str() {
+            "connect" => {
+                if self.connected {
+                    return protocol("second connect");
+                }
+                let obj = args.first().cloned().unwrap_or(Value::Null);
+                let get = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+                let (app, mut args) = split_args(get("app").trim_end_matches('/'));
+                let tc_url = get("tcUrl");
+                if args.is_empty() {
+                    if let Some((_, a)) = tc_url.split_once('?') {
+                        args = a.to_owned();
+                    }
+                }
+                self.connect_txid = txid;
+                self.connected = true;
+                self.events.push_back(Event::Connect(ConnectInfo {
+                    app,
+                    args,
+                    flash_ver: get("flashVer"),
+                    swf_url: get("swfUrl"),
+                    tc_url,
+                    page_url: get("pageUrl"),
+                    object_encoding: obj.get("objectEncoding").and_then(Value::as_f64).unwrap_or(0.0),
+                }));
+            }
+            "createStream" => {
+                if self.streams.len() >= self.cfg.max_streams as usize {
+                    self.result(txid, "_error", Value::Null, Value::object(&[
+                        ("level", Value::str("error")),
+                        ("code", Value::str("NetConnection.Call.Failed")),
+                        ("description", Value::str("too many streams")),
+                    ]));
+                    return Ok(());
+                }
+                let id = self.next_msid;
+                self.next_msid += 1;
+                self.streams.push(id);
+                self.result(txid, "_result", Value::Null, Value::Number(id as f64));
+            }
+            "publish" => {
+                self.check_stream(msid)?;
+                let (name, a) = split_args(&arg_str(1));
+                let kind = args.get(2).and_then(Value::as_str).unwrap_or("live").to_owned();
+                self.events.push_back(Event::Publish { msid, name, args: a, kind });
+            }
+            "play" => {
+                self.check_stream(msid)?;
+                let (name, a) = split_args(&arg_str(1));
+                let reset = matches!(args.get(4), Some(Value::Boolean(true)));
+                self.events.push_back(Event::Play {
+                    msid,
+                    name,
+                    args: a,
+                    start: arg_num(2, -2.0),
+                    duration: arg_num(3, -1.0),
+                    reset,
+                });
+            }
+            "deleteStream" => {
+                let id = arg_num(1, 0.0) as u32;
+                if let Some(i) = self.streams.iter().position(|&s| s == id) {
+                    self.streams.remove(i);
+                    self.events.push_back(Event::CloseStream { msid: id });
+                }
+            }
+            "closeStream" => {
+                if self.streams.contains(&msid) {
+                    self.events.push_back(Event::CloseStream { msid });
+                }
+            }
+            "pause" => {
+                let pause = matches!(args.get(1), Some(Value::Boolean(true)));
+                self.events.push_back(Event::Pause { msid, pause });
+            }
+            "getStreamLength" => self.result(txid, "_result", Value::Null, Value::Number(0.0)),
+            "FCPublish" => {
+                let name = arg_str(1);
+                msg::amf0(&mut self.out, msg::CSID_COMMAND, msg::COMMAND_AMF0, 0, &[
+                    Value::str("onFCPublish"),
+                    Value::Number(0.0),
+                    Value::Null,
+                    Value::object(&[("code", Value::str("NetStream.Publish.Start")), ("description", Value::str(&name))]),
+                ], cs);
+            }
+            // Nothing to answer: releaseStream, FCUnpublish, FCSubscribe, receiveAudio/Video, _checkbw …
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn check_stream(&self, msid: u32) -> Result<(), Error> {
+        if self.streams.contains(&msid) {
+            Ok(())
+        } else {
+            protocol(format!("stream {msid} was never created"))
+        }
+    }
+
+    fn result(&mut self, txid: f64, name: &str, a: Value, b: Value) {
+        msg::amf0(&mut self.out, msg::CSID_COMMAND, msg::COMMAND_AMF0, 0, &[Value::str(name), Value::Number(txid), a, b], self.cfg.chunk_size);
+    }
+
+    /// Accepts `connect`: window, bandwidth, our chunk size, then `_result`.
+    pub fn accept_connect(&mut self) {
+        let cs = self.cfg.chunk_size;
+        msg::window_ack_size(&mut self.out, self.cfg.ack_window, chunk::DEFAULT_CHUNK_SIZE);
+        msg::set_peer_bandwidth(&mut self.out, self.cfg.ack_window, 2, chunk::DEFAULT_CHUNK_SIZE);
+        msg::set_chunk_size(&mut self.out, cs as u32, chunk::DEFAULT_CHUNK_SIZE);
+        let txid = self.connect_txid;
+        self.result(
+            txid,
+            "_result",
+            Value::object(&[("fmsVer", Value::str("FMS/3,0,1,123")), ("capabilities", Value::Number(31.0))]),
+            Value::object(&[
+                ("level", Value::str("status")),
+                ("code", Value::str("NetConnection.Connect.Success")),
+                ("description", Value::str("Connection succeeded.")),
+                ("objectEncoding", Value::Number(0.0)),
+            ]),
+        );
+    }
+
+    /// Refuses `connect` (the caller closes the connection after sending).
+    pub fn reject_connect(&mut self, description: &str) {
+        let txid = self.connect_txid;
+        self.result(
+            txid,
+            "_error",
+            Value::Null,
+            Value::object(&[
+                ("level", Value::str("error")),
+                ("code", Value::str("NetConnection.Connect.Rejected")),
+                ("description", Value::str(description)),
+            ]),
+        );
+    }
+
+    pub fn accept_publish(&mut self, msid: u32, name: &str) {
+        let cs = self.cfg.chunk_size;
+        msg::user_control(&mut self.out, msg::UC_STREAM_BEGIN, msid, cs);
+        msg::on_status(&mut self.out, msid, "status", "NetStream.Publish.Start", &format!("{name} is now published."), cs);
+    }
+
+    /// Sends an `onStatus` on a stream (errors: the caller closes after sending).
+    pub fn status(&mut self, msid: u32, level: &str, code: &str, description: &str) {
+        msg::on_status(&mut self.out, msid, level, code, description, self.cfg.chunk_size);
+    }
+
+    pub fn accept_play(&mut self, msid: u32, name: &str) {
+        let cs = self.cfg.chunk_size;
+        msg::user_control(&mut self.out, msg::UC_STREAM_IS_RECORDED, msid, cs);
+        msg::user_control(&mut self.out, msg::UC_STREAM_BEGIN, msid, cs);
+        msg::on_status(&mut self.out, msid, "status", "NetStream.Play.Reset", &format!("Playing and resetting {name}."), cs);
+        msg::on_status(&mut self.out, msid, "status", "NetStream.Play.Start", &format!("Started playing {name}."), cs);
+        msg::amf0(&mut self.out, msg::CSID_DATA, msg::DATA_AMF0, msid, &[
+            Value::str("|RtmpSampleAccess"),
+            Value::Boolean(true),
+            Value::Boolean(true),
+        ], cs);
+    }
+
+    /// Tells a player its stream's publisher left (the player may stay for the next one).
+    pub fn unpublished(&mut self, msid: u32, name: &str) {
+        let cs = self.cfg.chunk_size;
+        msg::user_control(&mut self.out, msg::UC_STREAM_EOF, msid, cs);
+        msg::on_status(&mut self.out, msid, "status", "NetStream.Play.UnpublishNotify", &format!("{name} is now unpublished."), cs);
+    }
+
+    /// Tells a waiting player that a publisher started its stream.
+    pub fn published(&mut self, msid: u32, name: &str) {
+        let cs = self.cfg.chunk_size;
+        msg::user_control(&mut self.out, msg::UC_STREAM_BEGIN, msid, cs);
+        msg::on_status(&mut self.out, msid, "status", "NetStream.Play.PublishNotify", &format!("{name} is now published."), cs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtmp::chunk::Reader;
+
+    /// Plays the client side: handshake, then commands.
+    struct Client {
+        s: Session,
+        from_server: Reader,
+    }
+
+    impl Client {
+        fn new() -> Self {
+            let mut s = Session::new(Config { chunk_size: 4096, ..Config::default() });
+            let mut c0c1 = vec![3u8];
+            c0c1.extend_from_slice(&[0u8; 1536]);
+            s.feed(&c0c1, 0, 1).unwrap();
+            let reply = s.take_output().unwrap();
+            assert_eq!(reply.len(), 3073);
+            s.feed(&reply[1..1537], 0, 1).unwrap(); // C2 = S1
+            assert!(s.is_open());
+            Client { s, from_server: Reader::new(1 << 20) }
+        }
+
+        fn send(&mut self, type_id: u8, msid: u32, body: &[u8]) -> Result<(), Error> {
+            let bytes = chunk::encode(3, 0, type_id, msid, body, 128);
+            self.s.feed(&bytes, 0, 1)
+        }
+
+        fn command(&mut self, msid: u32, values: &[Value]) -> Result<(), Error> {
+            self.send(msg::COMMAND_AMF0, msid, &amf::encode(values))
+        }
+
+        /// Every message the server sent since last time, decoded.
+        fn replies(&mut self) -> Vec<(u8, Vec<Value>)> {
+            let mut out = vec![];
+            if let Some(b) = self.s.take_output() {
+                self.from_server.push(&b);
+            }
+            while let Some(m) = self.from_server.next().unwrap() {
+                if m.type_id == msg::SET_CHUNK_SIZE {
+                    self.from_server.set_chunk_size(u32::from_be_bytes(m.payload[..4].try_into().unwrap()) as usize);
+                }
+                let v = if matches!(m.type_id, msg::COMMAND_AMF0 | msg::DATA_AMF0) {
+                    amf::Reader::new(&m.payload).read_all().unwrap()
+                } else {
+                    vec![]
+                };
+                out.push((m.type_id, v));
+            }
+            out
+        }
+    }
+
+    fn codes(replies: &[(u8, Vec<Value>)]) -> Vec<String> {
+        replies
+            .iter()
+            .filter_map(|(_, v)| {
+                let name = v.first()?.as_str()?;
+                let code = v.iter().find_map(|x| x.get("code")).and_then(Value::as_str).unwrap_or("");
+                Some(format!("{name} {code}").trim().to_owned())
+            })
+            .collect()
+    }
+
+    fn connect(c: &mut Client, app: &str) {
+        c.command(0, &[
+            Value::str("connect"),
+            Value::Number(1.0),
+            Value::object(&[("app", Value::str(app)), ("tcUrl", Value::str(&format!("rtmp://h/{app}"))), ("flashVer", Value::str("FMLE/3.0"))]),
+        ])
+        .unwrap();
+    }
+
+    #[test]
+    fn publish_flow() {
+        let mut c = Client::new();
+        connect(&mut c, "live?token=abc");
+        let Some(Event::Connect(info)) = c.s.poll_event() else { panic!("connect event") };
+        assert_eq!((info.app.as_str(), info.args.as_str(), info.flash_ver.as_str()), ("live", "token=abc", "FMLE/3.0"));
+        c.s.accept_connect();
+        let r = c.replies();
+        let types: Vec<u8> = r.iter().map(|(t, _)| *t).collect();
+        assert_eq!(types, vec![msg::WINDOW_ACK_SIZE, msg::SET_PEER_BANDWIDTH, msg::SET_CHUNK_SIZE, msg::COMMAND_AMF0]);
+        assert_eq!(codes(&r), vec!["_result NetConnection.Connect.Success"]);
+
+        c.command(0, &[Value::str("releaseStream"), Value::Number(2.0), Value::Null, Value::str("key")]).unwrap();
+        c.command(0, &[Value::str("FCPublish"), Value::Number(3.0), Value::Null, Value::str("key")]).unwrap();
+        c.command(0, &[Value::str("createStream"), Value::Number(4.0), Value::Null]).unwrap();
+        let r = c.replies();
+        assert_eq!(r.last().unwrap().1, vec![Value::str("_result"), Value::Number(4.0), Value::Null, Value::Number(1.0)]);
+
+        c.command(1, &[Value::str("publish"), Value::Number(5.0), Value::Null, Value::str("key?x=1"), Value::str("live")]).unwrap();
+        assert_eq!(
+            c.s.poll_event(),
+            Some(Event::Publish { msid: 1, name: "key".into(), args: "x=1".into(), kind: "live".into() })
+        );
+        c.s.accept_publish(1, "key");
+        assert_eq!(codes(&c.replies()), vec!["onStatus NetStream.Publish.Start"]);
+
+        let meta = amf::encode(&[Value::str("@setDataFrame"), Value::str("onMetaData"), Value::object(&[("width", Value::Number(640.0))])]);
+        c.send(msg::DATA_AMF0, 1, &meta).unwrap();
+        let Some(Event::Media { kind: MediaKind::Data, payload, .. }) = c.s.poll_event() else { panic!("metadata") };
+        assert_eq!(amf::Reader::new(&payload).read().unwrap(), Value::str("onMetaData"));
+        c.send(msg::VIDEO, 1, &[0x17, 0, 0, 0, 0]).unwrap();
+        assert!(matches!(c.s.poll_event(), Some(Event::Media { kind: MediaKind::Video, msid: 1, .. })));
+
+        c.command(0, &[Value::str("deleteStream"), Value::Number(6.0), Value::Null, Value::Number(1.0)]).unwrap();
+        assert_eq!(c.s.poll_event(), Some(Event::CloseStream { msid: 1 }));
+    }
+
+    #[test]
+    fn play_flow_and_pings() {
+        let mut c = Client::new();
+        connect(&mut c, "live");
+        c.s.poll_event();
+        c.s.accept_connect();
+        c.command(0, &[Value::str("createStream"), Value::Number(2.0), Value::Null]).unwrap();
+        c.command(1, &[Value::str("play"), Value::Number(0.0), Value::Null, Value::str("key"), Value::Number(-2.0)]).unwrap();
+        assert!(matches!(c.s.poll_event(), Some(Event::Play { msid: 1, ref name, .. }) if name == "key"));
+        c.s.accept_play(1, "key");
+        let r = c.replies();
+        assert_eq!(
+            codes(&r),
+            vec!["_result NetConnection.Connect.Success", "_result", "onStatus NetStream.Play.Reset", "onStatus NetStream.Play.Start", "|RtmpSampleAccess"]
+        );
+        // A client's PingRequest gets a PingResponse with the same value.
+        c.send(msg::USER_CONTROL, 0, &[0, 6, 0, 0, 0, 42]).unwrap();
+        let mut out = Reader::new(1 << 20);
+        out.set_chunk_size(4096);
+        out.push(&c.s.take_output().unwrap());
+        let m = out.next().unwrap().unwrap();
+        assert_eq!((m.type_id, &m.payload[..]), (msg::USER_CONTROL, &[0, 7, 0, 0, 0, 42][..]));
+    }
+
+    #[test]
+    fn protocol_violations_are_errors() {
+        let mut c = Client::new();
+        assert!(c.command(0, &[Value::str("publish"), Value::Number(1.0)]).is_err(), "publish before connect");
+        let mut c = Client::new();
+        connect(&mut c, "live");
+        assert!(c.command(0, &[Value::str("connect"), Value::Number(1.0)]).is_err(), "second connect");
+        let mut c = Client::new();
+        connect(&mut c, "live");
+        assert!(c.command(7, &[Value::str("publish"), Value::Number(0.0), Value::Null, Value::str("k")]).is_err(), "unknown stream");
+        let mut c = Client::new();
+        assert_eq!(c.send(msg::SET_CHUNK_SIZE, 0, &0u32.to_be_bytes()), Err(Error::BadChunkSize(0)));
+        let mut c = Client::new();
+        assert_eq!(c.send(msg::SET_CHUNK_SIZE, 0, &0x8000_0000u32.to_be_bytes()), Err(Error::BadChunkSize(0x8000_0000)));
+        let mut c = Client::new();
+        assert!(c.send(msg::COMMAND_AMF0, 0, &[0x42]).is_err(), "garbage AMF");
+        let mut s = Session::new(Config::default());
+        assert_eq!(s.feed(b"GET / HTTP/1.1\r\n", 0, 1), Err(Error::BadVersion(b'G')));
+    }
+
+    #[test]
+    fn max_streams_is_enforced() {
+        let mut c = Client::new();
+        c.s.cfg.max_streams = 2;
+        connect(&mut c, "live");
+        for i in 0..3 {
+            c.command(0, &[Value::str("createStream"), Value::Number(2.0 + i as f64), Value::Null]).unwrap();
+        }
+        let r = c.replies();
+        assert_eq!(r.last().unwrap().1[0], Value::str("_error"));
+    }
+
+    #[test]
+    fn aggregate_messages_are_split() {
+        let mut c = Client::new();
+        connect(&mut c, "live");
+        c.command(0, &[Value::str("createStream"), Value::Number(2.0), Value::Null]).unwrap();
+        c.s.poll_event();
+        // two tags: audio at 1000, video at 1040 (relative to the aggregate's timestamp 0)
+        let mut agg = vec![];
+        for (t, ts, body) in [(8u8, 1000u32, &b"aa"[..]), (9, 1040, &b"vvv"[..])] {
+            agg.push(t);
+            agg.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+            agg.extend_from_slice(&ts.to_be_bytes()[1..]);
+            agg.push((ts >> 24) as u8);
+            agg.extend_from_slice(&[0, 0, 0]);
+            agg.extend_from_slice(body);
+            agg.extend_from_slice(&(11 + body.len() as u32).to_be_bytes());
+        }
+        c.send(msg::AGGREGATE, 1, &agg).unwrap();
+        let ev: Vec<(MediaKind, u32, usize)> = std::iter::from_fn(|| c.s.poll_event())
+            .filter_map(|e| match e {
+                Event::Media { kind, timestamp, payload, .. } => Some((kind, timestamp, payload.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ev, vec![(MediaKind::Audio, 0, 2), (MediaKind::Video, 40, 3)]);
+    }
+}
