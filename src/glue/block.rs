@@ -34,6 +34,8 @@ pub struct RtmpConf {
 pub struct Listener {
     pub conf: *const RtmpConf,
     pub server: *const ResolvedServer,
+    /// The server's position in the `rtmp {}` block (streams are per server).
+    pub index: usize,
 }
 
 /// The context nginx hands to directive handlers while a block inside `rtmp {}` is parsed.
@@ -133,9 +135,9 @@ pub unsafe extern "C" fn rtmp_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
         if rc.tree.max_connections.is_some() {
             rc.limit_zone = limit::add_zone(cf)?;
         }
-        for server in &rc.servers {
+        for (index, server) in rc.servers.iter().enumerate() {
             for l in &server.listens {
-                let listener = Box::new(Listener { conf: rc_ptr, server });
+                let listener = Box::new(Listener { conf: rc_ptr, server, index });
                 listen::add(cf, &listener, l)?;
                 rc.listeners.push(listener);
             }

@@ -1,25 +1,37 @@
-//! RTMP client connections in nginx's event loop: accept, read, time out, close.
-//! The bytes go to the protocol core (its issue); for now a connection is held open,
-//! its input drained, and closed after `timeout` without data.
+//! RTMP client connections in nginx's event loop. Bytes read from a client go to its
+//! `rtmp::Session`; the session's events drive the worker's `live::Hub`; what the hub and
+//! sessions produce is queued per connection and written with `writev` (one call for
+//! everything queued), from posted write events so a burst of frames costs each player one
+//! system call per event-loop turn.
+//!
+//! Nothing here trusts the client: a protocol error closes that client (logged with its
+//! address and the reason), a player that cannot keep up is dropped when its queue passes
+//! `out_queue`, and no panic crosses into nginx.
 
 use core::ffi::c_void;
+use core::ptr;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::io::{IoSlice, Write};
+use std::mem::ManuallyDrop;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream};
+use std::os::fd::FromRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use bytes::Bytes;
 use ngx::ffi::{
-    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_destroy_pool, ngx_event_t,
-    ngx_handle_read_event, ngx_log_t, u_char, NGX_AGAIN, NGX_LOG_ALERT, NGX_LOG_INFO, NGX_OK,
+    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_current_msec, ngx_del_timer,
+    ngx_destroy_pool, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_log_t,
+    ngx_post_event, ngx_posted_events, u_char, AF_INET, AF_INET6, NGX_AGAIN, NGX_LOG_ALERT,
+    NGX_LOG_INFO, NGX_OK,
 };
 
 use super::block::Listener;
 use super::limit;
-use crate::conf::ResolvedServer;
-
-/// Per-connection state, owned by `c->data`.
-struct Conn {
-    server: *const ResolvedServer,
-    /// The `max_connections` zone this connection holds a slot in.
-    limit_zone: *mut ngx::ffi::ngx_shm_zone_t,
-}
+use crate::conf::access::{self, Action};
+use crate::conf::{Application, ResolvedServer};
+use crate::live::{self, ConnId, Frame, Hub, Out, StreamKey};
+use crate::rtmp::session::{self, Event, Session};
 
 macro_rules! log {
     ($level:expr, $log:expr, $($arg:tt)+) => {
@@ -27,51 +39,217 @@ macro_rules! log {
     };
 }
 
+/// The worker's live state. Connections own their `Conn` (in `c->data`); the worker maps
+/// ids to connections so the hub's output can reach them.
+#[derive(Default)]
+struct Worker {
+    hub: Hub,
+    conns: HashMap<ConnId, *mut ngx_connection_t>,
+    next_id: ConnId,
+}
+
+thread_local! {
+    static WORKER: RefCell<Worker> = RefCell::new(Worker::default());
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Publisher,
+    Player,
+}
+
+/// Per-connection state, owned by `c->data`.
+struct Conn {
+    id: ConnId,
+    listener: *const Listener,
+    session: Session,
+    /// Bytes queued for the client; `sent` of the front buffer are already written.
+    out: VecDeque<Bytes>,
+    sent: usize,
+    app: Option<usize>,
+    /// Streams this connection publishes or plays, by message stream id.
+    streams: Vec<(u32, StreamKey, Role)>,
+    /// Close once the queue is written (after an error status), or at once (too slow).
+    close_after_flush: bool,
+    close_now: bool,
+    /// The `max_connections` zone this connection holds a slot in.
+    limit_zone: *mut ngx::ffi::ngx_shm_zone_t,
+    ping: ngx_event_t,
+}
+
+impl Conn {
+    fn server(&self) -> &ResolvedServer {
+        // SAFETY: listeners and servers live in the cycle's configuration, which outlives
+        // every connection accepted on its sockets.
+        unsafe { &*(*self.listener).server }
+    }
+
+    fn app(&self) -> Option<&Application> {
+        self.app.map(|i| &self.server().apps[i])
+    }
+
+    fn hub_settings(&self) -> live::Settings {
+        live::Settings { chunk_size: self.server().core.chunk_size as usize, ..live::Settings::default() }
+    }
+
+    fn queue(&mut self, b: Bytes) {
+        if !b.is_empty() {
+            self.out.push_back(b);
+        }
+    }
+
+    fn drain_session(&mut self) {
+        while let Some(b) = self.session.take_output() {
+            self.queue(b);
+        }
+    }
+}
+
+unsafe fn conn_of(c: *mut ngx_connection_t) -> *mut Conn {
+    (*c).data as *mut Conn
+}
+
+fn client_ip(c: *const ngx_connection_t) -> IpAddr {
+    // SAFETY: nginx fills c->sockaddr with the peer's address of c->socklen bytes.
+    unsafe {
+        let sa = (*c).sockaddr as *const u8;
+        let family = u16::from_ne_bytes([*sa, *sa.add(1)]) as u32;
+        if family == AF_INET {
+            let b = core::slice::from_raw_parts(sa.add(4), 4);
+            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        } else if family == AF_INET6 {
+            let b: [u8; 16] = core::slice::from_raw_parts(sa.add(8), 16).try_into().expect("16");
+            IpAddr::V6(Ipv6Addr::from(b))
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        }
+    }
+}
+
+/// Runs an event handler body; a panic is logged and closes that one connection.
+unsafe fn guarded(c: *mut ngx_connection_t, f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        log!(NGX_LOG_ALERT, (*c).log, "ngx-rtmp-rs: internal error (panic), closing client");
+        if (*c).fd != -1 {
+            close(c);
+        }
+    }
+}
+
 /// The listening socket's handler: a new client.
 pub unsafe extern "C" fn init_connection(c: *mut ngx_connection_t) {
-    let r = catch_unwind(AssertUnwindSafe(|| unsafe {
-        let listener = &*((*(*c).listening).servers as *const Listener);
-        let server = &*listener.server;
-        let zone = (*listener.conf).limit_zone;
-        let log = (*c).log;
-        (*log).connection = (*c).number;
-        (*log).data = c as *mut c_void;
-        (*log).handler = Some(log_handler);
+    guarded(c, || unsafe { init(c) });
+}
 
-        if let (Some(max), false) = (server.max_connections, zone.is_null()) {
+unsafe fn init(c: *mut ngx_connection_t) {
+    let listener = &*((*(*c).listening).servers as *const Listener);
+    let server = &*listener.server;
+    let zone = (*listener.conf).limit_zone;
+    let log = (*c).log;
+    (*log).connection = (*c).number;
+    (*log).data = c as *mut c_void;
+    (*log).handler = Some(log_handler);
+    // Resets and broken pipes from clients are their business: log them at info.
+    (*c).set_log_error(ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_INFO);
+
+    let limit_zone = match (server.max_connections, zone.is_null()) {
+        (Some(max), false) => {
             if !limit::acquire(zone, max) {
                 log!(NGX_LOG_INFO, log, "max_connections ({max}) reached, closing client");
                 free_connection(c);
                 return;
             }
+            zone
         }
-        let limit_zone = if server.max_connections.is_some() { zone } else { core::ptr::null_mut() };
-        (*c).data = Box::into_raw(Box::new(Conn { server, limit_zone })) as *mut c_void;
-        log!(NGX_LOG_INFO, log, "client connected");
+        _ => ptr::null_mut(),
+    };
+    let core = &server.core;
+    let id = WORKER.with(|w| {
+        let mut w = w.borrow_mut();
+        w.next_id += 1;
+        let id = w.next_id;
+        w.conns.insert(id, c);
+        id
+    });
+    let conn = Box::new(Conn {
+        id,
+        listener,
+        session: Session::new(session::Config {
+            chunk_size: core.chunk_size as usize,
+            ack_window: core.ack_window as u32,
+            max_message: core.max_message as usize,
+            max_streams: core.max_streams as u32,
+        }),
+        out: VecDeque::new(),
+        sent: 0,
+        app: None,
+        streams: Vec::new(),
+        close_after_flush: false,
+        close_now: false,
+        limit_zone,
+        ping: core::mem::zeroed(),
+    });
+    let conn = Box::into_raw(conn);
+    (*c).data = conn as *mut c_void;
+    let ping = &raw mut (*conn).ping;
+    (*ping).handler = Some(on_ping);
+    (*ping).data = c as *mut c_void;
+    (*ping).log = log;
+    // A ping timer alone must not keep a shutting-down worker alive.
+    (*ping).set_cancelable(1);
+    log!(NGX_LOG_INFO, log, "client connected");
 
-        (*(*c).read).handler = Some(on_read);
-        (*(*c).write).handler = Some(on_write);
-        ngx_add_timer((*c).read, server.core.timeout as _);
-        if (*(*c).read).ready() != 0 {
-            on_read((*c).read);
-        } else if ngx_handle_read_event((*c).read, 0) != NGX_OK as isize {
-            close(c);
-        }
-    }));
-    if r.is_err() {
-        panicked(c);
+    (*(*c).read).handler = Some(on_read);
+    (*(*c).write).handler = Some(on_write);
+    ngx_add_timer((*c).read, core.timeout as _);
+    if core.ping > 0 {
+        ngx_add_timer(ping, core.ping as _);
+    }
+    if (*(*c).read).ready() != 0 {
+        read(c);
+    } else if ngx_handle_read_event((*c).read, 0) != NGX_OK as isize {
+        close(c);
     }
 }
 
 unsafe extern "C" fn on_read(rev: *mut ngx_event_t) {
     let c = (*rev).data as *mut ngx_connection_t;
-    let r = catch_unwind(AssertUnwindSafe(|| unsafe { read(c) }));
-    if r.is_err() {
-        panicked(c);
-    }
+    guarded(c, || unsafe { read(c) });
 }
 
-unsafe extern "C" fn on_write(_wev: *mut ngx_event_t) {}
+unsafe extern "C" fn on_write(wev: *mut ngx_event_t) {
+    let c = (*wev).data as *mut ngx_connection_t;
+    guarded(c, || unsafe {
+        if (*wev).timedout() != 0 {
+            log!(NGX_LOG_INFO, (*c).log, "client timed out while sending");
+            close(c);
+            return;
+        }
+        flush(c);
+    });
+}
+
+unsafe extern "C" fn on_ping(ev: *mut ngx_event_t) {
+    let c = (*ev).data as *mut ngx_connection_t;
+    guarded(c, || unsafe {
+        let conn = &mut *conn_of(c);
+        let core = &(*(*conn.listener).server).core;
+        if !conn.session.is_open() {
+            ngx_add_timer(ev, core.ping as _);
+            return;
+        }
+        conn.session.ping(ngx_current_msec as u32);
+        conn.drain_session();
+        // The answer (any input) must come within ping_timeout.
+        let rev = (*c).read;
+        let deadline = ngx_current_msec.wrapping_add(core.ping_timeout as _);
+        if (*rev).timer_set() == 0 || (*rev).timer.key > deadline {
+            ngx_add_timer(rev, core.ping_timeout as _);
+        }
+        ngx_add_timer(ev, core.ping as _);
+        flush(c);
+    });
+}
 
 unsafe fn read(c: *mut ngx_connection_t) {
     let rev = (*c).read;
@@ -80,9 +258,11 @@ unsafe fn read(c: *mut ngx_connection_t) {
         close(c);
         return;
     }
-    let conn = &*((*c).data as *const Conn);
+    let conn = conn_of(c);
+    let timeout = (*(*conn).listener).server;
+    let timeout = (*timeout).core.timeout;
     let recv = (*c).recv.expect("nginx sets recv on accepted connections");
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; 16384];
     loop {
         let n = recv(c, buf.as_mut_ptr(), buf.len());
         if n == NGX_AGAIN as isize {
@@ -96,19 +276,272 @@ unsafe fn read(c: *mut ngx_connection_t) {
             close(c);
             return;
         }
-        // Input is discarded until the RTMP protocol core is wired in.
-        ngx_add_timer(rev, (*conn.server).core.timeout as _);
+        ngx_add_timer(rev, timeout as _);
+        let seed = (*c).number as u64 ^ ((ngx_current_msec as u64) << 20);
+        if let Err(e) = (*conn).session.feed(&buf[..n as usize], ngx_current_msec as u32, seed) {
+            log!(NGX_LOG_INFO, (*c).log, "client error: {e}");
+            close(c);
+            return;
+        }
+        while let Some(ev) = (*conn).session.poll_event() {
+            handle_event(c, ev);
+            if (*conn).close_now {
+                close(c);
+                return;
+            }
+        }
+        (*conn).drain_session();
+        if (*conn).close_after_flush {
+            break;
+        }
+    }
+    if !flush(c) {
+        return;
     }
     if ngx_handle_read_event(rev, 0) != NGX_OK as isize {
         close(c);
     }
 }
 
-/// Closes a connection that has our state.
+/// Refuses something with an error status, then closes once it is sent.
+unsafe fn refuse(c: *mut ngx_connection_t, msid: u32, code: &str, description: &str) {
+    let conn = &mut *conn_of(c);
+    log!(NGX_LOG_INFO, (*c).log, "{code}: {description}");
+    conn.session.status(msid, "error", code, description);
+    conn.drain_session();
+    conn.close_after_flush = true;
+}
+
+unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
+    let conn = &mut *conn_of(c);
+    if conn.close_after_flush {
+        return;
+    }
+    match ev {
+        Event::Connect(info) => {
+            let app = conn.server().apps.iter().position(|a| a.name == info.app);
+            log!(
+                NGX_LOG_INFO,
+                (*c).log,
+                "connect: app \"{}\" flashver \"{}\" tcurl \"{}\"",
+                info.app,
+                info.flash_ver,
+                info.tc_url
+            );
+            match app {
+                Some(i) => {
+                    conn.app = Some(i);
+                    conn.session.accept_connect();
+                }
+                None => {
+                    log!(NGX_LOG_INFO, (*c).log, "application \"{}\" not found", info.app);
+                    conn.session.reject_connect("Application not found");
+                    conn.close_after_flush = true;
+                }
+            }
+            conn.drain_session();
+        }
+        Event::Publish { msid, name, .. } => {
+            let Some(app) = conn.app() else { return };
+            if !valid_name(&name) {
+                return refuse(c, msid, "NetStream.Publish.BadName", "Invalid stream name");
+            }
+            if !access::allowed(&app.settings.access, Action::Publish, client_ip(c)) {
+                return refuse(c, msid, "NetStream.Publish.Unauthorized", "Publishing is not allowed from this address");
+            }
+            if conn.streams.iter().any(|(m, _, _)| *m == msid) {
+                return refuse(c, msid, "NetStream.Publish.BadConnection", "Stream is already in use");
+            }
+            let key = StreamKey { server: (*conn.listener).index, app: app.name.clone(), name: name.clone() };
+            let mut out = Vec::new();
+            let r = WORKER.with(|w| w.borrow_mut().hub.publish(&key, conn.id, &mut out));
+            if r.is_err() {
+                return refuse(c, msid, "NetStream.Publish.BadName", "Already publishing");
+            }
+            log!(NGX_LOG_INFO, (*c).log, "publish: \"{}/{}\"", key.app, key.name);
+            conn.session.accept_publish(msid, &name);
+            conn.drain_session();
+            conn.streams.push((msid, key, Role::Publisher));
+            apply(c, out);
+        }
+        Event::Play { msid, name, .. } => {
+            let Some(app) = conn.app() else { return };
+            if !valid_name(&name) {
+                return refuse(c, msid, "NetStream.Play.StreamNotFound", "Invalid stream name");
+            }
+            if !access::allowed(&app.settings.access, Action::Play, client_ip(c)) {
+                return refuse(c, msid, "NetStream.Play.Forbidden", "Playing is not allowed from this address");
+            }
+            if conn.streams.iter().any(|(m, _, _)| *m == msid) {
+                return refuse(c, msid, "NetStream.Play.Failed", "Stream is already in use");
+            }
+            let key = StreamKey { server: (*conn.listener).index, app: app.name.clone(), name: name.clone() };
+            log!(NGX_LOG_INFO, (*c).log, "play: \"{}/{}\"", key.app, key.name);
+            conn.session.accept_play(msid, &name);
+            conn.drain_session();
+            let settings = conn.hub_settings();
+            let mut out = Vec::new();
+            WORKER.with(|w| w.borrow_mut().hub.play(&key, conn.id, msid, &settings, &mut out));
+            conn.streams.push((msid, key, Role::Player));
+            apply(c, out);
+        }
+        Event::Media { msid, kind, timestamp, payload } => {
+            let Some((_, key, Role::Publisher)) = conn.streams.iter().find(|(m, _, _)| *m == msid) else {
+                return;
+            };
+            let settings = conn.hub_settings();
+            let frame = Frame { kind, timestamp, payload, keyframe: false };
+            let mut out = Vec::new();
+            WORKER.with(|w| w.borrow_mut().hub.media(key, conn.id, frame, &settings, &mut out));
+            apply(c, out);
+        }
+        Event::CloseStream { msid } => {
+            if let Some(i) = conn.streams.iter().position(|(m, _, _)| *m == msid) {
+                let (_, key, role) = conn.streams.remove(i);
+                leave(c, conn.id, &key, role);
+            }
+        }
+        Event::Pause { .. } => {}
+    }
+}
+
+/// Stream names become file names (HLS, recordings): no paths, no control characters.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|ch| ch == '/' || ch == '\\' || ch.is_control())
+}
+
+unsafe fn leave(c: *mut ngx_connection_t, id: ConnId, key: &StreamKey, role: Role) {
+    let mut out = Vec::new();
+    WORKER.with(|w| {
+        let mut w = w.borrow_mut();
+        match role {
+            Role::Publisher => w.hub.unpublish(key, id, &mut out),
+            Role::Player => w.hub.stop_play(key, id),
+        }
+    });
+    if role == Role::Publisher {
+        log!(NGX_LOG_INFO, (*c).log, "unpublish: \"{}/{}\"", key.app, key.name);
+    }
+    apply(c, out);
+}
+
+/// Delivers the hub's output: queues bytes and statuses, and schedules the writes.
+unsafe fn apply(from: *mut ngx_connection_t, out: Vec<Out>) {
+    for o in out {
+        let to = match &o {
+            Out::Send(id, _) | Out::Unpublished { conn: id, .. } | Out::Published { conn: id, .. } => *id,
+        };
+        let Some(tc) = WORKER.with(|w| w.borrow().conns.get(&to).copied()) else { continue };
+        let conn = &mut *conn_of(tc);
+        if conn.close_now {
+            continue;
+        }
+        let name_of = |conn: &Conn, msid: u32| {
+            conn.streams.iter().find(|(m, _, _)| *m == msid).map(|(_, k, _)| k.name.clone()).unwrap_or_default()
+        };
+        match o {
+            Out::Send(_, b) => conn.queue(b),
+            Out::Unpublished { msid, .. } => {
+                let name = name_of(conn, msid);
+                conn.session.unpublished(msid, &name);
+                conn.drain_session();
+            }
+            Out::Published { msid, .. } => {
+                let name = name_of(conn, msid);
+                conn.session.published(msid, &name);
+                conn.drain_session();
+            }
+        }
+        let limit = conn.server().core.out_queue as usize;
+        if conn.out.len() > limit {
+            log!(NGX_LOG_INFO, (*tc).log, "client too slow: more than {limit} messages queued (out_queue), dropping it");
+            conn.close_now = true;
+            conn.out.clear();
+        }
+        if tc != from {
+            let wev = (*tc).write;
+            if (*wev).posted() == 0 {
+                ngx_post_event(wev, &raw mut ngx_posted_events);
+            }
+        }
+    }
+}
+
+/// Writes what is queued. Returns false if the connection was closed.
+unsafe fn flush(c: *mut ngx_connection_t) -> bool {
+    let conn = &mut *conn_of(c);
+    if conn.close_now {
+        close(c);
+        return false;
+    }
+    let wev = (*c).write;
+    let mut sock = ManuallyDrop::new(TcpStream::from_raw_fd((*c).fd));
+    while !conn.out.is_empty() {
+        let mut slices: Vec<IoSlice> = Vec::with_capacity(conn.out.len().min(64));
+        for (i, b) in conn.out.iter().take(64).enumerate() {
+            slices.push(IoSlice::new(if i == 0 { &b[conn.sent..] } else { &b[..] }));
+        }
+        match sock.write_vectored(&slices) {
+            Ok(mut n) => {
+                (*c).sent += n as i64;
+                while n > 0 {
+                    let left = conn.out[0].len() - conn.sent;
+                    if n >= left {
+                        n -= left;
+                        conn.out.pop_front();
+                        conn.sent = 0;
+                    } else {
+                        conn.sent += n;
+                        n = 0;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                (*wev).set_ready(0);
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log!(NGX_LOG_INFO, (*c).log, "send failed: {e}");
+                close(c);
+                return false;
+            }
+        }
+    }
+    if conn.out.is_empty() {
+        if (*wev).timer_set() != 0 {
+            ngx_del_timer(wev);
+        }
+        if conn.close_after_flush {
+            close(c);
+            return false;
+        }
+    } else {
+        ngx_add_timer(wev, conn.server().core.timeout as _);
+    }
+    if ngx_handle_write_event(wev, 0) != NGX_OK as isize {
+        close(c);
+        return false;
+    }
+    true
+}
+
+/// Closes a connection: leaves its streams (telling players a publisher left), frees it.
 unsafe fn close(c: *mut ngx_connection_t) {
-    let data = core::mem::replace(&mut (*c).data, core::ptr::null_mut());
+    let data = core::mem::replace(&mut (*c).data, ptr::null_mut());
     if !data.is_null() {
-        let conn = Box::from_raw(data as *mut Conn);
+        let mut conn = Box::from_raw(data as *mut Conn);
+        WORKER.with(|w| w.borrow_mut().conns.remove(&conn.id));
+        for (_, key, role) in std::mem::take(&mut conn.streams) {
+            leave(c, conn.id, &key, role);
+        }
+        if conn.ping.timer_set() != 0 {
+            ngx_del_timer(&raw mut conn.ping);
+        }
         if !conn.limit_zone.is_null() {
             limit::release(conn.limit_zone);
         }
@@ -122,17 +555,8 @@ unsafe fn free_connection(c: *mut ngx_connection_t) {
     ngx_destroy_pool(pool);
 }
 
-/// A panic in our code: log it and drop that one client, never the worker.
-unsafe fn panicked(c: *mut ngx_connection_t) {
-    log!(NGX_LOG_ALERT, (*c).log, "ngx-rtmp-rs: internal error (panic), closing client");
-    if (*c).fd != -1 {
-        close(c);
-    }
-}
-
 /// Appends ", client: ADDR, server: ADDR" to every log line about a connection.
 unsafe extern "C" fn log_handler(log: *mut ngx_log_t, buf: *mut u_char, len: usize) -> *mut u_char {
-    use std::io::Write;
     let c = (*log).data as *const ngx_connection_t;
     let out = core::slice::from_raw_parts_mut(buf, len);
     let mut cur = std::io::Cursor::new(out);
