@@ -24,6 +24,7 @@ use File::Basename qw(dirname);
 use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use IO::Socket::IP;
+use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 
@@ -185,8 +186,46 @@ sub connect {
     return IO::Socket::IP->new(PeerHost => $host // '127.0.0.1', PeerPort => $port, Timeout => 3);
 }
 
+# Starts a command in the background (its output to $log), returns its pid; it is killed
+# when the harness goes away.
+sub spawn {
+    my ($self, $log, @cmd) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $log or die "$log: $!";
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or die "exec $cmd[0]: $!";
+    }
+    push @{ $self->{children} }, $pid;
+    return $pid;
+}
+
+# Waits for a spawned command; returns its exit status, or undef if still running after
+# $timeout seconds.
+sub reap {
+    my ($self, $pid, $timeout) = @_;
+    my $status;
+    wait_for(sub { my $r = waitpid($pid, POSIX::WNOHANG()); $status = $? if $r == $pid; $r != 0 }, $timeout // 10)
+        or return undef;
+    return $status;
+}
+
+# An ffmpeg publishing a test pattern (H.264 + AAC) to $url for $seconds, in real time.
+sub ffmpeg_publish {
+    my ($self, $url, $seconds, %o) = @_;
+    my $gop = $o{gop} // 60;
+    my $log = $self->{dir} . '/publish-' . ++$self->{npub} . '.log';
+    return $self->spawn($log, 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-re',
+        '-f', 'lavfi', '-i', "testsrc2=size=" . ($o{size} // '320x240') . ":rate=30",
+        '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
+        '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', $gop, '-pix_fmt', 'yuv420p',
+        '-c:a', 'aac', '-b:a', '64k', '-t', $seconds, '-f', 'flv', $url);
+}
+
 sub DESTROY {
     my ($self) = @_;
+    kill 'TERM', @{ $self->{children} } if $self->{children};
     return unless $self->{running} && $self->{master};
     kill 'TERM', $self->{master};
     wait_for(sub { !alive($self->{master}) }, 5);
