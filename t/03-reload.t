@@ -8,6 +8,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Test::Nginx::RTMP qw(wait_for slurp alive);
+use Test::Nginx::RTMPClient;
 use Time::HiRes qw(sleep);
 
 my $t = Test::Nginx::RTMP->new;
@@ -18,7 +19,7 @@ rtmp {
         listen 127.0.0.1:%%PORT_A%%;
         %%EXTRA%%
         timeout 30s;
-        application live { }
+        application live { live on; }
     }
 }
 CONF
@@ -26,19 +27,18 @@ CONF
 $t->write_config($first);
 $t->run;
 
+# An RTMP client (connected to "live") is still served: it can create a stream.
 sub still_open {
-    my ($sock) = @_;
-    syswrite($sock, "ping") or return 0;
-    $sock->blocking(0);
-    sleep 0.2;
-    my $n = sysread($sock, my $buf, 1);
-    return !defined $n && $!{EAGAIN};
+    my ($c) = @_;
+    $c->command(0, 'createStream', undef);
+    return defined $c->wait_command(2, '_result');
 }
 
 sub accepted_by {
     my ($port) = @_;
     my $before = () = $t->error_log =~ /client connected/g;
-    my $c = $t->connect($port) or return;
+    my $c = Test::Nginx::RTMPClient->new(port => $port);
+    $c->connect_app('live') or return;
     wait_for(sub { (() = $t->error_log =~ /client connected/g) > $before }, 3);
     my @pids = $t->error_log =~ /(\d+)#\d+: \*\d+ client connected/g;
     return ($c, $pids[-1]);
@@ -63,7 +63,7 @@ is($by_b, $new, 'a new client on the inherited socket goes to the new worker');
 my ($c, $by_c) = accepted_by($t->port('B'));
 ok($c && $by_c == $new, 'the listen added by the reload accepts');
 
-close $a;
+close $a->sock;
 ok(wait_for(sub { !alive($old) }, 5), 'the old worker exits once its client left');
 
 # A broken config is refused on reload; the running one keeps serving.

@@ -19,9 +19,15 @@ rtmp {
         listen 127.0.0.1:%%PORT_RTMP%%;
         chunk_size 4096;
         timeout 15s;
-        application live { }
-        application other { }
+        application live {
+            live on;
+            publish_notify on;
+        }
+        application other {
+            live on;
+        }
         application secure {
+            live on;
             allow publish 127.0.0.1;
             deny publish all;
             allow play 127.0.0.1;

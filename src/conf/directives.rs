@@ -62,7 +62,7 @@ const fn d(cname: &'static core::ffi::CStr, contexts: Contexts, args: Args, stat
 use Args::*;
 use Status::*;
 
-/// All directives, in the order of nginx-rtmp-module's modules.
+/// All directives: nginx-rtmp-module's, in the order of its modules, then our own.
 pub const DIRECTIVES: &[Directive] = &[
     d(c"dash", MAIN | SRV | APP, Take1, NotYet("DASH")),
     d(c"dash_fragment", MAIN | SRV | APP, Take1, NotYet("DASH")),
@@ -98,7 +98,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"rtmp_auto_push", CORE, Take1, NotYet("multi-worker auto push")),
     d(c"rtmp_auto_push_reconnect", CORE, Take1, NotYet("multi-worker auto push")),
     d(c"rtmp_socket_dir", CORE, Take1, NotYet("multi-worker auto push")),
-    d(c"meta", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
+    d(c"meta", MAIN | SRV | APP, Take1, Core),
     d(c"rtmp_control", HTTP_MAIN | HTTP_SRV | HTTP_LOC, OneMore, NotYet("the control API")),
     d(c"server", MAIN, Block0, Core),
     d(c"listen", SRV, OneMore, Core),
@@ -132,17 +132,17 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"exec_kill_signal", MAIN | SRV | APP, Take1, NotYet("exec")),
     d(c"exec_options", MAIN | SRV | APP, Take1, NotYet("exec")),
     d(c"max_connections", MAIN | SRV | APP, Take1, Core),
-    d(c"live", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
-    d(c"stream_buckets", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
-    d(c"buffer", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
-    d(c"sync", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
-    d(c"interleave", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
-    d(c"wait_key", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
-    d(c"wait_video", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
-    d(c"publish_notify", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
-    d(c"play_restart", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
-    d(c"idle_streams", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
-    d(c"drop_idle_publisher", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
+    d(c"live", MAIN | SRV | APP, Take1, Core),
+    d(c"stream_buckets", MAIN | SRV | APP, Take1, Core),
+    d(c"buffer", MAIN | SRV | APP, Take1, Core),
+    d(c"sync", MAIN | SRV | APP, Take1, Core),
+    d(c"interleave", MAIN | SRV | APP, Take1, Core),
+    d(c"wait_key", MAIN | SRV | APP, Take1, Core),
+    d(c"wait_video", MAIN | SRV | APP, Take1, Core),
+    d(c"publish_notify", MAIN | SRV | APP, Take1, Core),
+    d(c"play_restart", MAIN | SRV | APP, Take1, Core),
+    d(c"idle_streams", MAIN | SRV | APP, Take1, Core),
+    d(c"drop_idle_publisher", MAIN | SRV | APP, Take1, Core),
     d(c"access_log", MAIN | SRV | APP, Take12, NotYet("access logs")),
     d(c"log_format", MAIN | SRV | APP, TwoMore, NotYet("access logs")),
     d(c"netcall_timeout", MAIN | SRV, Take1, NotYet("notify callbacks")),
@@ -182,7 +182,13 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"session_relay", MAIN | SRV | APP, Take1, NotYet("relays")),
     d(c"rtmp_stat", HTTP_MAIN | HTTP_SRV | HTTP_LOC, OneMore, NotYet("statistics")),
     d(c"rtmp_stat_stylesheet", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, NotYet("statistics")),
+    // ngx-rtmp-rs's own directives.
+    d(c"gop_cache", MAIN | SRV | APP, Take1, Core),
+    d(c"merge_writes", MAIN | SRV | APP, Take1, Core),
 ];
+
+/// How many of [`DIRECTIVES`] come from nginx-rtmp-module (the rest are this module's own).
+pub const NGINX_RTMP_DIRECTIVES: usize = 118;
 
 /// The index of a directive in [`DIRECTIVES`].
 pub fn index_of(name: &str) -> Option<usize> {
@@ -195,7 +201,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), 118);
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 2);
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);

@@ -1,5 +1,5 @@
 //! The `listen` directive: `listen [ADDRESS:]PORT [bind] [ipv6only=on|off]
-//! [so_keepalive=on|off|[idle]:[intvl]:[cnt]] [backlog=N]`.
+//! [so_keepalive=on|off|[idle]:[intvl]:[cnt]] [backlog=N] [rcvbuf=SIZE] [sndbuf=SIZE]`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
@@ -27,6 +27,9 @@ pub struct Listen {
     pub ipv6only: bool,
     pub so_keepalive: Option<Keepalive>,
     pub backlog: i32,
+    /// SO_RCVBUF / SO_SNDBUF of accepted sockets, when set.
+    pub rcvbuf: Option<i32>,
+    pub sndbuf: Option<i32>,
 }
 
 impl Listen {
@@ -47,6 +50,13 @@ pub fn parse(args: &[&str]) -> Result<Vec<Listen>, String> {
     let mut ipv6only = None;
     let mut so_keepalive = None;
     let mut backlog = DEFAULT_BACKLOG;
+    let (mut rcvbuf, mut sndbuf) = (None, None);
+    let buf_size = |v: &str, what: &str| {
+        super::value::parse_size(v)
+            .filter(|&n| (1..=i32::MAX as u64).contains(&n))
+            .map(|n| n as i32)
+            .ok_or_else(|| format!("invalid {what} \"{v}\""))
+    };
     for &p in &args[1..] {
         if p == "bind" {
             bind = true;
@@ -58,6 +68,10 @@ pub fn parse(args: &[&str]) -> Result<Vec<Listen>, String> {
             backlog = parse_num(v)
                 .filter(|&n| (1..=i32::MAX as u64).contains(&n))
                 .ok_or_else(|| format!("invalid backlog \"{v}\""))? as i32;
+        } else if let Some(v) = p.strip_prefix("rcvbuf=") {
+            rcvbuf = Some(buf_size(v, "rcvbuf")?);
+        } else if let Some(v) = p.strip_prefix("sndbuf=") {
+            sndbuf = Some(buf_size(v, "sndbuf")?);
         } else {
             return Err(format!("invalid parameter \"{p}\""));
         }
@@ -75,6 +89,8 @@ pub fn parse(args: &[&str]) -> Result<Vec<Listen>, String> {
             ipv6only: ipv6only.unwrap_or(true),
             so_keepalive,
             backlog,
+            rcvbuf,
+            sndbuf,
         })
         .collect())
 }
@@ -188,6 +204,8 @@ mod tests {
             Some(Keepalive::Tuned { idle: 1800, intvl: 0, cnt: 10 })
         );
         assert_eq!(one(&["1", "backlog=1024"]).backlog, 1024);
+        let l = one(&["1", "sndbuf=32k", "rcvbuf=1m"]);
+        assert_eq!((l.sndbuf, l.rcvbuf), (Some(32768), Some(1 << 20)));
     }
 
     #[test]
@@ -205,6 +223,8 @@ mod tests {
             &["1", "so_keepalive=::"],
             &["1", "so_keepalive=x"],
             &["1", "backlog=0"],
+            &["1", "sndbuf=0"],
+            &["1", "rcvbuf=x"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

@@ -37,6 +37,52 @@ pub struct Settings {
     pub buflen: Option<u64>,
     /// `allow`/`deny` rules; a level with none of its own inherits the outer level's.
     pub access: Vec<Rule>,
+    // Live streaming (applications).
+    pub live: Option<bool>,
+    pub meta: Option<Meta>,
+    pub wait_key: Option<bool>,
+    pub wait_video: Option<bool>,
+    pub publish_notify: Option<bool>,
+    pub idle_streams: Option<bool>,
+    pub play_restart: Option<bool>,
+    pub interleave: Option<bool>,
+    pub drop_idle_publisher: Option<u64>,
+    pub sync: Option<u64>,
+    pub buffer: Option<u64>,
+    pub stream_buckets: Option<u64>,
+    pub gop_cache: Option<bool>,
+    pub merge_writes: Option<u64>,
+}
+
+/// `meta on|copy|off`: what players get of the publisher's metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Meta {
+    /// The well-known fields only (as nginx-rtmp-module rebuilds it).
+    On,
+    /// Exactly what the publisher sent.
+    Copy,
+    Off,
+}
+
+/// Live settings of an application, resolved with nginx-rtmp-module's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Live {
+    /// `live`: players may watch what is published (off by default, as nginx-rtmp-module).
+    pub enabled: bool,
+    pub meta: Meta,
+    pub wait_key: bool,
+    pub wait_video: bool,
+    pub publish_notify: bool,
+    pub idle_streams: bool,
+    pub play_restart: bool,
+    pub interleave: bool,
+    /// Milliseconds without audio/video after which a publisher is dropped (0: never).
+    pub drop_idle_publisher: u64,
+    pub sync: u64,
+    pub buffer: u64,
+    pub gop_cache: bool,
+    /// Milliseconds a player's output may wait to be written in one go (0: at once).
+    pub merge_writes: u64,
 }
 
 impl Settings {
@@ -45,7 +91,9 @@ impl Settings {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = outer.$f; } )* };
         }
         inherit!(timeout, ping, ping_timeout, so_keepalive, max_streams, chunk_size, ack_window,
-                 max_message, out_queue, out_cork, buflen);
+                 max_message, out_queue, out_cork, buflen, live, meta, wait_key, wait_video,
+                 publish_notify, idle_streams, play_restart, interleave, drop_idle_publisher, sync,
+                 buffer, stream_buckets, gop_cache, merge_writes);
         if self.access.is_empty() {
             self.access = outer.access.clone();
         }
@@ -74,6 +122,28 @@ pub struct Core {
 pub struct Application {
     pub name: String,
     pub settings: Settings,
+}
+
+impl Application {
+    /// The application's live settings (after `resolve`, with every level merged in).
+    pub fn live(&self) -> Live {
+        let s = &self.settings;
+        Live {
+            enabled: s.live.unwrap_or(false),
+            meta: s.meta.unwrap_or(Meta::On),
+            wait_key: s.wait_key.unwrap_or(false),
+            wait_video: s.wait_video.unwrap_or(false),
+            publish_notify: s.publish_notify.unwrap_or(false),
+            idle_streams: s.idle_streams.unwrap_or(true),
+            play_restart: s.play_restart.unwrap_or(false),
+            interleave: s.interleave.unwrap_or(false),
+            drop_idle_publisher: s.drop_idle_publisher.unwrap_or(0),
+            sync: s.sync.unwrap_or(300),
+            buffer: s.buffer.unwrap_or(0),
+            gop_cache: s.gop_cache.unwrap_or(true),
+            merge_writes: s.merge_writes.unwrap_or(0),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -173,6 +243,31 @@ impl Rtmp {
             "max_message" => set!(max_message, size_range(1, 0xff_ffff), "it must be a size from 1 to 16m - 1"),
             "out_queue" => set!(out_queue, size_range(1, 1 << 20), "it must be a number from 1 to 1m"),
             "out_cork" => set!(out_cork, size_range(1, 1 << 20), "it must be a number from 1 to 1m"),
+            "live" => set!(live, parse_flag, "it must be \"on\" or \"off\""),
+            "meta" => set!(
+                meta,
+                |s: &str| match s {
+                    "on" => Some(Meta::On),
+                    "copy" => Some(Meta::Copy),
+                    "off" => Some(Meta::Off),
+                    _ => None,
+                },
+                "it must be \"on\", \"copy\" or \"off\""
+            ),
+            "wait_key" => set!(wait_key, parse_flag, "it must be \"on\" or \"off\""),
+            "wait_video" => set!(wait_video, parse_flag, "it must be \"on\" or \"off\""),
+            "publish_notify" => set!(publish_notify, parse_flag, "it must be \"on\" or \"off\""),
+            "idle_streams" => set!(idle_streams, parse_flag, "it must be \"on\" or \"off\""),
+            "play_restart" => set!(play_restart, parse_flag, "it must be \"on\" or \"off\""),
+            "interleave" => set!(interleave, parse_flag, "it must be \"on\" or \"off\""),
+            "gop_cache" => set!(gop_cache, parse_flag, "it must be \"on\" or \"off\""),
+            "drop_idle_publisher" => set!(drop_idle_publisher, parse_msec, time),
+            "sync" => set!(sync, parse_msec, time),
+            "buffer" => set!(buffer, parse_msec, time),
+            // At most a second: the point is a short wait that saves system calls.
+            "merge_writes" => set!(merge_writes, |s| parse_msec(s).filter(|&t| t <= 1000), "it must be a time from 0 to 1s"),
+            // Streams live in a hash map that grows as needed; the size hint is accepted.
+            "stream_buckets" => set!(stream_buckets, range(1, 1 << 20), "it must be a number from 1 to 1048576"),
             "max_connections" => {
                 let v = range(1, u32::MAX as u64)(arg)
                     .ok_or_else(|| invalid(name, arg, "it must be a number from 1 to 4294967295"))?;
@@ -287,6 +382,47 @@ mod tests {
             }
         );
         assert_eq!(s.max_connections, None);
+        let mut r = Rtmp::default();
+        let s = r.open_server();
+        r.open_application(s, "a").unwrap();
+        let live = r.resolve()[0].apps[0].live();
+        assert_eq!(
+            live,
+            Live {
+                enabled: false,
+                meta: Meta::On,
+                wait_key: false,
+                wait_video: false,
+                publish_notify: false,
+                idle_streams: true,
+                play_restart: false,
+                interleave: false,
+                drop_idle_publisher: 0,
+                sync: 300,
+                buffer: 0,
+                gop_cache: true,
+                merge_writes: 0,
+            }
+        );
+    }
+
+    #[test]
+    fn live_directives() {
+        let mut r = Rtmp::default();
+        apply(&mut r, Pos::Main, "live on").unwrap();
+        apply(&mut r, Pos::Main, "meta copy").unwrap();
+        let s = r.open_server();
+        apply(&mut r, s, "drop_idle_publisher 10s").unwrap();
+        let a = r.open_application(s, "a").unwrap();
+        apply(&mut r, a, "idle_streams off").unwrap();
+        apply(&mut r, a, "merge_writes 100ms").unwrap();
+        apply(&mut r, a, "stream_buckets 1024").unwrap();
+        let live = r.resolve()[0].apps[0].live();
+        assert!(live.enabled && !live.idle_streams);
+        assert_eq!((live.meta, live.drop_idle_publisher, live.merge_writes), (Meta::Copy, 10_000, 100));
+        for bad in ["meta yes", "merge_writes 2s", "sync x", "stream_buckets 0", "live maybe"] {
+            assert!(apply(&mut r, a, bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

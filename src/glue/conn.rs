@@ -29,8 +29,9 @@ use ngx::ffi::{
 use super::block::Listener;
 use super::limit;
 use crate::conf::access::{self, Action};
-use crate::conf::{Application, ResolvedServer};
+use crate::conf::{Application, Live, Meta, ResolvedServer};
 use crate::live::{self, ConnId, Frame, Hub, Out, StreamKey};
+use crate::rtmp::message::{self as msg, MediaKind};
 use crate::rtmp::session::{self, Event, Session};
 
 macro_rules! log {
@@ -74,7 +75,14 @@ struct Conn {
     close_now: bool,
     /// The `max_connections` zone this connection holds a slot in.
     limit_zone: *mut ngx::ffi::ngx_shm_zone_t,
+    /// The application's live settings, once connected.
+    live: Option<Live>,
+    /// When a publisher last sent audio or video (for `drop_idle_publisher`).
+    last_media: usize,
+    /// Timers: pings, idle publisher check, delayed (merged) writes.
     ping: ngx_event_t,
+    idle: ngx_event_t,
+    merge: ngx_event_t,
 }
 
 impl Conn {
@@ -89,7 +97,14 @@ impl Conn {
     }
 
     fn hub_settings(&self) -> live::Settings {
-        live::Settings { chunk_size: self.server().core.chunk_size as usize, ..live::Settings::default() }
+        let l = self.live.as_ref();
+        live::Settings {
+            chunk_size: self.server().core.chunk_size as usize,
+            gop_cache: l.is_none_or(|l| l.gop_cache),
+            wait_video: l.is_some_and(|l| l.wait_video),
+            interleave: l.is_some_and(|l| l.interleave),
+            ..live::Settings::default()
+        }
     }
 
     fn queue(&mut self, b: Bytes) {
@@ -187,16 +202,18 @@ unsafe fn init(c: *mut ngx_connection_t) {
         close_after_flush: false,
         close_now: false,
         limit_zone,
+        live: None,
+        last_media: 0,
         ping: core::mem::zeroed(),
+        idle: core::mem::zeroed(),
+        merge: core::mem::zeroed(),
     });
     let conn = Box::into_raw(conn);
     (*c).data = conn as *mut c_void;
     let ping = &raw mut (*conn).ping;
-    (*ping).handler = Some(on_ping);
-    (*ping).data = c as *mut c_void;
-    (*ping).log = log;
-    // A ping timer alone must not keep a shutting-down worker alive.
-    (*ping).set_cancelable(1);
+    init_event(ping, c, on_ping);
+    init_event(&raw mut (*conn).idle, c, on_idle_check);
+    init_event(&raw mut (*conn).merge, c, on_merged_write);
     log!(NGX_LOG_INFO, log, "client connected");
 
     (*(*c).read).handler = Some(on_read);
@@ -210,6 +227,39 @@ unsafe fn init(c: *mut ngx_connection_t) {
     } else if ngx_handle_read_event((*c).read, 0) != NGX_OK as isize {
         close(c);
     }
+}
+
+/// Prepares one of a connection's own timer events.
+unsafe fn init_event(ev: *mut ngx_event_t, c: *mut ngx_connection_t, handler: unsafe extern "C" fn(*mut ngx_event_t)) {
+    (*ev).handler = Some(handler);
+    (*ev).data = c as *mut c_void;
+    (*ev).log = (*c).log;
+    // These timers alone must not keep a shutting-down worker alive.
+    (*ev).set_cancelable(1);
+}
+
+/// `drop_idle_publisher`: closes a publisher that sent no audio or video for that long.
+unsafe extern "C" fn on_idle_check(ev: *mut ngx_event_t) {
+    let c = (*ev).data as *mut ngx_connection_t;
+    guarded(c, || unsafe {
+        let conn = &*conn_of(c);
+        let limit = conn.live.as_ref().map_or(0, |l| l.drop_idle_publisher) as usize;
+        let idle = ngx_current_msec.wrapping_sub(conn.last_media);
+        if idle >= limit {
+            log!(NGX_LOG_INFO, (*c).log, "drop idle publisher: no audio or video for {idle} ms (drop_idle_publisher)");
+            close(c);
+        } else {
+            ngx_add_timer(ev, (limit - idle) as _);
+        }
+    });
+}
+
+/// `merge_writes`: the delayed write of everything queued meanwhile.
+unsafe extern "C" fn on_merged_write(ev: *mut ngx_event_t) {
+    let c = (*ev).data as *mut ngx_connection_t;
+    guarded(c, || unsafe {
+        flush(c);
+    });
 }
 
 unsafe extern "C" fn on_read(rev: *mut ngx_event_t) {
@@ -331,6 +381,7 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             match app {
                 Some(i) => {
                     conn.app = Some(i);
+                    conn.live = Some(conn.server().apps[i].live());
                     conn.session.accept_connect();
                 }
                 None => {
@@ -362,6 +413,11 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             conn.session.accept_publish(msid, &name);
             conn.drain_session();
             conn.streams.push((msid, key, Role::Publisher));
+            let idle = conn.live.as_ref().map_or(0, |l| l.drop_idle_publisher);
+            if idle > 0 {
+                conn.last_media = ngx_current_msec;
+                ngx_add_timer(&raw mut conn.idle, idle as _);
+            }
             apply(c, out);
         }
         Event::Play { msid, name, .. } => {
@@ -375,7 +431,14 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             if conn.streams.iter().any(|(m, _, _)| *m == msid) {
                 return refuse(c, msid, "NetStream.Play.Failed", "Stream is already in use");
             }
+            let live = conn.live.clone().unwrap_or_else(|| app.live());
+            if !live.enabled {
+                return refuse(c, msid, "NetStream.Play.StreamNotFound", "Live streaming is off in this application (live off)");
+            }
             let key = StreamKey { server: (*conn.listener).index, app: app.name.clone(), name: name.clone() };
+            if !live.idle_streams && !WORKER.with(|w| w.borrow().hub.is_live(&key)) {
+                return refuse(c, msid, "NetStream.Play.StreamNotFound", "No such stream (idle_streams off)");
+            }
             log!(NGX_LOG_INFO, (*c).log, "play: \"{}/{}\"", key.app, key.name);
             conn.session.accept_play(msid, &name);
             conn.drain_session();
@@ -389,6 +452,17 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             let Some((_, key, Role::Publisher)) = conn.streams.iter().find(|(m, _, _)| *m == msid) else {
                 return;
             };
+            let payload = match (kind, conn.live.as_ref().map_or(Meta::On, |l| l.meta)) {
+                (MediaKind::Data, Meta::Off) => return,
+                (MediaKind::Data, Meta::On) => match msg::known_metadata(&payload) {
+                    Some(p) => p,
+                    None => return,
+                },
+                _ => payload,
+            };
+            if kind != MediaKind::Data {
+                conn.last_media = ngx_current_msec;
+            }
             let settings = conn.hub_settings();
             let frame = Frame { kind, timestamp, payload, keyframe: false };
             let mut out = Vec::new();
@@ -443,16 +517,22 @@ unsafe fn apply(from: *mut ngx_connection_t, out: Vec<Out>) {
         let name_of = |conn: &Conn, msid: u32| {
             conn.streams.iter().find(|(m, _, _)| *m == msid).map(|(_, k, _)| k.name.clone()).unwrap_or_default()
         };
+        let (notify, restart, idle_streams) =
+            conn.live.as_ref().map_or((false, false, true), |l| (l.publish_notify, l.play_restart, l.idle_streams));
         match o {
             Out::Send(_, b) => conn.queue(b),
             Out::Unpublished { msid, .. } => {
                 let name = name_of(conn, msid);
-                conn.session.unpublished(msid, &name);
+                conn.session.unpublished(msid, &name, notify, restart);
                 conn.drain_session();
+                if !idle_streams {
+                    // Without idle streams, players leave with their publisher.
+                    conn.close_after_flush = true;
+                }
             }
             Out::Published { msid, .. } => {
                 let name = name_of(conn, msid);
-                conn.session.published(msid, &name);
+                conn.session.published(msid, &name, notify, restart);
                 conn.drain_session();
             }
         }
@@ -463,11 +543,24 @@ unsafe fn apply(from: *mut ngx_connection_t, out: Vec<Out>) {
             conn.out.clear();
         }
         if tc != from {
-            let wev = (*tc).write;
-            if (*wev).posted() == 0 {
-                ngx_post_event(wev, &raw mut ngx_posted_events);
-            }
+            schedule_write(tc, conn);
         }
+    }
+}
+
+/// Arranges for a connection's queue to be written: in this turn of the event loop
+/// (a posted event), or after `merge_writes` so that more is written in one call.
+unsafe fn schedule_write(c: *mut ngx_connection_t, conn: &mut Conn) {
+    let delay = conn.live.as_ref().map_or(0, |l| l.merge_writes);
+    if delay > 0 && !conn.close_now && !conn.close_after_flush {
+        if conn.merge.timer_set() == 0 {
+            ngx_add_timer(&raw mut conn.merge, delay as _);
+        }
+        return;
+    }
+    let wev = (*c).write;
+    if (*wev).posted() == 0 {
+        ngx_post_event(wev, &raw mut ngx_posted_events);
     }
 }
 
@@ -539,8 +632,10 @@ unsafe fn close(c: *mut ngx_connection_t) {
         for (_, key, role) in std::mem::take(&mut conn.streams) {
             leave(c, conn.id, &key, role);
         }
-        if conn.ping.timer_set() != 0 {
-            ngx_del_timer(&raw mut conn.ping);
+        for ev in [&raw mut conn.ping, &raw mut conn.idle, &raw mut conn.merge] {
+            if (*ev).timer_set() != 0 {
+                ngx_del_timer(ev);
+            }
         }
         if !conn.limit_zone.is_null() {
             limit::release(conn.limit_zone);

@@ -54,6 +54,8 @@ pub unsafe fn add(cf: *mut ngx_conf_t, listener: &Listener, l: &Listen) -> Resul
     ls.log.data = &raw mut ls.addr_text as *mut c_void;
     ls.log.handler = Some(ngx_accept_log_error);
     ls.backlog = l.backlog;
+    ls.rcvbuf = l.rcvbuf.unwrap_or(-1);
+    ls.sndbuf = l.sndbuf.unwrap_or(-1);
     ls.set_wildcard(l.wildcard as u32);
     ls.set_ipv6only(l.ipv6only as u32);
     match l.so_keepalive {

@@ -51,11 +51,25 @@ pub struct Settings {
     pub gop_max_bytes: usize,
     /// Our chunk size towards players.
     pub chunk_size: usize,
+    /// Players get no audio before their first video keyframe (`wait_video`).
+    pub wait_video: bool,
+    /// Audio and video on one chunk stream (`interleave`).
+    pub interleave: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { gop_cache: true, gop_max_bytes: 32 << 20, chunk_size: 4096 }
+        Settings { gop_cache: true, gop_max_bytes: 32 << 20, chunk_size: 4096, wait_video: false, interleave: false }
+    }
+}
+
+impl Settings {
+    fn csid(&self, kind: MediaKind) -> u32 {
+        if self.interleave && kind == MediaKind::Audio {
+            MediaKind::Video.csid()
+        } else {
+            kind.csid()
+        }
     }
 }
 
@@ -90,8 +104,8 @@ pub struct Hub {
     streams: HashMap<StreamKey, Stream>,
 }
 
-fn encode(frame: &Frame, msid: u32, chunk_size: usize) -> Bytes {
-    chunk::encode(frame.kind.csid(), frame.timestamp, frame.kind.type_id(), msid, &frame.payload, chunk_size)
+fn write(out: &mut BytesMut, frame: &Frame, msid: u32, settings: &Settings) {
+    chunk::write(out, settings.csid(frame.kind), frame.timestamp, frame.kind.type_id(), msid, &frame.payload, settings.chunk_size);
 }
 
 impl Hub {
@@ -159,11 +173,11 @@ impl Hub {
         let mut started = !s.has_video;
         if s.publisher.is_some() {
             for f in [&s.meta, &s.video_header, &s.audio_header].into_iter().flatten() {
-                chunk::write(&mut burst, f.kind.csid(), f.timestamp, f.kind.type_id(), msid, &f.payload, settings.chunk_size);
+                write(&mut burst, f, msid, settings);
             }
             if settings.gop_cache && !s.gop.is_empty() {
                 for f in &s.gop {
-                    chunk::write(&mut burst, f.kind.csid(), f.timestamp, f.kind.type_id(), msid, &f.payload, settings.chunk_size);
+                    write(&mut burst, f, msid, settings);
                 }
                 started = true;
             }
@@ -172,6 +186,11 @@ impl Hub {
         if !burst.is_empty() {
             out.push(Out::Send(conn, burst.freeze()));
         }
+    }
+
+    /// Whether `key` has a publisher now.
+    pub fn is_live(&self, key: &StreamKey) -> bool {
+        self.publisher(key).is_some()
     }
 
     /// Removes a player.
@@ -230,12 +249,16 @@ impl Hub {
                     p.started = true;
                 } else if frame.kind == MediaKind::Video && !info.sequence_header {
                     continue;
+                } else if frame.kind == MediaKind::Audio && settings.wait_video && s.has_video && !info.sequence_header {
+                    continue;
                 }
             }
             let bytes = match encoded.iter().find(|(m, _)| *m == p.msid) {
                 Some((_, b)) => b.clone(),
                 None => {
-                    let b = encode(&frame, p.msid, settings.chunk_size);
+                    let mut b = BytesMut::new();
+                    write(&mut b, &frame, p.msid, settings);
+                    let b = b.freeze();
                     encoded.push((p.msid, b.clone()));
                     b
                 }
@@ -354,6 +377,24 @@ mod tests {
         assert_eq!(h.player_count(&key("a")), 1);
         h.stop_play(&key("a"), 5);
         assert!(h.is_empty(), "an empty stream is forgotten");
+    }
+
+    #[test]
+    fn wait_video_and_interleave() {
+        let s = Settings { wait_video: true, gop_cache: false, interleave: true, ..Settings::default() };
+        let mut h = Hub::new();
+        let mut out = vec![];
+        h.publish(&key("a"), 1, &mut out).unwrap();
+        h.media(&key("a"), 1, video(0, true), &s, &mut out);
+        h.play(&key("a"), 2, 1, &s, &mut out);
+        out.clear();
+        let audio = |ts| Frame { kind: MediaKind::Audio, timestamp: ts, payload: Bytes::from_static(&[0xaf, 1, 9]), keyframe: false };
+        h.media(&key("a"), 1, audio(10), &s, &mut out);
+        assert!(out.is_empty(), "no audio before the player's first keyframe");
+        h.media(&key("a"), 1, video(40, true), &s, &mut out);
+        h.media(&key("a"), 1, audio(50), &s, &mut out);
+        let got = decode(&sends(&out, 2));
+        assert_eq!(got.iter().map(|m| (m.type_id, m.csid)).collect::<Vec<_>>(), vec![(9, 7), (8, 7)]);
     }
 
     #[test]

@@ -167,3 +167,56 @@ pub fn audio_info(body: &[u8]) -> TagInfo {
 pub fn metadata_payload(values: &[Value]) -> Bytes {
     amf::encode(values).freeze()
 }
+
+/// The metadata fields `meta on` keeps (the ones nginx-rtmp-module sends on).
+const KNOWN_META: &[&str] = &[
+    "width", "height", "displayWidth", "displayHeight", "duration", "framerate", "fps",
+    "videodatarate", "videocodecid", "audiodatarate", "audiocodecid", "profile", "level",
+];
+
+/// `onMetaData` reduced to the well-known fields (for `meta on`). `None` if the payload
+/// is not metadata.
+pub fn known_metadata(payload: &[u8]) -> Option<Bytes> {
+    let values = amf::Reader::new(payload).read_all().ok()?;
+    let props = match values.get(1)? {
+        Value::Object(p) | Value::EcmaArray(p) => p,
+        _ => return None,
+    };
+    let kept: Vec<(String, Value)> = props.iter().filter(|(k, _)| KNOWN_META.contains(&k.as_str())).cloned().collect();
+    Some(metadata_payload(&[Value::str("onMetaData"), Value::Object(kept)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_classification() {
+        assert_eq!(video_info(&[0x17, 0]), TagInfo { sequence_header: true, keyframe: false });
+        assert_eq!(video_info(&[0x17, 1]), TagInfo { sequence_header: false, keyframe: true });
+        assert_eq!(video_info(&[0x27, 1]), TagInfo::default());
+        // Enhanced RTMP: IsExHeader | keyframe | SequenceStart, FourCC hvc1.
+        assert_eq!(video_info(b"\x90hvc1"), TagInfo { sequence_header: true, keyframe: false });
+        assert_eq!(video_info(b"\x91hvc1"), TagInfo { sequence_header: false, keyframe: true });
+        assert_eq!(video_info(b"\x93av01"), TagInfo { sequence_header: false, keyframe: true });
+        assert_eq!(video_info(b"\xa1vp09"), TagInfo::default());
+        assert_eq!(audio_info(&[0xaf, 0]), TagInfo { sequence_header: true, keyframe: false });
+        assert_eq!(audio_info(&[0xaf, 1]), TagInfo::default());
+        assert_eq!(audio_info(b"\x90Opus"), TagInfo { sequence_header: true, keyframe: false });
+        assert_eq!(audio_info(&[0x2f]), TagInfo::default(), "MP3 has no header");
+        assert_eq!(video_info(&[]), TagInfo::default());
+    }
+
+    #[test]
+    fn meta_on_keeps_known_fields() {
+        let payload = amf::encode(&[
+            Value::str("onMetaData"),
+            Value::EcmaArray(vec![("width".into(), Value::Number(640.0)), ("encoder".into(), Value::str("Lavf"))]),
+        ]);
+        let kept = known_metadata(&payload).unwrap();
+        let v = amf::Reader::new(&kept).read_all().unwrap();
+        assert_eq!(v[1].get("width"), Some(&Value::Number(640.0)));
+        assert_eq!(v[1].get("encoder"), None);
+        assert_eq!(known_metadata(b"\x05"), None);
+    }
+}

@@ -494,18 +494,30 @@ impl Session {
         ], cs);
     }
 
-    /// Tells a player its stream's publisher left (the player may stay for the next one).
-    pub fn unpublished(&mut self, msid: u32, name: &str) {
+    /// Tells a player its stream's publisher left: stream EOF, then (`publish_notify`)
+    /// `NetStream.Play.UnpublishNotify` and (`play_restart`) `NetStream.Play.Stop`.
+    pub fn unpublished(&mut self, msid: u32, name: &str, notify: bool, restart: bool) {
         let cs = self.cfg.chunk_size;
         msg::user_control(&mut self.out, msg::UC_STREAM_EOF, msid, cs);
-        msg::on_status(&mut self.out, msid, "status", "NetStream.Play.UnpublishNotify", &format!("{name} is now unpublished."), cs);
+        if notify {
+            msg::on_status(&mut self.out, msid, "status", "NetStream.Play.UnpublishNotify", &format!("{name} is now unpublished."), cs);
+        }
+        if restart {
+            msg::on_status(&mut self.out, msid, "status", "NetStream.Play.Stop", &format!("Stopped playing {name}."), cs);
+        }
     }
 
-    /// Tells a waiting player that a publisher started its stream.
-    pub fn published(&mut self, msid: u32, name: &str) {
+    /// Tells a waiting player that a publisher started its stream: stream begin, then
+    /// (`publish_notify`) `NetStream.Play.PublishNotify` and (`play_restart`) `NetStream.Play.Start`.
+    pub fn published(&mut self, msid: u32, name: &str, notify: bool, restart: bool) {
         let cs = self.cfg.chunk_size;
         msg::user_control(&mut self.out, msg::UC_STREAM_BEGIN, msid, cs);
-        msg::on_status(&mut self.out, msid, "status", "NetStream.Play.PublishNotify", &format!("{name} is now published."), cs);
+        if notify {
+            msg::on_status(&mut self.out, msid, "status", "NetStream.Play.PublishNotify", &format!("{name} is now published."), cs);
+        }
+        if restart {
+            msg::on_status(&mut self.out, msid, "status", "NetStream.Play.Start", &format!("Started playing {name}."), cs);
+        }
     }
 }
 

@@ -147,7 +147,7 @@ sub command {
     return $tx;
 }
 
-# Reads the next message: { type, msid, ts, body, at }; undef on EOF or timeout.
+# Reads the next message: { type, msid, ts, body, at, csid }; undef on EOF or timeout.
 sub read_message {
     my ($self, $timeout) = @_;
     my $deadline = time + ($timeout // 5);
@@ -183,7 +183,7 @@ sub read_message {
         my $data = $self->read_exact($want, $left) // return undef;
         $st->{body} .= $data;
         next if length($st->{body}) < $st->{len};
-        my $m = { type => $st->{type}, msid => $st->{msid}, ts => $st->{ts}, body => $st->{body}, at => time };
+        my $m = { type => $st->{type}, msid => $st->{msid}, ts => $st->{ts}, body => $st->{body}, at => time, csid => $csid };
         $st->{body} = '';
         if ($m->{type} == 1) {
             $self->{in_chunk} = unpack('N', $m->{body});
