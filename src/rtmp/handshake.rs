@@ -148,6 +148,28 @@ mod tests {
         }
     }
 
+    /// C0+C1 as real clients sent them (captured on loopback): ffmpeg 5.1 uses the digest
+    /// handshake, rtmpdump/librtmp (as OBS) the plain one.
+    #[test]
+    fn recorded_clients() {
+        let ff: &[u8; 1537] = include_bytes!("testdata/ffmpeg-c0c1.bin");
+        assert_eq!(ff[0], C0);
+        let c1: &[u8; SIZE] = ff[1..].try_into().unwrap();
+        let (scheme, digest) = client_digest(c1).expect("ffmpeg's C1 carries a valid digest");
+        let out = respond(c1, 123, 99);
+        let s1: [u8; SIZE] = out[1..1 + SIZE].try_into().unwrap();
+        let pos = digest_pos(&s1, scheme);
+        assert_eq!(s1[pos..pos + DIGEST_LEN], digest_of(&s1, pos, &SERVER_KEY[..36]));
+        let key = hmac(&SERVER_KEY, &[&digest]);
+        assert_eq!(out[1 + 2 * SIZE - DIGEST_LEN..], hmac(&key, &[&out[1 + SIZE..1 + 2 * SIZE - DIGEST_LEN]]));
+
+        let rd: &[u8; 1537] = include_bytes!("testdata/rtmpdump-c0c1.bin");
+        let c1: &[u8; SIZE] = rd[1..].try_into().unwrap();
+        assert!(client_digest(c1).is_none(), "librtmp sends a plain C1");
+        let out = respond(c1, 123, 99);
+        assert_eq!(&out[1 + SIZE + 8..], &c1[8..], "and gets its C1 echoed");
+    }
+
     #[test]
     fn plain_handshake_echoes_c1() {
         let mut c1 = [7u8; SIZE];

@@ -36,6 +36,11 @@ our $ROOT = abs_path(dirname(__FILE__) . '/../../../..');
 my %used_ports;
 my @all;
 
+# A test killed by a signal must still stop its nginx: turn the usual ones into an exit
+# (which runs DESTROY), and let writes to closed sockets fail instead of killing the test.
+$SIG{PIPE} = 'IGNORE';
+$SIG{$_} = sub { exit 1 } for qw(INT TERM HUP);
+
 sub new {
     my ($class, %opts) = @_;
     my $dir = tempdir('ngx-rtmp-test-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{TEST_NGINX_LEAVE});
@@ -161,6 +166,8 @@ sub reload { $_[0]->signal('HUP') }
 sub stop {
     my ($self, $timeout) = @_;
     return 1 unless $self->{running};
+    # Clients a test left running would hold the workers (they serve them to the end).
+    kill 'TERM', @{ $self->{children} } if $self->{children};
     my $pid = $self->{master};
     $self->signal('QUIT');
     my $gone = wait_for(sub { !alive($pid) }, $timeout // 10);

@@ -1,0 +1,73 @@
+#!/usr/bin/perl
+# GStreamer as broadcaster (rtmp2sink) and as player (rtmp2src): what each side gets decodes.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Test::Nginx::RTMP qw(wait_for);
+
+plan skip_all => 'GStreamer rtmp2 elements not installed'
+    unless qx{gst-inspect-1.0 rtmp2sink 2>/dev/null} && qx{gst-inspect-1.0 rtmp2src 2>/dev/null};
+
+my $t = Test::Nginx::RTMP->new;
+$t->write_config(<<'CONF');
+rtmp {
+    server {
+        listen 127.0.0.1:%%PORT_RTMP%%;
+        application live { live on; }
+    }
+}
+CONF
+$t->run;
+my $url = 'rtmp://127.0.0.1:' . $t->port('RTMP') . '/live';
+my $dir = $t->dir;
+
+sub probe {
+    my ($file) = @_;
+    my %n;
+    for (qx{ffprobe -v error -count_frames -show_entries stream=codec_name,nb_read_frames -of csv=p=0 $file 2>&1}) {
+        chomp;
+        my ($codec, $frames) = split /,/;
+        $n{$codec} = $frames if defined $frames;
+    }
+    return \%n;
+}
+
+# GStreamer publishes H.264 + AAC for 6 s; ffmpeg plays 2 s of it.
+my $gst = $t->spawn("$dir/gst-publish.log", 'gst-launch-1.0', '-q',
+    'videotestsrc', 'is-live=true', 'num-buffers=180', '!', 'video/x-raw,width=320,height=240,framerate=30/1', '!',
+    'x264enc', 'tune=zerolatency', 'key-int-max=30', 'speed-preset=ultrafast', '!', 'h264parse', '!',
+    'flvmux', 'name=m', 'streamable=true', '!', "rtmp2sink", "location=$url/gst",
+    'audiotestsrc', 'is-live=true', 'num-buffers=258', '!', 'audioconvert', '!', 'avenc_aac', '!', 'aacparse', '!', 'm.');
+ok(wait_for(sub { $t->error_log =~ /publish: "live\/gst"/ }, 8), 'GStreamer (rtmp2sink) publishes');
+my $ff = $t->spawn("$dir/ffmpeg-play.log", 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-i', "$url/gst",
+    '-t', '2', '-c', 'copy', '-f', 'flv', "$dir/from-gst.flv");
+is($t->reap($ff, 15), 0, 'ffmpeg plays it');
+my $n = probe("$dir/from-gst.flv");
+ok(($n->{h264} // 0) >= 50, "  $n->{h264} H.264 frames decoded");
+ok(($n->{aac} // 0) >= 50, "  $n->{aac} AAC frames decoded");
+is(scalar qx{ffmpeg -hide_banner -v error -i $dir/from-gst.flv -f null - 2>&1}, '', '  without decode errors');
+is($t->reap($gst, 15), 0, 'the GStreamer publisher finished cleanly');
+
+# ffmpeg publishes; GStreamer (rtmp2src) plays and decodes.
+my $pub = $t->ffmpeg_publish("$url/ff", 8, gop => 30);
+ok(wait_for(sub { $t->error_log =~ /publish: "live\/ff"/ }, 5), 'ffmpeg publishes');
+sleep 1;
+my $decode = $t->spawn("$dir/gst-decode.log", 'gst-launch-1.0', '-q', 'rtmp2src', "location=$url/ff", '!',
+    'flvdemux', 'name=d', 'd.video', '!', 'queue', '!', 'h264parse', '!', 'avdec_h264', '!',
+    'fakesink', 'num-buffers=60', 'sync=false');
+is($t->reap($decode, 15), 0, 'GStreamer (rtmp2src) plays and decodes 60 H.264 frames');
+my $save = $t->spawn("$dir/gst-save.log", 'timeout', '-s', 'INT', '3', 'gst-launch-1.0', '-q', '-e',
+    'rtmp2src', "location=$url/ff", '!', 'filesink', "location=$dir/gst.flv");
+$t->reap($save, 10);
+$n = probe("$dir/gst.flv");
+ok(($n->{h264} // 0) >= 40 && ($n->{aac} // 0) >= 40, "  what it receives holds $n->{h264} video and $n->{aac} audio frames");
+is(scalar qx{ffmpeg -hide_banner -v error -i $dir/gst.flv -f null - 2>&1}, '', '  without decode errors');
+$t->reap($pub, 15);
+
+ok($t->stop, 'nginx stops');
+is(join("\n", $t->alerts), '', 'no alert, crit or emerg in the error log');
+
+done_testing;
