@@ -67,6 +67,9 @@ struct Conn {
     /// Bytes queued for the client; `sent` of the front buffer are already written.
     out: VecDeque<Bytes>,
     sent: usize,
+    /// How many queued buffers are a start-up burst rather than live output (the burst is
+    /// queued first, so these are the next ones written); `out_queue` counts the rest.
+    burst: usize,
     app: Option<usize>,
     /// Streams this connection publishes or plays, by message stream id.
     streams: Vec<(u32, StreamKey, Role)>,
@@ -197,6 +200,7 @@ unsafe fn init(c: *mut ngx_connection_t) {
         }),
         out: VecDeque::new(),
         sent: 0,
+        burst: 0,
         app: None,
         streams: Vec::new(),
         close_after_flush: false,
@@ -507,7 +511,7 @@ unsafe fn leave(c: *mut ngx_connection_t, id: ConnId, key: &StreamKey, role: Rol
 unsafe fn apply(from: *mut ngx_connection_t, out: Vec<Out>) {
     for o in out {
         let to = match &o {
-            Out::Send(id, _) | Out::Unpublished { conn: id, .. } | Out::Published { conn: id, .. } => *id,
+            Out::Send(id, _) | Out::Burst(id, _) | Out::Unpublished { conn: id, .. } | Out::Published { conn: id, .. } => *id,
         };
         let Some(tc) = WORKER.with(|w| w.borrow().conns.get(&to).copied()) else { continue };
         let conn = &mut *conn_of(tc);
@@ -521,6 +525,10 @@ unsafe fn apply(from: *mut ngx_connection_t, out: Vec<Out>) {
             conn.live.as_ref().map_or((false, false, true), |l| (l.publish_notify, l.play_restart, l.idle_streams));
         match o {
             Out::Send(_, b) => conn.queue(b),
+            Out::Burst(_, v) => {
+                conn.burst += v.len();
+                conn.out.extend(v);
+            }
             Out::Unpublished { msid, .. } => {
                 let name = name_of(conn, msid);
                 conn.session.unpublished(msid, &name, notify, restart);
@@ -537,10 +545,11 @@ unsafe fn apply(from: *mut ngx_connection_t, out: Vec<Out>) {
             }
         }
         let limit = conn.server().core.out_queue as usize;
-        if conn.out.len() > limit {
+        if conn.out.len() - conn.burst.min(conn.out.len()) > limit {
             log!(NGX_LOG_INFO, (*tc).log, "client too slow: more than {limit} messages queued (out_queue), dropping it");
             conn.close_now = true;
             conn.out.clear();
+            conn.burst = 0;
         }
         if tc != from {
             schedule_write(tc, conn);
@@ -587,6 +596,7 @@ unsafe fn flush(c: *mut ngx_connection_t) -> bool {
                         n -= left;
                         conn.out.pop_front();
                         conn.sent = 0;
+                        conn.burst = conn.burst.saturating_sub(1);
                     } else {
                         conn.sent += n;
                         n = 0;

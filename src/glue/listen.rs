@@ -49,7 +49,9 @@ pub unsafe fn add(cf: *mut ngx_conf_t, listener: &Listener, l: &Listen) -> Resul
     let ls = &mut *ls;
     ls.set_addr_ntop(1);
     ls.handler = Some(conn::init_connection);
-    ls.pool_size = 4096;
+    // nginx allocates little from a connection pool (its log, the address text); our
+    // state lives in Conn. A small pool keeps memory per client low.
+    ls.pool_size = 1024;
     ls.logp = &raw mut (*(*cf).cycle).new_log;
     ls.log.data = &raw mut ls.addr_text as *mut c_void;
     ls.log.handler = Some(ngx_accept_log_error);

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::rtmp::chunk;
 use crate::rtmp::message::{self as msg, MediaKind};
@@ -29,6 +29,9 @@ pub struct StreamKey {
 pub enum Out {
     /// Queue bytes for a connection.
     Send(ConnId, Bytes),
+    /// Queue a new player's start-up burst (metadata, codec headers, cached GOP): buffers
+    /// shared with every other player, and not live output (not counted in `out_queue`).
+    Burst(ConnId, Vec<Bytes>),
     /// Tell a player its stream's publisher left (`NetStream.Play.UnpublishNotify`).
     Unpublished { conn: ConnId, msid: u32 },
     /// Tell a waiting player that its stream is now published.
@@ -41,6 +44,20 @@ pub struct Frame {
     pub timestamp: u32,
     pub payload: Bytes,
     pub keyframe: bool,
+}
+
+/// A frame kept for new players: only its chunked encoding (for message stream id
+/// `msid`), shared by every player that joins; no second copy of the payload is held.
+#[derive(Clone, Debug)]
+struct Kept {
+    encoded: Bytes,
+    msid: u32,
+}
+
+impl Kept {
+    fn bytes(&self, msid: u32) -> Bytes {
+        with_msid(&self.encoded, self.msid, msid)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -84,11 +101,11 @@ struct Player {
 struct Stream {
     publisher: Option<ConnId>,
     players: Vec<Player>,
-    meta: Option<Frame>,
-    video_header: Option<Frame>,
-    audio_header: Option<Frame>,
+    meta: Option<Kept>,
+    video_header: Option<Kept>,
+    audio_header: Option<Kept>,
     /// Frames since the last video keyframe (empty while none was seen or it overflowed).
-    gop: Vec<Frame>,
+    gop: Vec<Kept>,
     gop_bytes: usize,
     has_video: bool,
 }
@@ -104,8 +121,23 @@ pub struct Hub {
     streams: HashMap<StreamKey, Stream>,
 }
 
-fn write(out: &mut BytesMut, frame: &Frame, msid: u32, settings: &Settings) {
-    chunk::write(out, settings.csid(frame.kind), frame.timestamp, frame.kind.type_id(), msid, &frame.payload, settings.chunk_size);
+fn encode(frame: &Frame, msid: u32, settings: &Settings) -> Bytes {
+    chunk::encode(settings.csid(frame.kind), frame.timestamp, frame.kind.type_id(), msid, &frame.payload, settings.chunk_size)
+}
+
+/// Where the message stream id sits in our encodings: after a 1-byte basic header (our
+/// chunk stream ids are all below 64) and timestamp, length and type (7 bytes).
+const MSID_AT: usize = 8;
+
+/// The same chunked message for another message stream id: the id appears only in the
+/// type 0 header, so a copy with those 4 bytes changed (or the same buffer if equal).
+fn with_msid(encoded: &Bytes, from: u32, to: u32) -> Bytes {
+    if from == to {
+        return encoded.clone();
+    }
+    let mut b = encoded.to_vec();
+    b[MSID_AT..MSID_AT + 4].copy_from_slice(&to.to_le_bytes());
+    Bytes::from(b)
 }
 
 impl Hub {
@@ -169,22 +201,20 @@ impl Hub {
     /// cached GOP at once, in one buffer.
     pub fn play(&mut self, key: &StreamKey, conn: ConnId, msid: u32, settings: &Settings, out: &mut Vec<Out>) {
         let s = self.streams.entry(key.clone()).or_default();
-        let mut burst = BytesMut::new();
+        let mut burst = Vec::new();
         let mut started = !s.has_video;
         if s.publisher.is_some() {
-            for f in [&s.meta, &s.video_header, &s.audio_header].into_iter().flatten() {
-                write(&mut burst, f, msid, settings);
+            for k in [&s.meta, &s.video_header, &s.audio_header].into_iter().flatten() {
+                burst.push(k.bytes(msid));
             }
             if settings.gop_cache && !s.gop.is_empty() {
-                for f in &s.gop {
-                    write(&mut burst, f, msid, settings);
-                }
+                burst.extend(s.gop.iter().map(|k| k.bytes(msid)));
                 started = true;
             }
         }
         s.players.push(Player { conn, msid, started });
         if !burst.is_empty() {
-            out.push(Out::Send(conn, burst.freeze()));
+            out.push(Out::Burst(conn, burst));
         }
     }
 
@@ -214,35 +244,14 @@ impl Hub {
             MediaKind::Data => msg::TagInfo::default(),
         };
         let frame = Frame { keyframe: info.keyframe, ..frame };
-        match frame.kind {
-            MediaKind::Data => s.meta = Some(frame.clone()),
-            MediaKind::Video if info.sequence_header => {
-                s.has_video = true;
-                s.video_header = Some(frame.clone());
-            }
-            MediaKind::Audio if info.sequence_header => s.audio_header = Some(frame.clone()),
-            _ => {}
-        }
         if frame.kind == MediaKind::Video {
             s.has_video = true;
         }
-        // The GOP cache: restart at each keyframe, append everything else after one.
-        if settings.gop_cache && !info.sequence_header && frame.kind != MediaKind::Data {
-            if frame.keyframe {
-                s.gop.clear();
-                s.gop_bytes = 0;
-            }
-            if frame.keyframe || !s.gop.is_empty() {
-                s.gop_bytes += frame.payload.len();
-                s.gop.push(frame.clone());
-                if s.gop_bytes > settings.gop_max_bytes {
-                    s.gop.clear();
-                    s.gop_bytes = 0;
-                }
-            }
-        }
-        // Fan-out: one encoding per message stream id, shared by every player.
-        let mut encoded: Vec<(u32, Bytes)> = Vec::new();
+        // Fan-out: one encoding (for the first player's stream id, else 1), shared by every
+        // player on that id; players on other ids get a copy with the id patched.
+        let base_msid = s.players.first().map_or(1, |p| p.msid);
+        let base = encode(&frame, base_msid, settings);
+        let mut encoded: Vec<(u32, Bytes)> = vec![(base_msid, base.clone())];
         for p in &mut s.players {
             if !p.started {
                 if frame.kind == MediaKind::Video && frame.keyframe {
@@ -256,14 +265,36 @@ impl Hub {
             let bytes = match encoded.iter().find(|(m, _)| *m == p.msid) {
                 Some((_, b)) => b.clone(),
                 None => {
-                    let mut b = BytesMut::new();
-                    write(&mut b, &frame, p.msid, settings);
-                    let b = b.freeze();
+                    let b = with_msid(&base, base_msid, p.msid);
                     encoded.push((p.msid, b.clone()));
                     b
                 }
             };
             out.push(Out::Send(p.conn, bytes));
+        }
+
+        // Remember what new players need, sharing the encoding just made.
+        let keep = || Kept { encoded: base.clone(), msid: base_msid };
+        match frame.kind {
+            MediaKind::Data => s.meta = Some(keep()),
+            MediaKind::Video if info.sequence_header => s.video_header = Some(keep()),
+            MediaKind::Audio if info.sequence_header => s.audio_header = Some(keep()),
+            // The GOP cache: restart at each keyframe, append everything else after one.
+            _ if settings.gop_cache => {
+                if frame.keyframe {
+                    s.gop.clear();
+                    s.gop_bytes = 0;
+                }
+                if frame.keyframe || !s.gop.is_empty() {
+                    s.gop_bytes += frame.payload.len();
+                    s.gop.push(keep());
+                    if s.gop_bytes > settings.gop_max_bytes {
+                        s.gop.clear();
+                        s.gop_bytes = 0;
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -282,10 +313,13 @@ mod tests {
     }
 
     fn sends(out: &[Out], to: ConnId) -> Vec<Bytes> {
-        out.iter().filter_map(|o| match o {
-            Out::Send(c, b) if *c == to => Some(b.clone()),
-            _ => None,
-        }).collect()
+        out.iter()
+            .flat_map(|o| match o {
+                Out::Send(c, b) if *c == to => vec![b.clone()],
+                Out::Burst(c, v) if *c == to => v.clone(),
+                _ => vec![],
+            })
+            .collect()
     }
 
     fn decode(bytes: &[Bytes]) -> Vec<chunk::Message> {
@@ -349,6 +383,18 @@ mod tests {
         // metadata, AVC header, AAC header, then the GOP from the last keyframe (80).
         assert_eq!(summary, vec![(18, 0), (9, 0), (8, 0), (9, 80), (9, 120)]);
         assert_eq!(got[3].payload[0], 0x17, "GOP starts on a keyframe");
+        // The burst shares the buffers made for earlier players: a second joiner gets the
+        // very same ones.
+        let mut again = vec![];
+        h.play(&key("a"), 9, 1, &s, &mut again);
+        let (a, b) = (sends(&out, 7), sends(&again, 9));
+        assert!(a.iter().zip(&b).all(|(x, y)| x.as_ptr() == y.as_ptr()));
+        // A player on another message stream id gets the same messages on its id.
+        let mut other = vec![];
+        h.play(&key("a"), 10, 3, &s, &mut other);
+        let got3 = decode(&sends(&other, 10));
+        assert_eq!(got3.len(), got.len());
+        assert!(got3.iter().zip(&got).all(|(x, y)| x.msid == 3 && x.payload == y.payload && x.timestamp == y.timestamp));
 
         // Without the GOP cache, a late player waits for the next keyframe.
         let s = Settings { gop_cache: false, ..Settings::default() };

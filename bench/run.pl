@@ -1,0 +1,207 @@
+#!/usr/bin/perl
+# Fan-out benchmark: ngx-rtmp-rs against nginx-rtmp-module (Debian's libnginx-mod-rtmp),
+# each in its own nginx (never both modules in one), same machine, same run, same load.
+#
+# Load: one publisher of a ~2.5 Mbit/s pre-encoded FLV (H.264 720p30 + AAC), looped in real
+# time; N rtmpdump players; 3 latency probes. Measured over a fixed window, per server:
+#   - worker CPU (user+system, from /proc) per MB delivered to players (from the kernel's
+#     per-socket bytes_acked, `ss -ti`),
+#   - worker RSS growth per player,
+#   - players stalled (got under half the stream's rate) or dropped (connection gone),
+#   - publish-to-play latency percentiles (send time at the publisher to arrival at the
+#     probes, same clock).
+#
+#   bench/run.pl [--players 50,200,500] [--window 10] [--merge 100] [--keep]
+# Needs: nginx, libnginx-mod-rtmp, ffmpeg, rtmpdump, iproute2 (ss); the module built.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../t/lib";
+use Cwd qw(abs_path);
+use File::Path qw(make_path remove_tree);
+use Getopt::Long;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+
+my $root = abs_path("$FindBin::Bin/..");
+my ($players, $window, $merge, $keep) = ('50,200,500', 10, 100, 0);
+GetOptions('players=s' => \$players, 'window=i' => \$window, 'merge=i' => \$merge, 'keep' => \$keep) or die;
+my @counts = split /,/, $players;
+my $work = "$root/bench/work";
+make_path($work);
+$SIG{PIPE} = 'IGNORE';
+
+my $c_module = '/usr/lib/nginx/modules/ngx_rtmp_module.so';
+my $our_module = "$root/target/release/libngx_rtmp_rs.so";
+-f $c_module or die "install libnginx-mod-rtmp (nginx-rtmp-module) first\n";
+-f $our_module or die "build the module first (scripts/setup.sh build)\n";
+
+# The input: 20 s of 1280x720 30 fps H.264 at ~2.4 Mbit/s + 128 kbit/s AAC, made once.
+my $input = "$work/input.flv";
+unless (-s $input) {
+    system('ffmpeg', '-hide_banner', '-loglevel', 'error', '-y',
+        '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
+        '-t', '20', '-c:v', 'libx264', '-preset', 'veryfast', '-b:v', '2400k', '-maxrate', '2400k', '-bufsize', '2400k',
+        '-g', '60', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '128k', '-f', 'flv', $input) == 0 or die 'ffmpeg failed';
+}
+my $rate = (-s $input) / 20;    # bytes per second of the stream
+
+my @children;
+sub spawn {
+    my ($log, @cmd) = @_;
+    my $pid = fork // die;
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $log;
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or exit 127;
+    }
+    push @children, $pid;
+    return $pid;
+}
+sub stop_children {
+    kill 'TERM', @children;
+    my $deadline = time + 5;
+    while (@children && time < $deadline) {
+        @children = grep { waitpid($_, WNOHANG) == 0 } @children;
+        sleep 0.05;
+    }
+    kill 'KILL', @children;
+    waitpid($_, 0) for @children;
+    @children = ();
+}
+END { stop_children() }
+
+sub slurp { open my $f, '<', shift or return ''; local $/; <$f> }
+sub cpu_ticks { my @f = split ' ', (slurp("/proc/$_[0]/stat") =~ s/^.*\) //sr); $f[11] + $f[12] }
+sub rss_kb { slurp("/proc/$_[0]/status") =~ /VmRSS:\s+(\d+)/ ? $1 : 0 }
+
+# bytes_acked of every established connection from the server's port, by peer port.
+sub acked {
+    my ($port) = @_;
+    my %by;
+    my $peer;
+    for (qx{ss -tinH state established '( sport = :$port )'}) {
+        if (/^\s*\d+\s+\d+\s+\S+:$port\s+\S+:(\d+)/) { $peer = $1; next }
+        $by{$peer} = $1 if defined $peer && /bytes_acked:(\d+)/;
+    }
+    return \%by;
+}
+
+sub percentile {
+    my ($p, @v) = @_;
+    return 'n/a' unless @v;
+    @v = sort { $a <=> $b } @v;
+    return sprintf '%.0f', $v[int($p / 100 * $#v)];
+}
+
+sub run_case {
+    my ($server, $n, $merge_ms) = @_;
+    my $dir = "$work/$server-$n-$merge_ms";
+    remove_tree($dir);
+    make_path("$dir/logs");
+    my $port = 20000 + int(rand(20000));
+    my $module = $server eq 'nginx-rtmp-module' ? $c_module : $our_module;
+    # BENCH_EXTRA: more directives for our application (to compare settings).
+    my $extra = $server eq 'ngx-rtmp-rs' ? "merge_writes ${merge_ms}ms; " . ($ENV{BENCH_EXTRA} // '') : '';
+    open my $cf, '>', "$dir/nginx.conf" or die;
+    print $cf <<"CONF";
+load_module $module;
+error_log $dir/error.log warn;
+pid $dir/nginx.pid;
+worker_processes 1;
+worker_rlimit_nofile 8192;
+events { worker_connections 4096; }
+rtmp {
+    server {
+        listen 127.0.0.1:$port;
+        chunk_size 4096;
+        application live {
+            live on;
+            $extra
+        }
+    }
+}
+CONF
+    close $cf;
+    system('nginx', '-p', "$dir/", '-c', "$dir/nginx.conf") == 0 or die "nginx failed for $server";
+    sleep 0.5;
+    chomp(my $master = slurp("$dir/nginx.pid"));
+    my ($worker) = map { /(\d+)/ ? $1 : () } qx{pgrep -P $master};
+
+    spawn("$dir/logs/publish.log", "$root/bench/publish.pl", $input, '127.0.0.1', $port, 'live', 'bench', "$dir/send.log");
+    sleep 2;
+    my $rss0 = rss_kb($worker);
+    for my $i (1 .. $n) {
+        spawn('/dev/null', 'rtmpdump', '-q', '--live', '-r', "rtmp://127.0.0.1:$port/live/bench", '-o', '/dev/null');
+        sleep 0.01;
+    }
+    my @probes = map { spawn("$dir/logs/probe$_.log", "$root/bench/probe.pl", '127.0.0.1', $port, 'live', 'bench',
+        "$dir/probe$_.txt", $window + 8) } 1 .. 3;
+    my $deadline = time + 30;
+    sleep 0.5 while keys(%{ acked($port) }) < $n + 4 && time < $deadline;
+    sleep 3;    # warm-up
+
+    my $a0 = acked($port);
+    my ($c0, $t0) = (cpu_ticks($worker), time);
+    sleep $window;
+    my $a1 = acked($port);
+    my ($c1, $t1) = (cpu_ticks($worker), time);
+    my $rss1 = rss_kb($worker);
+
+    my ($bytes, $stalled, $present) = (0, 0, 0);
+    for my $peer (keys %$a0) {
+        next unless exists $a1->{$peer};
+        my $d = $a1->{$peer} - $a0->{$peer};
+        next if $d < 1000 && $a0->{$peer} < 100_000;    # the publisher's socket (data flows in)
+        $present++;
+        $bytes += $d;
+        $stalled++ if $d < 0.5 * $rate * ($t1 - $t0);
+    }
+    my $expected = $n + 3;
+    my $dropped = $expected > $present ? $expected - $present : 0;
+    my $cpu = ($c1 - $c0) / 100;
+    my $mb = $bytes / 1e6;
+
+    # latency: arrival at the probes minus send time at the publisher, per video frame
+    my %sent = map { split ' ' } grep { /\S/ } split /\n/, slurp("$dir/send.log");
+    my @lat;
+    for my $p (1 .. 3) {
+        my $joined;
+        for (split /\n/, slurp("$dir/probe$p.txt")) {
+            my ($ts, $at) = split ' ';
+            $joined //= $at;
+            # Frames sent before the probe joined came from the GOP cache: not latency.
+            push @lat, ($at - $sent{$ts}) * 1000 if defined $sent{$ts} && $sent{$ts} >= $joined;
+        }
+    }
+    stop_children();
+    system('nginx', '-p', "$dir/", '-c', "$dir/nginx.conf", '-s', 'stop');
+    sleep 1;
+    remove_tree($dir) unless $keep;
+    return {
+        cpu_ms_per_mb => $mb > 0 ? $cpu * 1000 / $mb : 0,
+        mbps          => $bytes * 8 / 1e6 / ($t1 - $t0),
+        rss_per       => $n ? ($rss1 - $rss0) / $n : 0,
+        stalled       => $stalled,
+        dropped       => $dropped,
+        lat           => join('/', map { percentile($_, @lat) } 50, 95, 99),
+    };
+}
+
+my @configs = (['nginx-rtmp-module', 0], ['ngx-rtmp-rs', 0], ['ngx-rtmp-rs', $merge]);
+printf "stream: %.2f Mbit/s; window %d s; %d cores\n\n", $rate * 8 / 1e6, $window, scalar(() = slurp('/proc/cpuinfo') =~ /^processor/mg);
+printf "%-5s %-19s %-7s %10s %10s %12s %8s %8s %18s\n", 'N', 'server', 'merge', 'CPU ms/MB', 'Mbit/s out', 'RSS kB/plyr', 'stalled', 'dropped', 'latency p50/95/99';
+for my $n (@counts) {
+    my %base;
+    for my $cfg (@configs) {
+        my ($server, $m) = @$cfg;
+        my $r = run_case($server, $n, $m);
+        %base = %$r if $server eq 'nginx-rtmp-module';
+        my $ratio = $base{cpu_ms_per_mb} ? sprintf(' (%.2fx)', $r->{cpu_ms_per_mb} / $base{cpu_ms_per_mb}) : '';
+        printf "%-5d %-19s %-7s %10s %10.0f %12.1f %8d %8d %18s ms\n", $n, $server,
+            $server eq 'ngx-rtmp-rs' ? "${m}ms" : '-', sprintf('%.2f', $r->{cpu_ms_per_mb}) . $ratio,
+            $r->{mbps}, $r->{rss_per}, $r->{stalled}, $r->{dropped}, $r->{lat};
+    }
+}
