@@ -11,7 +11,7 @@
 use core::ffi::c_void;
 use core::ptr;
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{IoSlice, Write};
 use std::mem::ManuallyDrop;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream};
@@ -30,7 +30,7 @@ use super::block::Listener;
 use super::limit;
 use crate::conf::access::{self, Action};
 use crate::conf::{Application, Live, Meta, ResolvedServer};
-use crate::live::{self, ConnId, Frame, Hub, Out, StreamKey};
+use crate::live::{self, ConnId, Frame, Hub, Out, Slab, StreamKey};
 use crate::rtmp::message::{self as msg, MediaKind};
 use crate::rtmp::session::{self, Event, Session};
 
@@ -45,8 +45,7 @@ macro_rules! log {
 #[derive(Default)]
 struct Worker {
     hub: Hub,
-    conns: HashMap<ConnId, *mut ngx_connection_t>,
-    next_id: ConnId,
+    conns: Slab<*mut ngx_connection_t>,
 }
 
 thread_local! {
@@ -182,13 +181,7 @@ unsafe fn init(c: *mut ngx_connection_t) {
         _ => ptr::null_mut(),
     };
     let core = &server.core;
-    let id = WORKER.with(|w| {
-        let mut w = w.borrow_mut();
-        w.next_id += 1;
-        let id = w.next_id;
-        w.conns.insert(id, c);
-        id
-    });
+    let id = WORKER.with(|w| w.borrow_mut().conns.insert(c));
     let conn = Box::new(Conn {
         id,
         listener,
@@ -509,11 +502,16 @@ unsafe fn leave(c: *mut ngx_connection_t, id: ConnId, key: &StreamKey, role: Rol
 
 /// Delivers the hub's output: queues bytes and statuses, and schedules the writes.
 unsafe fn apply(from: *mut ngx_connection_t, out: Vec<Out>) {
+    // Nothing below re-enters the worker state (no connection is closed here).
+    WORKER.with(|w| unsafe { apply_to(&w.borrow().conns, from, out) });
+}
+
+unsafe fn apply_to(conns: &Slab<*mut ngx_connection_t>, from: *mut ngx_connection_t, out: Vec<Out>) {
     for o in out {
         let to = match &o {
             Out::Send(id, _) | Out::Burst(id, _) | Out::Unpublished { conn: id, .. } | Out::Published { conn: id, .. } => *id,
         };
-        let Some(tc) = WORKER.with(|w| w.borrow().conns.get(&to).copied()) else { continue };
+        let Some(tc) = conns.get(to) else { continue };
         let conn = &mut *conn_of(tc);
         if conn.close_now {
             continue;
@@ -583,11 +581,13 @@ unsafe fn flush(c: *mut ngx_connection_t) -> bool {
     let wev = (*c).write;
     let mut sock = ManuallyDrop::new(TcpStream::from_raw_fd((*c).fd));
     while !conn.out.is_empty() {
-        let mut slices: Vec<IoSlice> = Vec::with_capacity(conn.out.len().min(64));
-        for (i, b) in conn.out.iter().take(64).enumerate() {
-            slices.push(IoSlice::new(if i == 0 { &b[conn.sent..] } else { &b[..] }));
+        let mut slices = [IoSlice::new(&[]); 64];
+        let mut n = 0;
+        for (i, b) in conn.out.iter().take(slices.len()).enumerate() {
+            slices[i] = IoSlice::new(if i == 0 { &b[conn.sent..] } else { &b[..] });
+            n += 1;
         }
-        match sock.write_vectored(&slices) {
+        match sock.write_vectored(&slices[..n]) {
             Ok(mut n) => {
                 (*c).sent += n as i64;
                 while n > 0 {
@@ -638,7 +638,7 @@ unsafe fn close(c: *mut ngx_connection_t) {
     let data = core::mem::replace(&mut (*c).data, ptr::null_mut());
     if !data.is_null() {
         let mut conn = Box::from_raw(data as *mut Conn);
-        WORKER.with(|w| w.borrow_mut().conns.remove(&conn.id));
+        WORKER.with(|w| w.borrow_mut().conns.remove(conn.id));
         for (_, key, role) in std::mem::take(&mut conn.streams) {
             leave(c, conn.id, &key, role);
         }

@@ -7,12 +7,16 @@
 //! A new player gets the metadata and codec headers, then the cached current GOP (from
 //! the last keyframe), so its picture starts at once and on a keyframe.
 
+mod slab;
+
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
 use crate::rtmp::chunk;
 use crate::rtmp::message::{self as msg, MediaKind};
+
+pub use slab::Slab;
 
 pub type ConnId = u64;
 
