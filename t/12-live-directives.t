@@ -142,6 +142,25 @@ my $took = time - $start;
 ok($took > 0.7 && $took < 3, sprintf('  after about a second (%.1f s)', $took));
 like($t->error_log, qr/drop idle publisher/, '  and the log says so');
 
+# --- pause / unpause ------------------------------------------------------------------------
+$p = client('idle');
+$p->publish('pz');
+send_frames($p, 0, qw(avc key));
+$v = client('idle');
+$v->play('pz');
+collect($v, 0.3);
+$v->command($v->{msid}, 'pause', undef, \1, 0);
+my @paused = collect($v, 0.5);
+ok(grep(/NetStream.Pause.Notify/, @paused), 'pause: the player gets NetStream.Pause.Notify');
+send_frames($p, 100, qw(p key p));
+ok(!grep(/^9:(17|27)01/, collect($v, 0.5)), '  and no frames while paused');
+$v->command($v->{msid}, 'pause', undef, \0, 0);
+send_frames($p, 200, qw(p key));
+my @resumed = collect($v, 0.6);
+ok(grep(/NetStream.Unpause.Notify/, @resumed), 'unpause: NetStream.Unpause.Notify');
+is((grep { /^9:(17|27)01/ } @resumed)[0], '9:1701', '  and frames again, from a keyframe');
+close $p->sock;
+
 # --- ping: an idle player that answers pings stays --------------------------------------
 my $quiet = client('idle');
 $quiet->play('nothing');

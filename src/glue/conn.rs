@@ -472,7 +472,18 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                 leave(c, conn.id, &key, role);
             }
         }
-        Event::Pause { .. } => {}
+        Event::Pause { msid, pause } => {
+            if let Some((_, key, Role::Player)) = conn.streams.iter().find(|(m, _, _)| *m == msid) {
+                WORKER.with(|w| w.borrow_mut().hub.pause(key, conn.id, pause));
+                conn.session.paused(msid, pause);
+                conn.drain_session();
+            }
+        }
+        Event::Receive { msid, kind, on } => {
+            if let Some((_, key, Role::Player)) = conn.streams.iter().find(|(m, _, _)| *m == msid) {
+                WORKER.with(|w| w.borrow_mut().hub.receive(key, conn.id, kind, on));
+            }
+        }
     }
 }
 

@@ -157,7 +157,7 @@ static mut HTTP_COMMANDS: [ngx_command_t; N_HTTP + 1] = commands::<{ N_HTTP + 1 
 static mut CORE_CTX: ngx_core_module_t = ngx_core_module_t {
     name: ngx_str_t { len: 4, data: c"rtmp".as_ptr() as *mut u8 },
     create_conf: None,
-    init_conf: None,
+    init_conf: Some(init_conf),
 };
 
 static mut HTTP_CTX: ngx_http_module_t = ngx_http_module_t {
@@ -181,6 +181,22 @@ pub static mut ngx_rtmp_module: ngx_module_t = ngx_module_t {
     type_: NGX_CORE_MODULE as ngx_uint_t,
     ..ngx_module_t::default()
 };
+
+/// After the whole configuration is read (also under `nginx -t`): warn when streams would
+/// be split across workers.
+unsafe extern "C" fn init_conf(cycle: *mut ngx::ffi::ngx_cycle_t, rtmp: *mut c_void) -> *mut c_char {
+    let ctx = (*cycle).conf_ctx;
+    let ccf = *ctx.add(ngx::ffi::ngx_core_module.index) as *const ngx::ffi::ngx_core_conf_t;
+    if !rtmp.is_null() && !ccf.is_null() && (*ccf).worker_processes > 1 {
+        ngx::ngx_log_error!(
+            ngx::ffi::NGX_LOG_WARN,
+            (*cycle).log,
+            "ngx-rtmp-rs: with worker_processes {} a player sees only the streams published to its own worker; use worker_processes 1 for RTMP live",
+            (*ccf).worker_processes
+        );
+    }
+    ptr::null_mut()
+}
 
 #[no_mangle]
 pub static mut ngx_rtmp_core_module: ngx_module_t = ngx_module_t {

@@ -99,6 +99,11 @@ struct Player {
     msid: u32,
     /// Has received a video keyframe (or the stream has no video yet).
     started: bool,
+    /// `pause`d: gets nothing until it resumes (then from a keyframe).
+    paused: bool,
+    /// `receiveAudio false` / `receiveVideo false`.
+    no_audio: bool,
+    no_video: bool,
 }
 
 #[derive(Default)]
@@ -216,10 +221,36 @@ impl Hub {
                 started = true;
             }
         }
-        s.players.push(Player { conn, msid, started });
+        s.players.push(Player { conn, msid, started, paused: false, no_audio: false, no_video: false });
         if !burst.is_empty() {
             out.push(Out::Burst(conn, burst));
         }
+    }
+
+    /// Pauses or resumes a player (`pause`); a resumed player restarts on a keyframe.
+    pub fn pause(&mut self, key: &StreamKey, conn: ConnId, pause: bool) {
+        if let Some(p) = self.player_mut(key, conn) {
+            p.paused = pause;
+            p.started = false;
+        }
+    }
+
+    /// `receiveAudio` / `receiveVideo`.
+    pub fn receive(&mut self, key: &StreamKey, conn: ConnId, kind: MediaKind, on: bool) {
+        if let Some(p) = self.player_mut(key, conn) {
+            match kind {
+                MediaKind::Audio => p.no_audio = !on,
+                MediaKind::Video => {
+                    p.no_video = !on;
+                    p.started = false;
+                }
+                MediaKind::Data => {}
+            }
+        }
+    }
+
+    fn player_mut(&mut self, key: &StreamKey, conn: ConnId) -> Option<&mut Player> {
+        self.streams.get_mut(key)?.players.iter_mut().find(|p| p.conn == conn)
     }
 
     /// Whether `key` has a publisher now.
@@ -257,6 +288,12 @@ impl Hub {
         let base = encode(&frame, base_msid, settings);
         let mut encoded: Vec<(u32, Bytes)> = vec![(base_msid, base.clone())];
         for p in &mut s.players {
+            let skip = p.paused
+                || (frame.kind == MediaKind::Audio && p.no_audio)
+                || (frame.kind == MediaKind::Video && p.no_video);
+            if skip {
+                continue;
+            }
             if !p.started {
                 if frame.kind == MediaKind::Video && frame.keyframe {
                     p.started = true;
@@ -445,6 +482,30 @@ mod tests {
         h.media(&key("a"), 1, audio(50), &s, &mut out);
         let got = decode(&sends(&out, 2));
         assert_eq!(got.iter().map(|m| (m.type_id, m.csid)).collect::<Vec<_>>(), vec![(9, 7), (8, 7)]);
+    }
+
+    #[test]
+    fn pause_and_receive() {
+        let s = Settings { gop_cache: false, ..Settings::default() };
+        let mut h = Hub::new();
+        let mut out = vec![];
+        h.publish(&key("a"), 1, &mut out).unwrap();
+        h.play(&key("a"), 2, 1, &s, &mut out);
+        h.media(&key("a"), 1, video(0, true), &s, &mut out);
+        h.pause(&key("a"), 2, true);
+        out.clear();
+        h.media(&key("a"), 1, video(40, true), &s, &mut out);
+        assert!(out.is_empty(), "paused");
+        h.pause(&key("a"), 2, false);
+        h.media(&key("a"), 1, video(80, false), &s, &mut out);
+        assert!(out.is_empty(), "resumes on a keyframe");
+        h.media(&key("a"), 1, video(120, true), &s, &mut out);
+        assert_eq!(out.len(), 1);
+        h.receive(&key("a"), 2, MediaKind::Audio, false);
+        out.clear();
+        let audio = Frame { kind: MediaKind::Audio, timestamp: 130, payload: Bytes::from_static(&[0xaf, 1]), keyframe: false };
+        h.media(&key("a"), 1, audio, &s, &mut out);
+        assert!(out.is_empty(), "receiveAudio false");
     }
 
     #[test]

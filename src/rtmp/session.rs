@@ -57,6 +57,8 @@ pub enum Event {
     /// The client ended a stream (`deleteStream`, `closeStream`).
     CloseStream { msid: u32 },
     Pause { msid: u32, pause: bool },
+    /// `receiveAudio` / `receiveVideo`: a player turns a kind of media on or off.
+    Receive { msid: u32, kind: MediaKind, on: bool },
 }
 
 #[derive(Debug, PartialEq)]
@@ -407,6 +409,11 @@ impl Session {
                 let pause = matches!(args.get(1), Some(Value::Boolean(true)));
                 self.events.push_back(Event::Pause { msid, pause });
             }
+            "receiveAudio" | "receiveVideo" => {
+                let kind = if name == "receiveAudio" { MediaKind::Audio } else { MediaKind::Video };
+                let on = !matches!(args.get(1), Some(Value::Boolean(false)));
+                self.events.push_back(Event::Receive { msid, kind, on });
+            }
             "getStreamLength" => self.result(txid, "_result", Value::Null, Value::Number(0.0)),
             "FCPublish" => {
                 let name = arg_str(1);
@@ -479,6 +486,12 @@ impl Session {
     /// Sends an `onStatus` on a stream (errors: the caller closes after sending).
     pub fn status(&mut self, msid: u32, level: &str, code: &str, description: &str) {
         msg::on_status(&mut self.out, msid, level, code, description, self.cfg.chunk_size);
+    }
+
+    /// Answers `pause`: `NetStream.Pause.Notify` / `NetStream.Unpause.Notify`.
+    pub fn paused(&mut self, msid: u32, pause: bool) {
+        let (code, what) = if pause { ("NetStream.Pause.Notify", "Paused") } else { ("NetStream.Unpause.Notify", "Unpaused") };
+        msg::on_status(&mut self.out, msid, "status", code, &format!("{what} live"), self.cfg.chunk_size);
     }
 
     pub fn accept_play(&mut self, msid: u32, name: &str) {
@@ -674,6 +687,29 @@ mod tests {
         assert!(c.send(msg::COMMAND_AMF0, 0, &[0x42]).is_err(), "garbage AMF");
         let mut s = Session::new(Config::default());
         assert_eq!(s.feed(b"GET / HTTP/1.1\r\n", 0, 1), Err(Error::BadVersion(b'G')));
+    }
+
+    #[test]
+    fn random_input_after_the_handshake_never_panics() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..500 {
+            let mut c = Client::new();
+            if round % 2 == 0 {
+                connect(&mut c, "live");
+            }
+            let mut data = vec![0u8; 1 + round % 700];
+            for b in data.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+            // Mostly valid chunk headers with random bodies, then pure noise.
+            let _ = c.send((seed % 23) as u8, (seed >> 8) as u32 % 3, &data);
+            let _ = c.s.feed(&data, 0, 1);
+            while c.s.poll_event().is_some() {}
+            let _ = c.s.take_output();
+        }
     }
 
     #[test]
