@@ -29,7 +29,7 @@ rtmp {
 CONF
 $t->run;
 is(scalar(my @w = $t->worker_pids), 2, 'two workers run');
-like($t->error_log, qr/\[warn\].*with worker_processes 2 a player sees only the streams published to its own worker/,
+like($t->startup_output, qr/\[warn\].*with worker_processes 2 a player sees only the streams published to its own worker/,
     'nginx warns that streams are per worker');
 
 # Is the peer still there? (no EOF or reset within $wait seconds)

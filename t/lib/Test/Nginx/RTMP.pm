@@ -128,6 +128,7 @@ sub run {
     my ($self) = @_;
     unlink "$self->{dir}/nginx.pid";
     my ($ok, $out) = $self->_nginx();
+    $self->{startup_output} = $out;
     if (!$ok || !wait_for(sub { -s "$self->{dir}/nginx.pid" }, 5)) {
         diag("nginx failed to start: $out");
         diag($self->error_log);
@@ -180,6 +181,9 @@ sub stop {
 }
 
 sub error_log { slurp("$_[0]{dir}/error.log") // '' }
+
+# What nginx printed while starting (before its error_log was open).
+sub startup_output { $_[0]{startup_output} // '' }
 
 # Error log lines at alert, crit or emerg level: what a healthy run never writes.
 sub alerts {
