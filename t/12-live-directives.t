@@ -20,6 +20,7 @@ rtmp {
         listen 127.0.0.1:%%PORT_RTMP%%;
         ping 1s;
         ping_timeout 1s;
+        out_cork 4;
         application off { }
         application strict {
             live on;
@@ -33,6 +34,11 @@ rtmp {
             gop_cache off;
             wait_video on;
             interleave on;
+        }
+        application corked {
+            live on;
+            buffer 1s;
+            gop_cache off;
         }
         application idle {
             live on;
@@ -141,6 +147,18 @@ ok($p->closed(4), 'drop_idle_publisher 1s: a publisher that sends nothing is dro
 my $took = time - $start;
 ok($took > 0.7 && $took < 3, sprintf('  after about a second (%.1f s)', $took));
 like($t->error_log, qr/drop idle publisher/, '  and the log says so');
+
+# --- buffer + out_cork: media is held until out_cork messages are queued ------------------
+$p = client('corked');
+$p->publish('c');
+$v = client('corked');
+$v->play('c');
+collect($v, 0.2);
+send_frames($p, 0, qw(key p p));
+is(scalar(grep { /^9:/ } collect($v, 0.4)), 0, 'buffer 1s, out_cork 4: three frames are held');
+send_frames($p, 100, qw(p));
+is(scalar(grep { /^9:/ } collect($v, 0.4)), 4, '  and written together when the fourth is queued');
+close $p->sock;
 
 # --- pause / unpause ------------------------------------------------------------------------
 $p = client('idle');

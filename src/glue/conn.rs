@@ -532,8 +532,15 @@ unsafe fn apply_to(conns: &Slab<*mut ngx_connection_t>, from: *mut ngx_connectio
         };
         let (notify, restart, idle_streams) =
             conn.live.as_ref().map_or((false, false, true), |l| (l.publish_notify, l.play_restart, l.idle_streams));
+        // `buffer` (nginx-rtmp-module's out_buffer): hold live media until `out_cork`
+        // messages are queued, then write them together.
+        let mut corked = false;
         match o {
-            Out::Send(_, b) => conn.queue(b),
+            Out::Send(_, b) => {
+                conn.queue(b);
+                let live = conn.out.len() - conn.burst.min(conn.out.len());
+                corked = conn.live.as_ref().is_some_and(|l| l.buffer > 0) && (live as u64) < conn.server().core.out_cork;
+            }
             Out::Burst(_, v) => {
                 conn.burst += v.len();
                 conn.out.extend(v);
@@ -560,7 +567,7 @@ unsafe fn apply_to(conns: &Slab<*mut ngx_connection_t>, from: *mut ngx_connectio
             conn.out.clear();
             conn.burst = 0;
         }
-        if tc != from {
+        if tc != from && !corked {
             schedule_write(tc, conn);
         }
     }
