@@ -11,7 +11,10 @@
 #   - publish-to-play latency percentiles (send time at the publisher to arrival at the
 #     probes, same clock).
 #
-#   bench/run.pl [--players 50,200,500] [--window 10] [--merge 100] [--keep]
+#   bench/run.pl [--players 50,200,500] [--window 10] [--merge 100] [--publisher perl|ffmpeg] [--keep]
+# The default publisher (bench/publish.pl) paces the FLV in real time like
+# `ffmpeg -re -stream_loop -1 -c copy` and logs send times for the latency figures;
+# --publisher ffmpeg uses ffmpeg itself (then latency is not measured).
 # Needs: nginx, libnginx-mod-rtmp, ffmpeg, rtmpdump, iproute2 (ss); the module built.
 
 use strict;
@@ -25,8 +28,9 @@ use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
 my $root = abs_path("$FindBin::Bin/..");
-my ($players, $window, $merge, $keep) = ('50,200,500', 10, 100, 0);
-GetOptions('players=s' => \$players, 'window=i' => \$window, 'merge=i' => \$merge, 'keep' => \$keep) or die;
+my ($players, $window, $merge, $keep, $publisher) = ('50,200,500', 10, 100, 0, 'perl');
+GetOptions('players=s' => \$players, 'window=i' => \$window, 'merge=i' => \$merge, 'keep' => \$keep,
+    'publisher=s' => \$publisher) or die;
 my @counts = split /,/, $players;
 my $work = "$root/bench/work";
 make_path($work);
@@ -130,7 +134,13 @@ CONF
     chomp(my $master = slurp("$dir/nginx.pid"));
     my ($worker) = map { /(\d+)/ ? $1 : () } qx{pgrep -P $master};
 
-    spawn("$dir/logs/publish.log", "$root/bench/publish.pl", $input, '127.0.0.1', $port, 'live', 'bench', "$dir/send.log");
+    if ($publisher eq 'ffmpeg') {
+        # ffmpeg itself (no send times: no latency figures).
+        spawn("$dir/logs/publish.log", 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-re', '-stream_loop', '-1',
+            '-i', $input, '-c', 'copy', '-f', 'flv', "rtmp://127.0.0.1:$port/live/bench");
+    } else {
+        spawn("$dir/logs/publish.log", "$root/bench/publish.pl", $input, '127.0.0.1', $port, 'live', 'bench', "$dir/send.log");
+    }
     sleep 2;
     my $rss0 = rss_kb($worker);
     for my $i (1 .. $n) {
@@ -191,7 +201,7 @@ CONF
 }
 
 my @configs = (['nginx-rtmp-module', 0], ['ngx-rtmp-rs', 0], ['ngx-rtmp-rs', $merge]);
-printf "stream: %.2f Mbit/s; window %d s; %d cores\n\n", $rate * 8 / 1e6, $window, scalar(() = slurp('/proc/cpuinfo') =~ /^processor/mg);
+printf "publisher: $publisher; stream: %.2f Mbit/s; window %d s; %d cores\n\n", $rate * 8 / 1e6, $window, scalar(() = slurp('/proc/cpuinfo') =~ /^processor/mg);
 printf "%-5s %-19s %-7s %10s %10s %12s %8s %8s %18s\n", 'N', 'server', 'merge', 'CPU ms/MB', 'Mbit/s out', 'RSS kB/plyr', 'stalled', 'dropped', 'latency p50/95/99';
 for my $n (@counts) {
     my %base;

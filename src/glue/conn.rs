@@ -298,6 +298,9 @@ unsafe extern "C" fn on_ping(ev: *mut ngx_event_t) {
     });
 }
 
+/// Bytes read from one client per turn of the event loop.
+const READ_BUDGET: usize = 256 * 1024;
+
 unsafe fn read(c: *mut ngx_connection_t) {
     let rev = (*c).read;
     if (*rev).timedout() != 0 {
@@ -310,7 +313,14 @@ unsafe fn read(c: *mut ngx_connection_t) {
     let timeout = (*timeout).core.timeout;
     let recv = (*c).recv.expect("nginx sets recv on accepted connections");
     let mut buf = [0u8; 16384];
+    // Fairness: one client gets at most this much reading per turn of the event loop; the
+    // rest waits for the next turn (a posted event, as epoll will not report it again).
+    let mut budget = READ_BUDGET;
     loop {
+        if budget == 0 {
+            ngx_post_event(rev, &raw mut ngx_posted_events);
+            break;
+        }
         let n = recv(c, buf.as_mut_ptr(), buf.len());
         if n == NGX_AGAIN as isize {
             break;
@@ -323,6 +333,7 @@ unsafe fn read(c: *mut ngx_connection_t) {
             close(c);
             return;
         }
+        budget = budget.saturating_sub(n as usize);
         ngx_add_timer(rev, timeout as _);
         let seed = (*c).number as u64 ^ ((ngx_current_msec as u64) << 20);
         if let Err(e) = (*conn).session.feed(&buf[..n as usize], ngx_current_msec as u32, seed) {
