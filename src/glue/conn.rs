@@ -401,17 +401,8 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             conn.drain_session();
         }
         Event::Publish { msid, name, .. } => {
-            let Some(app) = conn.app() else { return };
-            if !valid_name(&name) {
-                return refuse(c, msid, "NetStream.Publish.BadName", "Invalid stream name");
-            }
-            if !access::allowed(&app.settings.access, Action::Publish, client_ip(c)) {
-                return refuse(c, msid, "NetStream.Publish.Unauthorized", "Publishing is not allowed from this address");
-            }
-            if conn.streams.iter().any(|(m, _, _)| *m == msid) {
-                return refuse(c, msid, "NetStream.Publish.BadConnection", "Stream is already in use");
-            }
-            let key = StreamKey { server: (*conn.listener).index, app: app.name.clone(), name: name.clone() };
+            let Some(key) = admit(c, msid, &name, Action::Publish) else { return };
+            let conn = &mut *conn_of(c);
             let mut out = Vec::new();
             let r = WORKER.with(|w| w.borrow_mut().hub.publish(&key, conn.id, &mut out));
             if r.is_err() {
@@ -429,21 +420,12 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             apply(c, out);
         }
         Event::Play { msid, name, .. } => {
-            let Some(app) = conn.app() else { return };
-            if !valid_name(&name) {
-                return refuse(c, msid, "NetStream.Play.StreamNotFound", "Invalid stream name");
-            }
-            if !access::allowed(&app.settings.access, Action::Play, client_ip(c)) {
-                return refuse(c, msid, "NetStream.Play.Forbidden", "Playing is not allowed from this address");
-            }
-            if conn.streams.iter().any(|(m, _, _)| *m == msid) {
-                return refuse(c, msid, "NetStream.Play.Failed", "Stream is already in use");
-            }
-            let live = conn.live.clone().unwrap_or_else(|| app.live());
+            let Some(key) = admit(c, msid, &name, Action::Play) else { return };
+            let conn = &mut *conn_of(c);
+            let Some(live) = conn.live.clone() else { return };
             if !live.enabled {
                 return refuse(c, msid, "NetStream.Play.StreamNotFound", "Live streaming is off in this application (live off)");
             }
-            let key = StreamKey { server: (*conn.listener).index, app: app.name.clone(), name: name.clone() };
             if !live.idle_streams && !WORKER.with(|w| w.borrow().hub.is_live(&key)) {
                 return refuse(c, msid, "NetStream.Play.StreamNotFound", "No such stream (idle_streams off)");
             }
@@ -496,6 +478,36 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             }
         }
     }
+}
+
+/// What publish and play check alike: a usable stream name, the application's access
+/// rules, a stream id not already in use. Refuses with the action's status codes (and
+/// returns None) when a check fails.
+unsafe fn admit(c: *mut ngx_connection_t, msid: u32, name: &str, action: Action) -> Option<StreamKey> {
+    let conn = &*conn_of(c);
+    let app = conn.app()?;
+    let (bad_name, forbidden, in_use) = match action {
+        Action::Publish => (
+            "NetStream.Publish.BadName",
+            ("NetStream.Publish.Unauthorized", "Publishing is not allowed from this address"),
+            "NetStream.Publish.BadConnection",
+        ),
+        Action::Play => (
+            "NetStream.Play.StreamNotFound",
+            ("NetStream.Play.Forbidden", "Playing is not allowed from this address"),
+            "NetStream.Play.Failed",
+        ),
+    };
+    if !valid_name(name) {
+        refuse(c, msid, bad_name, "Invalid stream name");
+    } else if !access::allowed(&app.settings.access, action, client_ip(c)) {
+        refuse(c, msid, forbidden.0, forbidden.1);
+    } else if conn.streams.iter().any(|(m, _, _)| *m == msid) {
+        refuse(c, msid, in_use, "Stream is already in use");
+    } else {
+        return Some(StreamKey { server: (*conn.listener).index, app: app.name.clone(), name: name.to_owned() });
+    }
+    None
 }
 
 /// Stream names become file names (HLS, recordings): no paths, no control characters.
