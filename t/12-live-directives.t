@@ -188,6 +188,15 @@ while (time < $end) { last unless defined $quiet->read_message($end - time) || t
 $quiet->send_message(csid => 2, type => 4, body => "\x00\x03" . pack('NN', 1, 100));
 ok(!$quiet->closed(0.3), 'a player answering pings outlives ping + ping_timeout');
 
+# A client that stops answering is dropped after about ping + ping_timeout (2 s here).
+my $mute = client('idle');
+$mute->play('nothing');
+$start = time;
+sleep 2.5;    # reads nothing, so answers no ping
+ok($mute->closed(2), 'a client that does not answer pings is dropped');
+$took = time - $start;
+ok($took < 4.5, sprintf('  within ping + ping_timeout (%.1f s)', $took));
+
 ok($t->stop, 'nginx stops');
 is(join("\n", $t->alerts), '', 'no alert, crit or emerg in the error log');
 

@@ -154,11 +154,6 @@ impl Hub {
         Hub::default()
     }
 
-    /// Number of streams with a publisher or players.
-    pub fn len(&self) -> usize {
-        self.streams.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.streams.is_empty()
     }

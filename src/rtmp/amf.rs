@@ -42,7 +42,6 @@ pub enum Error {
     Truncated,
     UnknownMarker(u8),
     TooDeep,
-    BadUtf8,
 }
 
 impl std::fmt::Display for Error {
@@ -51,7 +50,6 @@ impl std::fmt::Display for Error {
             Error::Truncated => write!(f, "truncated AMF value"),
             Error::UnknownMarker(m) => write!(f, "unknown AMF0 marker 0x{m:02x}"),
             Error::TooDeep => write!(f, "AMF nesting deeper than {MAX_DEPTH}"),
-            Error::BadUtf8 => write!(f, "AMF string is not UTF-8"),
         }
     }
 }
@@ -106,11 +104,6 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
-    /// The bytes not read yet.
-    pub fn rest(&self) -> &'a [u8] {
-        &self.buf[self.pos.min(self.buf.len())..]
-    }
-
     fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
         let end = self.pos.checked_add(n).ok_or(Error::Truncated)?;
         let s = self.buf.get(self.pos..end).ok_or(Error::Truncated)?;
@@ -161,19 +154,11 @@ impl<'a> Reader<'a> {
         let mut props = Vec::new();
         loop {
             let len = self.u16()? as usize;
-            if len == 0 {
-                // An empty key followed by the object-end marker (9) closes the object.
-                match self.u8()? {
-                    9 => return Ok(props),
-                    m => {
-                        // An empty key with a value: unusual but legal.
-                        self.pos -= 1;
-                        let _ = m;
-                        let v = self.value(depth + 1)?;
-                        props.push((String::new(), v));
-                        continue;
-                    }
-                }
+            // An empty key followed by the object-end marker (9) closes the object; an
+            // empty key with a value is unusual but legal.
+            if len == 0 && self.buf.get(self.pos) == Some(&9) {
+                self.pos += 1;
+                return Ok(props);
             }
             let key = self.string(len)?;
             let v = self.value(depth + 1)?;

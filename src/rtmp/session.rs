@@ -154,17 +154,9 @@ impl Session {
         }
     }
 
-    pub fn chunk_size(&self) -> usize {
-        self.cfg.chunk_size
-    }
-
     /// Whether the handshake is over.
     pub fn is_open(&self) -> bool {
         self.state == State::Open
-    }
-
-    pub fn connected(&self) -> bool {
-        self.connected
     }
 
     /// Bytes to send to the client, if any.
