@@ -118,6 +118,13 @@ my @attacks = (
         close $c->sock;
         $c
     }, qr/unpublish: "live\/flood"/],
+    ['pings without reading the answers', sub {
+        my $c = ready();
+        setsockopt($c->sock, SOL_SOCKET, SO_RCVBUF, 4096);
+        my $ping = "\x02" . "\0\0\0" . "\0\0\x06" . "\x04" . "\0\0\0\0" . "\x00\x06" . "\0\0\0\x01";
+        $c->send_raw($ping x 400_000);    # 7 MB of PingRequests, 7 MB of answers nobody reads
+        $c
+    }, qr/client does not read what it is sent \(out_queue\), closing/],
     ['a stream name with a path', sub { my $c = connected(); $c->publish('../../etc/x'); $c },
         qr/NetStream.Publish.BadName: Invalid stream name/],
 );

@@ -309,8 +309,7 @@ unsafe fn read(c: *mut ngx_connection_t) {
         return;
     }
     let conn = conn_of(c);
-    let timeout = (*(*conn).listener).server;
-    let timeout = (*timeout).core.timeout;
+    let core = &(*(*(*conn).listener).server).core;
     let recv = (*c).recv.expect("nginx sets recv on accepted connections");
     let mut buf = [0u8; 16384];
     // Fairness: one client gets at most this much reading per turn of the event loop; the
@@ -334,7 +333,7 @@ unsafe fn read(c: *mut ngx_connection_t) {
             return;
         }
         budget = budget.saturating_sub(n as usize);
-        ngx_add_timer(rev, timeout as _);
+        ngx_add_timer(rev, core.timeout as _);
         let seed = (*c).number as u64 ^ ((ngx_current_msec as u64) << 20);
         if let Err(e) = (*conn).session.feed(&buf[..n as usize], ngx_current_msec as u32, seed) {
             log!(NGX_LOG_INFO, (*c).log, "client error: {e}");
@@ -351,6 +350,14 @@ unsafe fn read(c: *mut ngx_connection_t) {
         (*conn).drain_session();
         if (*conn).close_after_flush {
             break;
+        }
+        // Replies (acks, pings, statuses) to a client that sends but does not read must not
+        // pile up: the same bound as for players.
+        let out = &(*conn).out;
+        if out.len() - (*conn).burst.min(out.len()) > core.out_queue as usize {
+            log!(NGX_LOG_INFO, (*c).log, "client does not read what it is sent (out_queue), closing");
+            close(c);
+            return;
         }
     }
     if !flush(c) {
