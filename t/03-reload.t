@@ -45,8 +45,28 @@ sub accepted_by {
 }
 
 my ($old) = $t->worker_pids;
-my ($a, $by) = accepted_by($t->port('A'));
-is($by, $old, 'a client is served by the first worker');
+# On the first worker: a publisher with a player, a player waiting for a stream nobody
+# publishes, and a client that only connected.
+my ($pub, $by) = accepted_by($t->port('A'));
+is($by, $old, 'clients are served by the first worker');
+is($pub->publish('x'), 'NetStream.Publish.Start', 'live/x is published');
+my ($a) = accepted_by($t->port('A'));
+is($a->play('x'), 'NetStream.Play.Start', 'and played');
+my ($waiting) = accepted_by($t->port('A'));
+$waiting->play('nobody');
+my ($idle) = accepted_by($t->port('A'));
+
+sub frame {
+    my ($ts) = @_;
+    $pub->send_message(csid => 7, type => 9, msid => $pub->{msid}, ts => $ts, body => "\x17\x01\0\0\0frame$ts");
+}
+sub receives {    # the player gets the frame with timestamp $ts
+    my ($ts) = @_;
+    while (my $m = $a->read_message(2)) { return 1 if $m->{type} == 9 && $m->{ts} == $ts }
+    return 0;
+}
+frame(100);
+ok(receives(100), 'the player receives frames');
 
 # Reload with one more listen.
 (my $second = $conf) =~ s/%%EXTRA%%/listen 127.0.0.1:%%PORT_B%%;/;
@@ -54,17 +74,21 @@ $t->write_config($second);
 ok($t->reload, 'reload (SIGHUP)');
 my $new = wait_for(sub { my ($w) = grep { $_ != $old } $t->worker_pids; $w }, 5);
 ok($new, "a new worker started ($new)");
-ok(alive($old), 'the old worker stays while it has a client');
-ok(wait_for(sub { (slurp("/proc/$old/cmdline") // '') =~ /shutting down/ }, 3), '  and says it is shutting down');
-ok(still_open($a), 'the old client is still connected after the reload');
+ok(wait_for(sub { (slurp("/proc/$old/cmdline") // '') =~ /shutting down/ }, 3), 'the old worker is shutting down');
+ok($waiting->closed(3), '  it closes the player waiting for a stream it can no longer get (to reconnect to the new worker)');
+ok($idle->closed(3), '  and the client that neither publishes nor plays');
+frame(200);
+ok(receives(200), '  but the live stream goes on: the player still receives frames');
+ok(alive($old), '  so the old worker stays');
 
 my ($b, $by_b) = accepted_by($t->port('A'));
 is($by_b, $new, 'a new client on the inherited socket goes to the new worker');
 my ($c, $by_c) = accepted_by($t->port('B'));
 ok($c && $by_c == $new, 'the listen added by the reload accepts');
 
-close $a->sock;
-ok(wait_for(sub { !alive($old) }, 5), 'the old worker exits once its client left');
+close $pub->sock;
+ok($a->closed(4), 'when the publisher leaves, the old worker lets its player go');
+ok(wait_for(sub { !alive($old) }, 5), 'and exits');
 
 # A broken config is refused on reload; the running one keeps serving.
 $t->write_config($first =~ s/timeout 30s;/timeout 30s; chunk_size 0;/r);

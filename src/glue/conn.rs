@@ -226,6 +226,47 @@ unsafe fn init(c: *mut ngx_connection_t) {
     }
 }
 
+/// Once a second, while the worker is shutting down (reload or quit): a worker that no
+/// longer accepts can never get a publisher again, so its players of streams without one,
+/// and clients that neither publish nor play, are closed (they reconnect to the new
+/// workers); publishers and their players are left to finish.
+static mut EXIT_WATCH: core::mem::MaybeUninit<ngx_event_t> = core::mem::MaybeUninit::zeroed();
+
+pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx::ffi::ngx_int_t {
+    let ev = (&raw mut EXIT_WATCH).cast::<ngx_event_t>();
+    (*ev).handler = Some(on_exit_watch);
+    (*ev).log = (*cycle).log;
+    (*ev).set_cancelable(1);
+    ngx_add_timer(ev, 1000);
+    NGX_OK as ngx::ffi::ngx_int_t
+}
+
+unsafe extern "C" fn on_exit_watch(ev: *mut ngx_event_t) {
+    let r = catch_unwind(AssertUnwindSafe(|| unsafe {
+        if ngx::ffi::ngx_exiting != 0 {
+            let orphans: Vec<*mut ngx_connection_t> = WORKER.with(|w| {
+                let w = w.borrow();
+                w.conns
+                    .iter()
+                    .filter(|&(_, c)| {
+                        let conn = &*conn_of(c);
+                        !conn.streams.iter().any(|(_, key, role)| *role == Role::Publisher || w.hub.is_live(key))
+                    })
+                    .map(|(_, c)| c)
+                    .collect()
+            });
+            for c in orphans {
+                log!(NGX_LOG_INFO, (*c).log, "closing client: the worker is shutting down and it has no live stream");
+                close(c);
+            }
+        }
+        ngx_add_timer(ev, 1000);
+    }));
+    if r.is_err() {
+        log!(NGX_LOG_ALERT, (*ev).log, "ngx-rtmp-rs: internal error (panic) in the shutdown watch");
+    }
+}
+
 /// Prepares one of a connection's own timer events.
 unsafe fn init_event(ev: *mut ngx_event_t, c: *mut ngx_connection_t, handler: unsafe extern "C" fn(*mut ngx_event_t)) {
     (*ev).handler = Some(handler);

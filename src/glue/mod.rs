@@ -179,6 +179,7 @@ pub static mut ngx_rtmp_module: ngx_module_t = ngx_module_t {
     ctx: &raw mut CORE_CTX as *mut c_void,
     commands: &raw mut CORE_COMMANDS as *mut ngx_command_t,
     type_: NGX_CORE_MODULE as ngx_uint_t,
+    init_process: Some(conn::init_process),
     ..ngx_module_t::default()
 };
 

@@ -37,6 +37,14 @@ impl<T: Copy> Slab<T> {
         }
     }
 
+    /// Every entry, with its id.
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, T)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &(generation, value))| value.map(|v| ((generation as u64) << 32 | i as u64, v)))
+    }
+
     pub fn remove(&mut self, id: ConnId) {
         if self.get(id).is_some() {
             self.slots[id as u32 as usize].1 = None;
@@ -62,5 +70,7 @@ mod tests {
         assert_eq!(c as u32, a as u32, "slot reused");
         assert_eq!((s.get(a), s.get(c)), (None, Some('c')), "but the old id does not find it");
         assert_eq!(s.get(12345), None);
+        let all: Vec<(ConnId, char)> = s.iter().collect();
+        assert_eq!(all, vec![(c, 'c'), (b, 'b')]);
     }
 }
