@@ -58,23 +58,53 @@ enum Role {
     Player,
 }
 
-/// Per-connection state, owned by `c->data`.
+/// What the fan-out path needs of a connection's settings, resolved when it connects, so
+/// that queueing a frame for a player touches only the first bytes of its `Conn`.
+#[derive(Clone, Copy)]
+struct Fanout {
+    out_queue: usize,
+    /// `buffer` (nginx-rtmp-module's out_buffer): hold live media until this many messages
+    /// are queued (`out_cork`), then write them together; 0: never hold.
+    cork: usize,
+    merge_ms: u64,
+    publish_notify: bool,
+    play_restart: bool,
+    idle_streams: bool,
+}
+
+impl Fanout {
+    fn new(server: &ResolvedServer, live: Option<&Live>) -> Self {
+        let core = &server.core;
+        Fanout {
+            out_queue: core.out_queue as usize,
+            cork: if live.is_some_and(|l| l.buffer > 0) { core.out_cork as usize } else { 0 },
+            merge_ms: live.map_or(0, |l| l.merge_writes),
+            publish_notify: live.is_some_and(|l| l.publish_notify),
+            play_restart: live.is_some_and(|l| l.play_restart),
+            idle_streams: live.is_none_or(|l| l.idle_streams),
+        }
+    }
+}
+
+/// Per-connection state, owned by `c->data`. The fields the fan-out path uses come first.
+#[repr(C)]
 struct Conn {
-    id: ConnId,
-    listener: *const Listener,
-    session: Session,
     /// Bytes queued for the client; `sent` of the front buffer are already written.
     out: VecDeque<Bytes>,
     sent: usize,
     /// How many queued buffers are a start-up burst rather than live output (the burst is
     /// queued first, so these are the next ones written); `out_queue` counts the rest.
     burst: usize,
-    app: Option<usize>,
-    /// Streams this connection publishes or plays, by message stream id.
-    streams: Vec<(u32, StreamKey, Role)>,
+    fanout: Fanout,
     /// Close once the queue is written (after an error status), or at once (too slow).
     close_after_flush: bool,
     close_now: bool,
+    id: ConnId,
+    listener: *const Listener,
+    session: Session,
+    app: Option<usize>,
+    /// Streams this connection publishes or plays, by message stream id.
+    streams: Vec<(u32, StreamKey, Role)>,
     /// The `max_connections` zone this connection holds a slot in.
     limit_zone: *mut ngx::ffi::ngx_shm_zone_t,
     /// The application's live settings, once connected.
@@ -107,6 +137,11 @@ impl Conn {
             interleave: l.is_some_and(|l| l.interleave),
             ..live::Settings::default()
         }
+    }
+
+    /// Messages queued beyond the start-up burst (what `out_queue` limits).
+    fn queued_live(&self) -> usize {
+        self.out.len() - self.burst.min(self.out.len())
     }
 
     fn queue(&mut self, b: Bytes) {
@@ -194,6 +229,7 @@ unsafe fn init(c: *mut ngx_connection_t) {
         out: VecDeque::new(),
         sent: 0,
         burst: 0,
+        fanout: Fanout::new(server, None),
         app: None,
         streams: Vec::new(),
         close_after_flush: false,
@@ -394,8 +430,7 @@ unsafe fn read(c: *mut ngx_connection_t) {
         }
         // Replies (acks, pings, statuses) to a client that sends but does not read must not
         // pile up: the same bound as for players.
-        let out = &(*conn).out;
-        if out.len() - (*conn).burst.min(out.len()) > core.out_queue as usize {
+        if (*conn).queued_live() > (*conn).fanout.out_queue {
             log!(NGX_LOG_INFO, (*c).log, "client does not read what it is sent (out_queue), closing");
             close(c);
             return;
@@ -438,6 +473,7 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                 Some(i) => {
                     conn.app = Some(i);
                     conn.live = Some(conn.server().apps[i].live());
+                    conn.fanout = Fanout::new(conn.server(), conn.live.as_ref());
                     conn.session.accept_connect();
                 }
                 None => {
@@ -601,16 +637,12 @@ unsafe fn apply_to(conns: &Slab<*mut ngx_connection_t>, from: *mut ngx_connectio
         let name_of = |conn: &Conn, msid: u32| {
             conn.streams.iter().find(|(m, _, _)| *m == msid).map(|(_, k, _)| k.name.clone()).unwrap_or_default()
         };
-        let (notify, restart, idle_streams) =
-            conn.live.as_ref().map_or((false, false, true), |l| (l.publish_notify, l.play_restart, l.idle_streams));
-        // `buffer` (nginx-rtmp-module's out_buffer): hold live media until `out_cork`
-        // messages are queued, then write them together.
+        let f = conn.fanout;
         let mut corked = false;
         match o {
             Out::Send(_, b) => {
                 conn.queue(b);
-                let live = conn.out.len() - conn.burst.min(conn.out.len());
-                corked = conn.live.as_ref().is_some_and(|l| l.buffer > 0) && (live as u64) < conn.server().core.out_cork;
+                corked = conn.queued_live() < f.cork;
             }
             Out::Burst(_, v) => {
                 conn.burst += v.len();
@@ -618,22 +650,21 @@ unsafe fn apply_to(conns: &Slab<*mut ngx_connection_t>, from: *mut ngx_connectio
             }
             Out::Unpublished { msid, .. } => {
                 let name = name_of(conn, msid);
-                conn.session.unpublished(msid, &name, notify, restart);
+                conn.session.unpublished(msid, &name, f.publish_notify, f.play_restart);
                 conn.drain_session();
-                if !idle_streams {
+                if !f.idle_streams {
                     // Without idle streams, players leave with their publisher.
                     conn.close_after_flush = true;
                 }
             }
             Out::Published { msid, .. } => {
                 let name = name_of(conn, msid);
-                conn.session.published(msid, &name, notify, restart);
+                conn.session.published(msid, &name, f.publish_notify, f.play_restart);
                 conn.drain_session();
             }
         }
-        let limit = conn.server().core.out_queue as usize;
-        if conn.out.len() - conn.burst.min(conn.out.len()) > limit {
-            log!(NGX_LOG_INFO, (*tc).log, "client too slow: more than {limit} messages queued (out_queue), dropping it");
+        if conn.queued_live() > f.out_queue {
+            log!(NGX_LOG_INFO, (*tc).log, "client too slow: more than {} messages queued (out_queue), dropping it", f.out_queue);
             conn.close_now = true;
             conn.out.clear();
             conn.burst = 0;
@@ -647,7 +678,7 @@ unsafe fn apply_to(conns: &Slab<*mut ngx_connection_t>, from: *mut ngx_connectio
 /// Arranges for a connection's queue to be written: in this turn of the event loop
 /// (a posted event), or after `merge_writes` so that more is written in one call.
 unsafe fn schedule_write(c: *mut ngx_connection_t, conn: &mut Conn) {
-    let delay = conn.live.as_ref().map_or(0, |l| l.merge_writes);
+    let delay = conn.fanout.merge_ms;
     if delay > 0 && !conn.close_now && !conn.close_after_flush {
         if conn.merge.timer_set() == 0 {
             ngx_add_timer(&raw mut conn.merge, delay as _);
