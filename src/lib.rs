@@ -3,7 +3,7 @@
 //!
 //! Layout: the protocol and configuration cores are plain Rust (`conf`, `rtmp`, `live`)
 //! and tested with `cargo test`; `glue` is the only place that touches nginx (and the only
-//! place with unsafe code), compiled into the module (feature "nginx", the default) but not
+//! place with raw pointers and FFI), compiled into the module (feature "nginx", the default) but not
 //! into unit tests, which cannot link nginx's symbols, nor into the fuzz targets.
 
 pub mod conf;

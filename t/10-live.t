@@ -8,7 +8,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Test::Nginx::RTMP qw(wait_for);
+use Test::Nginx::RTMP qw(wait_for probe decode_errors);
 use Test::Nginx::RTMPClient;
 use Time::HiRes qw(time sleep);
 
@@ -43,23 +43,6 @@ my $dir = $t->dir;
 my ($worker) = $t->worker_pids;
 
 sub client { Test::Nginx::RTMPClient->new(port => $port, @_) }
-
-# What ffprobe decodes of a file: { video => { codec, frames }, audio => { … } }.
-sub probe {
-    my ($file) = @_;
-    my %by_type;
-    for (qx{ffprobe -v error -count_frames -show_entries stream=codec_name,codec_type,nb_read_frames -of csv=p=0 $file 2>&1}) {
-        chomp;
-        my ($name, $type, $frames) = split /,/;
-        $by_type{$type} = { codec => $name, frames => $frames } if $type;
-    }
-    return \%by_type;
-}
-
-sub decode_errors {
-    my ($file) = @_;
-    return scalar qx{ffmpeg -hide_banner -v error -i $file -f null - 2>&1};
-}
 
 # --- an unknown application is refused ------------------------------------------------
 my $c = client();

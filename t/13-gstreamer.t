@@ -6,7 +6,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Test::Nginx::RTMP qw(wait_for);
+use Test::Nginx::RTMP qw(wait_for probe decode_errors);
 
 plan skip_all => 'GStreamer rtmp2 elements not installed'
     unless qx{gst-inspect-1.0 rtmp2sink 2>/dev/null} && qx{gst-inspect-1.0 rtmp2src 2>/dev/null};
@@ -24,17 +24,6 @@ $t->run;
 my $url = 'rtmp://127.0.0.1:' . $t->port('RTMP') . '/live';
 my $dir = $t->dir;
 
-sub probe {
-    my ($file) = @_;
-    my %n;
-    for (qx{ffprobe -v error -count_frames -show_entries stream=codec_name,nb_read_frames -of csv=p=0 $file 2>&1}) {
-        chomp;
-        my ($codec, $frames) = split /,/;
-        $n{$codec} = $frames if defined $frames;
-    }
-    return \%n;
-}
-
 # GStreamer publishes H.264 + AAC for 6 s; ffmpeg plays 2 s of it.
 my $gst = $t->spawn("$dir/gst-publish.log", 'gst-launch-1.0', '-q',
     'videotestsrc', 'is-live=true', 'num-buffers=180', '!', 'video/x-raw,width=320,height=240,framerate=30/1', '!',
@@ -46,9 +35,10 @@ my $ff = $t->spawn("$dir/ffmpeg-play.log", 'ffmpeg', '-hide_banner', '-loglevel'
     '-t', '2', '-c', 'copy', '-f', 'flv', "$dir/from-gst.flv");
 is($t->reap($ff, 15), 0, 'ffmpeg plays it');
 my $n = probe("$dir/from-gst.flv");
-ok(($n->{h264} // 0) >= 50, "  $n->{h264} H.264 frames decoded");
-ok(($n->{aac} // 0) >= 50, "  $n->{aac} AAC frames decoded");
-is(scalar qx{ffmpeg -hide_banner -v error -i $dir/from-gst.flv -f null - 2>&1}, '', '  without decode errors');
+is($n->{video}{codec}, 'h264', '  it gets H.264');
+ok(($n->{video}{frames} // 0) >= 50, "  $n->{video}{frames} video frames decoded");
+ok(($n->{audio}{frames} // 0) >= 50 && $n->{audio}{codec} eq 'aac', "  $n->{audio}{frames} AAC frames decoded");
+is(decode_errors("$dir/from-gst.flv"), '', '  without decode errors');
 is($t->reap($gst, 15), 0, 'the GStreamer publisher finished cleanly');
 
 # ffmpeg publishes; GStreamer (rtmp2src) plays and decodes.
@@ -63,8 +53,9 @@ my $save = $t->spawn("$dir/gst-save.log", 'timeout', '-s', 'INT', '3', 'gst-laun
     'rtmp2src', "location=$url/ff", '!', 'filesink', "location=$dir/gst.flv");
 $t->reap($save, 10);
 $n = probe("$dir/gst.flv");
-ok(($n->{h264} // 0) >= 40 && ($n->{aac} // 0) >= 40, "  what it receives holds $n->{h264} video and $n->{aac} audio frames");
-is(scalar qx{ffmpeg -hide_banner -v error -i $dir/gst.flv -f null - 2>&1}, '', '  without decode errors');
+ok(($n->{video}{frames} // 0) >= 40 && ($n->{audio}{frames} // 0) >= 40,
+    "  what it receives holds $n->{video}{frames} video and $n->{audio}{frames} audio frames");
+is(decode_errors("$dir/gst.flv"), '', '  without decode errors');
 $t->reap($pub, 15);
 
 ok($t->stop, 'nginx stops');

@@ -502,26 +502,29 @@ impl Session {
     /// Tells a player its stream's publisher left: stream EOF, then (`publish_notify`)
     /// `NetStream.Play.UnpublishNotify` and (`play_restart`) `NetStream.Play.Stop`.
     pub fn unpublished(&mut self, msid: u32, name: &str, notify: bool, restart: bool) {
-        let cs = self.cfg.chunk_size;
-        msg::user_control(&mut self.out, msg::UC_STREAM_EOF, msid, cs);
-        if notify {
-            msg::on_status(&mut self.out, msid, "status", "NetStream.Play.UnpublishNotify", &format!("{name} is now unpublished."), cs);
-        }
-        if restart {
-            msg::on_status(&mut self.out, msid, "status", "NetStream.Play.Stop", &format!("Stopped playing {name}."), cs);
-        }
+        self.stream_changed(msid, msg::UC_STREAM_EOF, [
+            (notify, "NetStream.Play.UnpublishNotify", format!("{name} is now unpublished.")),
+            (restart, "NetStream.Play.Stop", format!("Stopped playing {name}.")),
+        ]);
     }
 
     /// Tells a waiting player that a publisher started its stream: stream begin, then
     /// (`publish_notify`) `NetStream.Play.PublishNotify` and (`play_restart`) `NetStream.Play.Start`.
     pub fn published(&mut self, msid: u32, name: &str, notify: bool, restart: bool) {
+        self.stream_changed(msid, msg::UC_STREAM_BEGIN, [
+            (notify, "NetStream.Play.PublishNotify", format!("{name} is now published.")),
+            (restart, "NetStream.Play.Start", format!("Started playing {name}.")),
+        ]);
+    }
+
+    /// A user control event for the stream, then the statuses that are switched on.
+    fn stream_changed(&mut self, msid: u32, event: u16, statuses: [(bool, &str, String); 2]) {
         let cs = self.cfg.chunk_size;
-        msg::user_control(&mut self.out, msg::UC_STREAM_BEGIN, msid, cs);
-        if notify {
-            msg::on_status(&mut self.out, msid, "status", "NetStream.Play.PublishNotify", &format!("{name} is now published."), cs);
-        }
-        if restart {
-            msg::on_status(&mut self.out, msid, "status", "NetStream.Play.Start", &format!("Started playing {name}."), cs);
+        msg::user_control(&mut self.out, event, msid, cs);
+        for (on, code, description) in statuses {
+            if on {
+                msg::on_status(&mut self.out, msid, "status", code, &description, cs);
+            }
         }
     }
 }

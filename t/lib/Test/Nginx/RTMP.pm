@@ -29,7 +29,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use Exporter qw(import);
-our @EXPORT_OK = qw(wait_for slurp alive);
+our @EXPORT_OK = qw(wait_for slurp alive probe decode_errors);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../../../..');
 
@@ -260,6 +260,24 @@ sub wait_for {
         return undef if time > $deadline;
         sleep 0.05;
     }
+}
+
+# What ffprobe decodes of a media file: { video => { codec, frames }, audio => { … } }.
+sub probe {
+    my ($file) = @_;
+    my %by_type;
+    for (qx{ffprobe -v error -count_frames -show_entries stream=codec_name,codec_type,nb_read_frames -of csv=p=0 $file 2>&1}) {
+        chomp;
+        my ($name, $type, $frames) = split /,/;
+        $by_type{$type} = { codec => $name, frames => $frames } if $type;
+    }
+    return \%by_type;
+}
+
+# What ffmpeg reports while decoding a whole media file ('' when it decodes cleanly).
+sub decode_errors {
+    my ($file) = @_;
+    return scalar qx{ffmpeg -hide_banner -v error -i $file -f null - 2>&1};
 }
 
 sub slurp {
