@@ -22,7 +22,7 @@ cd "$ROOT"
 # and test (real clients).
 BUILD_PKGS=(nginx nginx-dev libclang-dev libpcre2-dev libssl-dev zlib1g-dev
             build-essential pkg-config curl ca-certificates)
-TEST_PKGS=(ffmpeg rtmpdump perl gstreamer1.0-tools gstreamer1.0-plugins-good
+TEST_PKGS=(ffmpeg rtmpdump perl procps gstreamer1.0-tools gstreamer1.0-plugins-good
            gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 
 log() { printf '==> %s\n' "$*" >&2; }
