@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let (a, b) = rest.split_at(rest.len() / 2);
     for part in [a, b] {
         r.push(part);
-        while let Ok(Some(m)) = r.next() {
+        while let Ok(Some(m)) = r.read_message() {
             assert!(m.payload.len() <= 64 * 1024);
         }
     }

@@ -24,7 +24,9 @@ const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
 pub struct RtmpConf {
     pub tree: Rtmp,
     pub servers: Vec<ResolvedServer>,
-    /// What each listening socket points at (`ls->servers`).
+    /// What each listening socket points at (`ls->servers`): boxed, so the addresses
+    /// nginx holds stay valid while the vector grows.
+    #[allow(clippy::vec_box)]
     pub listeners: Vec<Box<Listener>>,
     /// Shared memory holding the module-wide connection count, with `max_connections`.
     pub limit_zone: *mut ngx_shm_zone_t,

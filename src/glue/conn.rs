@@ -411,7 +411,7 @@ unsafe fn read(c: *mut ngx_connection_t) {
         }
         budget = budget.saturating_sub(n as usize);
         ngx_add_timer(rev, core.timeout as _);
-        let seed = (*c).number as u64 ^ ((ngx_current_msec as u64) << 20);
+        let seed = (*c).number ^ ((ngx_current_msec as u64) << 20);
         if let Err(e) = (*conn).session.feed(&buf[..n as usize], ngx_current_msec as u32, seed) {
             log!(NGX_LOG_INFO, (*c).log, "client error: {e}");
             close(c);

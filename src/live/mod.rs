@@ -290,13 +290,17 @@ impl Hub {
                 continue;
             }
             if !p.started {
-                if frame.kind == MediaKind::Video && frame.keyframe {
-                    p.started = true;
-                } else if frame.kind == MediaKind::Video && !info.sequence_header {
-                    continue;
-                } else if frame.kind == MediaKind::Audio && settings.wait_video && s.has_video && !info.sequence_header {
+                // Until its first keyframe a player gets codec headers only (and, unless
+                // wait_video, audio).
+                let waits = match frame.kind {
+                    MediaKind::Video => !frame.keyframe && !info.sequence_header,
+                    MediaKind::Audio => settings.wait_video && s.has_video && !info.sequence_header,
+                    MediaKind::Data => false,
+                };
+                if waits {
                     continue;
                 }
+                p.started = frame.kind == MediaKind::Video && frame.keyframe;
             }
             let bytes = match encoded.iter().find(|(m, _)| *m == p.msid) {
                 Some((_, b)) => b.clone(),
@@ -364,7 +368,7 @@ mod tests {
         for b in bytes {
             r.push(b);
         }
-        std::iter::from_fn(|| r.next().unwrap()).collect()
+        std::iter::from_fn(|| r.read_message().unwrap()).collect()
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Reader {
     }
 
     /// The next complete message, if the bytes for it have arrived.
-    pub fn next(&mut self) -> Result<Option<Message>, Error> {
+    pub fn read_message(&mut self) -> Result<Option<Message>, Error> {
         loop {
             let Some((chunk_start, csid, fmt, fields)) = self.peek_header() else { return Ok(None) };
             let idx = match self.streams.iter().position(|s| s.csid == csid) {
@@ -255,7 +255,7 @@ mod tests {
 
     fn read_all(r: &mut Reader) -> Vec<Message> {
         let mut v = vec![];
-        while let Some(m) = r.next().unwrap() {
+        while let Some(m) = r.read_message().unwrap() {
             v.push(m);
         }
         v
@@ -336,11 +336,11 @@ mod tests {
     fn limits_and_malformed_headers() {
         let mut r = Reader::new(100);
         r.push(&encode(3, 0, 20, 0, &[0u8; 101], 128));
-        assert_eq!(r.next(), Err(Error::MessageTooLong { len: 101, max: 100 }));
+        assert_eq!(r.read_message(), Err(Error::MessageTooLong { len: 101, max: 100 }));
 
         let mut r = Reader::new(100);
         r.push(&[0x43, 0, 0, 0, 0, 0, 1, 8]);
-        assert_eq!(r.next(), Err(Error::NoPreviousHeader(3)));
+        assert_eq!(r.read_message(), Err(Error::NoPreviousHeader(3)));
 
         let mut r = Reader::new(1 << 20);
         let mut b = vec![];
@@ -350,7 +350,7 @@ mod tests {
         r.push(&b);
         let mut n = 0;
         let err = loop {
-            match r.next() {
+            match r.read_message() {
                 Ok(Some(_)) => n += 1,
                 Ok(None) => panic!("ran out"),
                 Err(e) => break e,
@@ -361,17 +361,17 @@ mod tests {
         let mut r = Reader::new(1000);
         let m = encode(4, 0, 8, 1, &[0u8; 300], 128);
         r.push(&m[..12 + 128]);
-        assert_eq!(r.next(), Ok(None));
+        assert_eq!(r.read_message(), Ok(None));
         r.push(&encode(4, 0, 8, 1, b"y", 128));
-        assert_eq!(r.next(), Err(Error::Interleaved(4)));
+        assert_eq!(r.read_message(), Err(Error::Interleaved(4)));
 
         // Abort drops the unfinished message; the stream then starts afresh.
         let mut r = Reader::new(1000);
         r.push(&m[..12 + 128]);
-        assert_eq!(r.next(), Ok(None));
+        assert_eq!(r.read_message(), Ok(None));
         r.abort(4);
         r.push(&encode(4, 9, 8, 1, b"z", 128));
-        assert_eq!(r.next().unwrap().unwrap().payload, Bytes::from_static(b"z"));
+        assert_eq!(r.read_message().unwrap().unwrap().payload, Bytes::from_static(b"z"));
     }
 
     #[test]
@@ -388,7 +388,7 @@ mod tests {
             }
             r.set_chunk_size(1 + (seed % 300) as usize);
             r.push(&data);
-            while let Ok(Some(_)) = r.next() {}
+            while let Ok(Some(_)) = r.read_message() {}
         }
     }
 }

@@ -203,7 +203,7 @@ impl Session {
         }
         self.hs = Vec::new();
         self.reader.push(data);
-        while let Some(m) = self.reader.next()? {
+        while let Some(m) = self.reader.read_message()? {
             self.message(m)?;
         }
         if self.peer_window > 0 && self.received - self.acked >= self.peer_window as u64 {
@@ -392,11 +392,7 @@ impl Session {
                     self.events.push_back(Event::CloseStream { msid: id });
                 }
             }
-            "closeStream" => {
-                if self.streams.contains(&msid) {
-                    self.events.push_back(Event::CloseStream { msid });
-                }
-            }
+            "closeStream" if self.streams.contains(&msid) => self.events.push_back(Event::CloseStream { msid }),
             "pause" => {
                 let pause = matches!(args.get(1), Some(Value::Boolean(true)));
                 self.events.push_back(Event::Pause { msid, pause });
@@ -568,7 +564,7 @@ mod tests {
             if let Some(b) = self.s.take_output() {
                 self.from_server.push(&b);
             }
-            while let Some(m) = self.from_server.next().unwrap() {
+            while let Some(m) = self.from_server.read_message().unwrap() {
                 if m.type_id == msg::SET_CHUNK_SIZE {
                     self.from_server.set_chunk_size(u32::from_be_bytes(m.payload[..4].try_into().unwrap()) as usize);
                 }
@@ -660,7 +656,7 @@ mod tests {
         let mut out = Reader::new(1 << 20);
         out.set_chunk_size(4096);
         out.push(&c.s.take_output().unwrap());
-        let m = out.next().unwrap().unwrap();
+        let m = out.read_message().unwrap().unwrap();
         assert_eq!((m.type_id, &m.payload[..]), (msg::USER_CONTROL, &[0, 7, 0, 0, 0, 42][..]));
     }
 
