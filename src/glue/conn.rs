@@ -357,20 +357,21 @@ unsafe extern "C" fn on_ping(ev: *mut ngx_event_t) {
     let c = (*ev).data as *mut ngx_connection_t;
     guarded(c, || unsafe {
         let conn = &mut *conn_of(c);
-        let core = &(*(*conn.listener).server).core;
+        let core = &conn.server().core;
+        let (ping, ping_timeout) = (core.ping, core.ping_timeout);
         if !conn.session.is_open() {
-            ngx_add_timer(ev, core.ping as _);
+            ngx_add_timer(ev, ping as _);
             return;
         }
         conn.session.ping(ngx_current_msec as u32);
         conn.drain_session();
         // The answer (any input) must come within ping_timeout.
         let rev = (*c).read;
-        let deadline = ngx_current_msec.wrapping_add(core.ping_timeout as _);
+        let deadline = ngx_current_msec.wrapping_add(ping_timeout as _);
         if (*rev).timer_set() == 0 || (*rev).timer.key > deadline {
-            ngx_add_timer(rev, core.ping_timeout as _);
+            ngx_add_timer(rev, ping_timeout as _);
         }
-        ngx_add_timer(ev, core.ping as _);
+        ngx_add_timer(ev, ping as _);
         flush(c);
     });
 }
@@ -386,7 +387,7 @@ unsafe fn read(c: *mut ngx_connection_t) {
         return;
     }
     let conn = conn_of(c);
-    let core = &(*(*(*conn).listener).server).core;
+    let timeout = (*conn).server().core.timeout;
     let recv = (*c).recv.expect("nginx sets recv on accepted connections");
     let mut buf = [0u8; 16384];
     // Fairness: one client gets at most this much reading per turn of the event loop; the
@@ -410,7 +411,7 @@ unsafe fn read(c: *mut ngx_connection_t) {
             return;
         }
         budget = budget.saturating_sub(n as usize);
-        ngx_add_timer(rev, core.timeout as _);
+        ngx_add_timer(rev, timeout as _);
         let seed = (*c).number ^ ((ngx_current_msec as u64) << 20);
         if let Err(e) = (*conn).session.feed(&buf[..n as usize], ngx_current_msec as u32, seed) {
             log!(NGX_LOG_INFO, (*c).log, "client error: {e}");

@@ -122,8 +122,6 @@ pub struct Session {
     connect_txid: f64,
     streams: Vec<u32>,
     next_msid: u32,
-    /// The client's SetBufferLength, in ms.
-    pub buffer_ms: u32,
 }
 
 /// Splits "name?a=b" into ("name", "a=b").
@@ -150,7 +148,6 @@ impl Session {
             connect_txid: 1.0,
             streams: Vec::new(),
             next_msid: 1,
-            buffer_ms: 0,
         }
     }
 
@@ -243,15 +240,10 @@ impl Session {
                     return protocol("user control message too short");
                 }
                 let event = u16::from_be_bytes([m.payload[0], m.payload[1]]);
-                match event {
-                    msg::UC_PING_REQUEST => {
-                        let t = Self::be32(&m.payload[2..])?;
-                        msg::user_control(&mut self.out, msg::UC_PING_RESPONSE, t, cs);
-                    }
-                    msg::UC_SET_BUFFER_LENGTH if m.payload.len() >= 10 => {
-                        self.buffer_ms = Self::be32(&m.payload[6..])?;
-                    }
-                    _ => {}
+                // Only a ping needs an answer; SetBufferLength and the rest do not, live.
+                if event == msg::UC_PING_REQUEST {
+                    let t = Self::be32(&m.payload[2..])?;
+                    msg::user_control(&mut self.out, msg::UC_PING_RESPONSE, t, cs);
                 }
             }
             msg::COMMAND_AMF0 => self.command(&m.payload, m.msid)?,
