@@ -7,6 +7,7 @@
 //! into unit tests, which cannot link nginx's symbols, nor into the fuzz targets.
 
 pub mod conf;
+pub mod hls;
 pub mod live;
 pub mod rtmp;
 

@@ -85,6 +85,13 @@ my @valid = (
     [app    => 'play_restart on; interleave on; drop_idle_publisher 10s; sync 10ms; buffer 1s;'],
     [main   => 'live off; meta off; stream_buckets 1024; gop_cache off; merge_writes 100ms;'],
     [server => 'gop_cache on; merge_writes 0;'],
+    [app    => 'hls on; hls_path /tmp/hls; hls_fragment 3; hls_playlist_length 60; hls_max_fragment 30s;'],
+    [app    => 'hls on; hls_path hls; hls_muxdelay 1s; hls_sync 100ms; hls_continuous off; hls_nested on;'],
+    [server => 'hls_fragment_naming timestamp; hls_fragment_naming_granularity 1000; hls_fragment_slicing aligned;'],
+    [main   => 'hls_type event; hls_max_audio_delay 500ms; hls_audio_buffer_size 512k; hls_cleanup off;'],
+    [app    => 'hls_variant _low BANDWIDTH=160000; hls_variant _hi BANDWIDTH=2048000,RESOLUTION=1280x720;'],
+    [app    => 'hls_base_url http://cdn.example.com/hls/; hls_keys on; hls_key_path /tmp/keys;'],
+    [app    => 'hls_key_url https://keys.example.com/; hls_fragments_per_key 10;'],
 );
 accepts(@$_) for @valid;
 
@@ -131,6 +138,15 @@ my @invalid = (
     ['merge_writes 5s;',       'merge_writes'],
     ['gop_cache 1;',           'gop_cache'],
     ['stream_buckets 0;',      'stream_buckets'],
+    ['hls maybe;',             'hls'],
+    ['hls_fragment 0;',        'hls_fragment'],
+    ['hls_fragment_naming random;', 'hls_fragment_naming'],
+    ['hls_fragment_slicing x;', 'hls_fragment_slicing'],
+    ['hls_type vod;',          'hls_type'],
+    ['hls_audio_buffer_size 1g;', 'hls_audio_buffer_size'],
+    ['hls_variant _x BANDWIDTH;', 'hls_variant'],
+    ['hls_variant a/b BANDWIDTH=1;', 'hls_variant'],
+    ['hls_fragments_per_key -1;', 'hls_fragments_per_key'],
 );
 for (@invalid) {
     my ($line, $name) = @$_;
@@ -173,7 +189,8 @@ my %sample = (flag => 'on', msec => '10s', size => '1m', num => '10', str => '/t
 my %implemented = map { $_ => 1 } qw(rtmp server listen application allow deny timeout ping
     ping_timeout max_streams ack_window chunk_size max_message out_queue out_cork buflen
     so_keepalive max_connections live meta wait_key wait_video publish_notify idle_streams
-    play_restart interleave drop_idle_publisher sync buffer stream_buckets);
+    play_restart interleave drop_idle_publisher sync buffer stream_buckets),
+    grep { /^hls/ } map { (split /\t/)[0] } do { open my $f, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!; <$f> };
 open my $tsv, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!;
 my $count = 0;
 while (<$tsv>) {
@@ -253,5 +270,8 @@ ok(!$ok, 'a typical nginx-rtmp-module config is refused while its features are m
 ($line) = grep { $lines[$_ - 1] =~ /record all;/ } 1 .. @lines;
 like($out, qr/"record" directive is not supported yet .* in \S+nginx\.conf:$line\b/, '  naming the first unimplemented directive and its line')
     or diag($out);
+
+($ok, $out) = check(rtmp_conf(main => '', server => '', app => 'hls on;'));
+ok(!$ok && $out =~ /"hls" is on in application "\w+" but "hls_path" is not set/, 'hls on without hls_path fails nginx -t') or diag($out);
 
 done_testing;

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod directives;
+pub mod hls;
 pub mod listen;
 pub mod value;
 
@@ -52,6 +53,7 @@ pub struct Settings {
     pub stream_buckets: Option<u64>,
     pub gop_cache: Option<bool>,
     pub merge_writes: Option<u64>,
+    pub hls: hls::HlsSettings,
 }
 
 /// `meta on|copy|off`: what players get of the publisher's metadata.
@@ -97,6 +99,7 @@ impl Settings {
         if self.access.is_empty() {
             self.access = outer.access.clone();
         }
+        self.hls.inherit(&outer.hls);
     }
 }
 
@@ -143,6 +146,11 @@ impl Application {
             gop_cache: s.gop_cache.unwrap_or(true),
             merge_writes: s.merge_writes.unwrap_or(0),
         }
+    }
+
+    /// The application's HLS settings when `hls` is on; relative paths from `prefix`.
+    pub fn hls(&self, prefix: &str) -> Option<crate::hls::Config> {
+        self.settings.hls.resolve(prefix)
     }
 }
 
@@ -213,6 +221,9 @@ impl Rtmp {
             return Err(format!(
                 "\"{name}\" directive is not supported yet by ngx-rtmp-rs ({feature} is not implemented)"
             ));
+        }
+        if name.starts_with("hls") && self.settings_mut(pos).hls.apply(name, args)? {
+            return Ok(());
         }
         let arg = args.first().copied().unwrap_or("");
         let dup = || format!("\"{name}\" directive is duplicate");
@@ -298,6 +309,17 @@ impl Rtmp {
                 self.servers[s].listens.extend(new);
             }
             other => unreachable!("directive {other} has no parser"),
+        }
+        Ok(())
+    }
+
+    /// Checks what only the merged settings can tell: `hls on` needs an `hls_path`.
+    pub fn check(servers: &[ResolvedServer]) -> Result<(), String> {
+        for app in servers.iter().flat_map(|s| &s.apps) {
+            let h = &app.settings.hls;
+            if h.hls == Some(true) && h.path.is_none() {
+                return Err(format!("\"hls\" is on in application \"{}\" but \"hls_path\" is not set", app.name));
+            }
         }
         Ok(())
     }
@@ -461,7 +483,7 @@ mod tests {
             ("max_message 1g", "\"max_message\""),
             ("so_keepalive yes", "\"so_keepalive\""),
             ("allow publish 1.2.3.999", "in \"allow\" directive"),
-            ("hls on", "\"hls\" directive is not supported yet"),
+            ("dash on", "\"dash\" directive is not supported yet"),
             ("listen 99999", "of the \"listen\" directive"),
         ] {
             let e = apply(&mut r, s, line).unwrap_err();

@@ -30,6 +30,10 @@ pub struct RtmpConf {
     pub listeners: Vec<Box<Listener>>,
     /// Shared memory holding the module-wide connection count, with `max_connections`.
     pub limit_zone: *mut ngx_shm_zone_t,
+    /// HLS settings by server and application (`None`: hls off there).
+    pub hls: Vec<Vec<Option<crate::hls::Config>>>,
+    /// Directories the `hls_cleanup` sweep keeps tidy, and how long files stay.
+    pub hls_sweeps: Vec<(String, u64)>,
 }
 
 /// A listening socket's view of the configuration.
@@ -134,6 +138,11 @@ pub unsafe extern "C" fn rtmp_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
         let rc_ptr = rc;
         let rc = &mut *rc;
         rc.servers = rc.tree.resolve();
+        Rtmp::check(&rc.servers)?;
+        let cycle = (*cf).cycle;
+        let prefix = String::from_utf8_lossy(core::slice::from_raw_parts((*cycle).prefix.data, (*cycle).prefix.len)).into_owned();
+        rc.hls = super::hls::resolve(&rc.servers, &prefix);
+        rc.hls_sweeps = super::hls::sweeps(&rc.hls);
         if rc.tree.max_connections.is_some() {
             rc.limit_zone = limit::add_zone(cf)?;
         }

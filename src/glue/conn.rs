@@ -26,8 +26,8 @@ use ngx::ffi::{
     NGX_LOG_INFO, NGX_OK,
 };
 
-use super::block::Listener;
-use super::limit;
+use super::block::{Listener, RtmpConf};
+use super::{hls, limit};
 use crate::conf::access::{self, Action};
 use crate::conf::{Application, Live, Meta, ResolvedServer};
 use crate::live::{self, ConnId, Frame, Hub, Out, Slab, StreamKey};
@@ -111,6 +111,8 @@ struct Conn {
     live: Option<Live>,
     /// When a publisher last sent audio or video (for `drop_idle_publisher`).
     last_media: usize,
+    /// HLS output of the streams this connection publishes, by message stream id.
+    hls: Vec<(u32, hls::Stream)>,
     /// Timers: pings, idle publisher check, delayed (merged) writes.
     ping: ngx_event_t,
     idle: ngx_event_t,
@@ -237,6 +239,7 @@ unsafe fn init(c: *mut ngx_connection_t) {
         limit_zone,
         live: None,
         last_media: 0,
+        hls: Vec::new(),
         ping: core::mem::zeroed(),
         idle: core::mem::zeroed(),
         merge: core::mem::zeroed(),
@@ -274,6 +277,9 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx:
     (*ev).log = (*cycle).log;
     (*ev).set_cancelable(1);
     ngx_add_timer(ev, 1000);
+    let ctx = (*cycle).conf_ctx as *mut *mut c_void;
+    let rc = *ctx.add(super::ngx_rtmp_module.index) as *const RtmpConf;
+    hls::init_process(cycle, rc);
     NGX_OK as ngx::ffi::ngx_int_t
 }
 
@@ -496,6 +502,8 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             log!(NGX_LOG_INFO, (*c).log, "publish: \"{}/{}\"", key.app, key.name);
             conn.session.accept_publish(msid, &name);
             conn.drain_session();
+            start_hls(c, msid, &key.name);
+            let conn = &mut *conn_of(c);
             conn.streams.push((msid, key, Role::Publisher));
             let idle = conn.live.as_ref().map_or(0, |l| l.drop_idle_publisher);
             if idle > 0 {
@@ -541,13 +549,22 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             let settings = conn.hub_settings();
             let frame = Frame { kind, timestamp, payload, keyframe: false };
             let mut out = Vec::new();
-            WORKER.with(|w| w.borrow_mut().hub.media(key, conn.id, frame, &settings, &mut out));
+            WORKER.with(|w| w.borrow_mut().hub.media(key, conn.id, frame.clone(), &settings, &mut out));
             apply(c, out);
+            if let Some((_, seg)) = conn.hls.iter_mut().find(|(m, _)| *m == msid) {
+                match kind {
+                    MediaKind::Video => seg.video(timestamp, &frame.payload, hls::now_ms()),
+                    MediaKind::Audio => seg.audio(timestamp, &frame.payload, hls::now_ms()),
+                    MediaKind::Data => {}
+                }
+                hls::log_notices((*c).log, seg);
+            }
         }
         Event::CloseStream { msid } => {
             if let Some(i) = conn.streams.iter().position(|(m, _, _)| *m == msid) {
                 let (_, key, role) = conn.streams.remove(i);
                 leave(c, conn.id, &key, role);
+                end_hls(c, msid);
             }
         }
         Event::Pause { msid, pause } => {
@@ -593,6 +610,31 @@ unsafe fn admit(c: *mut ngx_connection_t, msid: u32, name: &str, action: Action)
         return Some(StreamKey { server: (*conn.listener).index, app: app.name.clone(), name: name.to_owned() });
     }
     None
+}
+
+/// Starts the HLS output of a stream this connection now publishes, if its application
+/// has `hls on`.
+unsafe fn start_hls(c: *mut ngx_connection_t, msid: u32, name: &str) {
+    let conn = &mut *conn_of(c);
+    let (Some(app), listener) = (conn.app, &*conn.listener) else { return };
+    let rc: &RtmpConf = &*listener.conf;
+    let Some(cfg) = rc.hls.get(listener.index).and_then(|apps| apps.get(app)).and_then(Option::as_ref) else {
+        return;
+    };
+    let mut seg = hls::Stream::new(cfg, name, Default::default());
+    log!(NGX_LOG_INFO, (*c).log, "hls: \"{name}\" to \"{}\"", seg.playlist_path());
+    hls::log_notices((*c).log, &mut seg);
+    conn.hls.push((msid, seg));
+}
+
+/// Completes the HLS output of a stream whose publisher stopped.
+unsafe fn end_hls(c: *mut ngx_connection_t, msid: u32) {
+    let conn = &mut *conn_of(c);
+    if let Some(i) = conn.hls.iter().position(|(m, _)| *m == msid) {
+        let (_, mut seg) = conn.hls.remove(i);
+        seg.finish();
+        hls::log_notices((*c).log, &mut seg);
+    }
 }
 
 /// Stream names become file names (HLS, recordings): no paths, no control characters.
@@ -762,6 +804,10 @@ unsafe fn close(c: *mut ngx_connection_t) {
         WORKER.with(|w| w.borrow_mut().conns.remove(conn.id));
         for (_, key, role) in std::mem::take(&mut conn.streams) {
             leave(c, conn.id, &key, role);
+        }
+        for (_, mut seg) in std::mem::take(&mut conn.hls) {
+            seg.finish();
+            hls::log_notices((*c).log, &mut seg);
         }
         for ev in [&raw mut conn.ping, &raw mut conn.idle, &raw mut conn.merge] {
             if (*ev).timer_set() != 0 {

@@ -13,6 +13,7 @@
 
 mod block;
 mod conn;
+mod hls;
 mod limit;
 mod listen;
 

@@ -223,15 +223,27 @@ sub reap {
 }
 
 # An ffmpeg publishing a test pattern (H.264 + AAC) to $url for $seconds, in real time.
+# Options: gop, size, video => 0 or audio => 0 (one kind only), tee => [URL, ...] (the
+# same encoding to several streams at once).
 sub ffmpeg_publish {
     my ($self, $url, $seconds, %o) = @_;
     my $gop = $o{gop} // 60;
     my $log = $self->{dir} . '/publish-' . ++$self->{npub} . '.log';
-    return $self->spawn($log, 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-re',
-        '-f', 'lavfi', '-i', "testsrc2=size=" . ($o{size} // '320x240') . ":rate=30",
-        '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
-        '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', $gop, '-pix_fmt', 'yuv420p',
-        '-c:a', 'aac', '-b:a', '64k', '-t', $seconds, '-f', 'flv', $url);
+    my ($video, $audio) = ($o{video} // 1, $o{audio} // 1);
+    my @in = (
+        ($video ? ('-f', 'lavfi', '-i', "testsrc2=size=" . ($o{size} // '320x240') . ":rate=30") : ()),
+        ($audio ? ('-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100') : ()),
+    );
+    my @codecs = (
+        ($video ? ('-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', $gop, '-pix_fmt', 'yuv420p') : ()),
+        ($audio ? ('-c:a', 'aac', '-b:a', '64k') : ()),
+    );
+    my @out = $o{tee}
+        # (tee needs the codec headers up front, as FLV wants them)
+        ? ((map { ('-map', "$_:0") } 0 .. ($video + $audio - 1)), '-flags', '+global_header', '-f', 'tee', join('|', map { "[f=flv]$_" } @{ $o{tee} }))
+        : ('-f', 'flv', $url);
+    return $self->spawn($log, 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-re', @in, @codecs,
+        '-t', $seconds, @out);
 }
 
 sub DESTROY {

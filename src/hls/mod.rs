@@ -1,0 +1,715 @@
+//! HLS: a published stream muxed into MPEG-TS segments and an m3u8 playlist, the way
+//! nginx-rtmp-module's `hls` does it (same directives, file names and defaults), with
+//! segments cut at keyframes, durations measured, playlists replaced atomically and only
+//! complete segments listed.
+//!
+//! The segmenter takes FLV tag bodies and time, and does its file work through the
+//! [`Files`] trait: [`disk::Disk`] in the module, memory in the tests.
+
+pub mod codec;
+pub mod crypt;
+pub mod disk;
+pub mod playlist;
+pub mod ts;
+
+use std::io;
+
+use mpeg2ts::es::StreamType;
+
+use codec::{AacConfig, AudioCodec, AudioTag, VideoCodec, VideoConfig, VideoTag};
+use playlist::{Entry, Playlist};
+use ts::{Muxer, Times, Track};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Naming {
+    Sequential,
+    /// The stream timestamp (90 kHz) of the segment's start.
+    Timestamp,
+    /// Wall clock, ms.
+    System,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slicing {
+    Plain,
+    /// Cut where the timestamp crosses a multiple of `hls_fragment`.
+    Aligned,
+}
+
+/// `hls_variant SUFFIX [PARAM...]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub suffix: String,
+    pub params: Vec<String>,
+}
+
+/// An application's HLS settings, resolved with nginx-rtmp-module's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub path: String,
+    /// Times in ms.
+    pub fragment: u64,
+    pub max_fragment: u64,
+    pub playlist_length: u64,
+    pub muxdelay: u64,
+    pub sync: u64,
+    pub continuous: bool,
+    pub nested: bool,
+    pub naming: Naming,
+    pub granularity: u64,
+    pub slicing: Slicing,
+    /// `hls_type event`: segments are never dropped from the playlist, which ends with
+    /// `#EXT-X-ENDLIST` when the publisher leaves.
+    pub event: bool,
+    pub max_audio_delay: u64,
+    pub audio_buffer_size: usize,
+    pub cleanup: bool,
+    pub variants: Vec<Variant>,
+    pub base_url: String,
+    pub keys: bool,
+    pub key_path: String,
+    pub key_url: String,
+    pub fragments_per_key: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: String::new(),
+            fragment: 5000,
+            max_fragment: 50_000,
+            playlist_length: 30_000,
+            muxdelay: 700,
+            sync: 2,
+            continuous: true,
+            nested: false,
+            naming: Naming::Sequential,
+            granularity: 0,
+            slicing: Slicing::Plain,
+            event: false,
+            max_audio_delay: 300,
+            audio_buffer_size: 1 << 20,
+            cleanup: true,
+            variants: Vec::new(),
+            base_url: String::new(),
+            keys: false,
+            key_path: String::new(),
+            key_url: String::new(),
+            fragments_per_key: 0,
+        }
+    }
+}
+
+/// The file operations the segmenter needs. Paths are full paths.
+pub trait Files {
+    /// Creates (or truncates) the segment being written, and makes it the open one.
+    fn create(&mut self, path: &str) -> io::Result<()>;
+    /// Appends to the open segment.
+    fn append(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Closes the open segment.
+    fn close(&mut self) -> io::Result<()>;
+    /// Replaces a whole file atomically (write aside, rename over).
+    fn replace(&mut self, path: &str, data: &[u8]) -> io::Result<()>;
+    /// Marks a file as still in use (its modification time), for the cleanup sweep.
+    fn touch(&mut self, path: &str);
+    /// Creates a directory and its parents.
+    fn mkdirs(&mut self, path: &str) -> io::Result<()>;
+    fn read(&mut self, path: &str) -> Option<String>;
+    fn random(&mut self, buf: &mut [u8]);
+}
+
+/// Bytes gathered in memory before they are appended to the segment file.
+const WRITE_CHUNK: usize = 256 * 1024;
+/// An event playlist keeps every segment; past this many, the oldest go anyway.
+const MAX_ENTRIES: usize = 65536;
+
+struct Open {
+    id: u64,
+    path: String,
+    start: u64,
+    date_ms: i64,
+    discont: bool,
+    key: Option<(String, u128)>,
+    /// A write failed: the segment is abandoned (never listed).
+    failed: bool,
+}
+
+/// Extends 32-bit millisecond timestamps (which wrap after 49 days) to 64 bits.
+#[derive(Default)]
+struct Clock {
+    last: Option<u32>,
+    high: u64,
+}
+
+impl Clock {
+    fn ms(&mut self, ts: u32) -> u64 {
+        if let Some(last) = self.last {
+            if ts < last && last - ts > 1 << 31 {
+                self.high += 1 << 32;
+            } else if ts > last && ts - last > 1 << 31 && self.high > 0 {
+                // A late frame from before the wrap.
+                return self.high - (1 << 32) + u64::from(ts);
+            }
+        }
+        self.last = Some(ts);
+        self.high + u64::from(ts)
+    }
+}
+
+/// One published stream's HLS output.
+pub struct Segmenter<F: Files> {
+    cfg: Config,
+    files: F,
+    name: String,
+    playlist_path: String,
+    /// The master playlist (path, text) when the name ends with a variant suffix.
+    master: Option<(String, String)>,
+    /// Segment files are `seg_prefix + id + ".ts"`, listed as `uri_prefix + id + ".ts"`.
+    seg_prefix: String,
+    uri_prefix: String,
+    key_prefix: String,
+    key_uri_prefix: String,
+    dirs_ready: bool,
+
+    video: Option<(VideoCodec, VideoConfig)>,
+    aac: Option<AacConfig>,
+    audio: Option<AudioCodec>,
+    muxer: Muxer,
+    clock: Clock,
+    scratch: Vec<u8>,
+
+    open: Option<Open>,
+    buf: Vec<u8>,
+    cipher: Option<crypt::Cbc>,
+    last_dts: u64,
+
+    abuf: Vec<u8>,
+    apts: u64,
+    /// Audio timestamp smoothing (`hls_sync`): where counting samples started, and frames since.
+    abase: u64,
+    aframes: u64,
+
+    playlist: Playlist,
+    next_discont: bool,
+    key: Option<Key>,
+    notices: Vec<String>,
+    finished: bool,
+}
+
+struct Key {
+    id: u64,
+    path: String,
+    uri: String,
+    key: [u8; 16],
+    /// Segments that may still use it (`hls_fragments_per_key`); `u64::MAX`: forever.
+    left: u64,
+}
+
+fn join(dir: &str, file: &str) -> String {
+    if dir.is_empty() || dir.ends_with('/') {
+        format!("{dir}{file}")
+    } else {
+        format!("{dir}/{file}")
+    }
+}
+
+impl<F: Files> Segmenter<F> {
+    /// The playlist file of stream `name` (its directory made by `create`).
+    pub fn playlist_file(cfg: &Config, name: &str) -> String {
+        if cfg.nested {
+            join(&join(&cfg.path, name), "index.m3u8")
+        } else {
+            join(&cfg.path, &format!("{name}.m3u8"))
+        }
+    }
+
+    /// Starts the HLS output of a stream that is being published. With `hls_continuous`,
+    /// the playlist left by an earlier publisher is read and its numbering continued.
+    pub fn new(cfg: &Config, name: &str, mut files: F) -> Self {
+        let cfg = cfg.clone();
+        let playlist_path = Self::playlist_file(&cfg, name);
+        let (seg_prefix, name_part, sep) = if cfg.nested {
+            (join(&join(&cfg.path, name), ""), if cfg.base_url.is_empty() { "" } else { name }, if cfg.base_url.is_empty() { "" } else { "/" })
+        } else {
+            (join(&cfg.path, &format!("{name}-")), name, "-")
+        };
+        let uri_prefix = format!("{}{name_part}{sep}", cfg.base_url);
+        let key_dir = if cfg.key_path.is_empty() { cfg.path.clone() } else { cfg.key_path.clone() };
+        let key_prefix = if cfg.nested { join(&join(&key_dir, name), "") } else { join(&key_dir, &format!("{name}-")) };
+        let key_uri_prefix = if cfg.nested {
+            if cfg.key_url.is_empty() { String::new() } else { format!("{}{name}/", cfg.key_url) }
+        } else {
+            format!("{}{name}-", cfg.key_url)
+        };
+        let master = cfg.variants.iter().find(|v| name.len() > v.suffix.len() && name.ends_with(&v.suffix)).map(|v| {
+            let base = &name[..name.len() - v.suffix.len()];
+            let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:3\n");
+            for var in &cfg.variants {
+                text.push_str("#EXT-X-STREAM-INF:");
+                text.push_str(&var.params.join(","));
+                text.push('\n');
+                let index = if cfg.nested { "/index" } else { "" };
+                text.push_str(&format!("{}{base}{}{index}.m3u8\n", cfg.base_url, var.suffix));
+            }
+            (join(&cfg.path, &format!("{base}.m3u8")), text)
+        });
+        let mut playlist = Playlist { event: cfg.event, target: cfg.fragment.div_ceil(1000).max(1), ..Playlist::default() };
+        let mut next_discont = false;
+        if cfg.continuous {
+            if let Some(old) = files.read(&playlist_path).as_deref().and_then(Playlist::parse) {
+                playlist.sequence = old.sequence;
+                playlist.discontinuity_sequence = old.discontinuity_sequence;
+                playlist.entries = old.entries;
+                playlist.target = playlist.target.max(old.target);
+                next_discont = !playlist.entries.is_empty();
+            }
+        }
+        Segmenter {
+            cfg,
+            files,
+            name: name.to_owned(),
+            playlist_path,
+            master,
+            seg_prefix,
+            uri_prefix,
+            key_prefix,
+            key_uri_prefix,
+            dirs_ready: false,
+            video: None,
+            aac: None,
+            audio: None,
+            muxer: Muxer::new(None, None),
+            clock: Clock::default(),
+            scratch: Vec::new(),
+            open: None,
+            buf: Vec::new(),
+            cipher: None,
+            last_dts: 0,
+            abuf: Vec::new(),
+            apts: 0,
+            abase: 0,
+            aframes: 0,
+            playlist,
+            next_discont,
+            key: None,
+            notices: Vec::new(),
+            finished: false,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn playlist_path(&self) -> &str {
+        &self.playlist_path
+    }
+
+    /// What went wrong since the last call (for the error log).
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    pub fn files(&self) -> &F {
+        &self.files
+    }
+
+    fn notice(&mut self, s: String) {
+        if self.notices.len() < 16 {
+            self.notices.push(s);
+        }
+    }
+
+    fn delay(&self) -> u64 {
+        self.cfg.muxdelay * 90
+    }
+
+    /// A video tag body with its RTMP timestamp (ms); `now_ms`: wall clock.
+    pub fn video(&mut self, timestamp: u32, body: &[u8], now_ms: i64) {
+        match codec::video_tag(body) {
+            VideoTag::Config(c, rec) => {
+                let parsed = match c {
+                    VideoCodec::Avc => codec::avc_config(rec),
+                    VideoCodec::Hevc => codec::hevc_config(rec),
+                };
+                match parsed {
+                    Some(cfg) => self.video = Some((c, cfg)),
+                    None => self.notice(format!("hls: unusable {c:?} decoder configuration record, video skipped")),
+                }
+            }
+            VideoTag::Frame { codec: c, keyframe, cts, data } => {
+                let Some((vc, vcfg)) = &self.video else { return };
+                if *vc != c {
+                    return;
+                }
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.clear();
+                let ok = codec::annex_b(c, vcfg, keyframe, data, &mut scratch);
+                if !ok {
+                    self.scratch = scratch;
+                    self.notice("hls: video frame with bad NAL unit lengths skipped".into());
+                    return;
+                }
+                let dts = self.clock.ms(timestamp) * 90;
+                let pts = (dts as i64 + i64::from(cts) * 90).max(0) as u64;
+                self.update(dts, keyframe, 1, now_ms);
+                if self.open.is_some() {
+                    let pcr = (self.muxer.clock() == Track::Video).then_some(dts);
+                    let d = self.delay();
+                    self.muxer.pes(&mut self.buf, Track::Video, Times { pts: pts + d, dts: dts + d, pcr }, keyframe, &scratch);
+                    self.last_dts = self.last_dts.max(dts);
+                    self.spill();
+                }
+                self.scratch = scratch;
+            }
+            VideoTag::Other => {}
+        }
+    }
+
+    /// An audio tag body with its RTMP timestamp (ms).
+    pub fn audio(&mut self, timestamp: u32, body: &[u8], now_ms: i64) {
+        let (raw, adts) = match codec::audio_tag(body) {
+            AudioTag::AacConfig(asc) => {
+                match codec::aac_config(asc) {
+                    Some(c) => {
+                        self.aac = Some(c);
+                        self.audio = Some(AudioCodec::Aac);
+                    }
+                    None => self.notice("hls: unsupported AAC configuration, audio skipped".into()),
+                }
+                return;
+            }
+            AudioTag::Aac(raw) => match self.aac {
+                Some(c) if self.audio == Some(AudioCodec::Aac) => (raw, Some(c.adts(raw.len()))),
+                _ => return,
+            },
+            AudioTag::Mp3(raw) => {
+                if self.audio.is_none() {
+                    self.audio = Some(AudioCodec::Mp3);
+                }
+                if self.audio != Some(AudioCodec::Mp3) {
+                    return;
+                }
+                (raw, None)
+            }
+            AudioTag::Other => return,
+        };
+        let size = raw.len() + adts.map_or(0, |h| h.len());
+        if raw.is_empty() || size > self.cfg.audio_buffer_size {
+            if !raw.is_empty() {
+                self.notice("hls: audio frame larger than hls_audio_buffer_size skipped".into());
+            }
+            return;
+        }
+        let mut pts = self.clock.ms(timestamp) * 90;
+        // Without video, audio cuts the segments.
+        self.update(pts, self.video.is_none(), 2, now_ms);
+        if self.abuf.len() + size > self.cfg.audio_buffer_size {
+            self.flush_audio();
+            if self.open.is_none() {
+                self.abuf.clear();
+            }
+        }
+        // hls_sync: AAC timestamps counted from the sample rate, unless the publisher's
+        // timestamps drift further than the threshold from them.
+        if let (Some(c), true) = (self.aac, adts.is_some() && self.cfg.sync > 0) {
+            let est = self.abase + self.aframes * 90_000 * 1024 / u64::from(c.sample_rate());
+            let diff = est as i64 - pts as i64;
+            if diff.abs() <= self.cfg.sync as i64 * 90 {
+                pts = est;
+                self.aframes += 1;
+            } else {
+                self.abase = pts;
+                self.aframes = 1;
+            }
+        }
+        if self.abuf.is_empty() {
+            self.apts = pts;
+        }
+        if let Some(h) = adts {
+            self.abuf.extend_from_slice(&h);
+        }
+        self.abuf.extend_from_slice(raw);
+    }
+
+    /// Decides whether a new segment starts at `ts` (90 kHz): at a boundary (a keyframe, or
+    /// an audio frame without video) once the segment is long enough; or forced, after
+    /// `hls_max_fragment` or a jump back in time.
+    fn update(&mut self, ts: u64, mut boundary: bool, flush_rate: u64, now_ms: i64) {
+        let mut force = false;
+        let mut duration = None;
+        if let Some(open) = &self.open {
+            let d = ts as i64 - open.start as i64;
+            if d > self.cfg.max_fragment as i64 * 90 || d < -90_000 {
+                self.notice(format!("hls: force fragment split: {:.3} sec", d as f64 / 90_000.0));
+                force = true;
+            } else {
+                duration = Some(d as u64);
+            }
+        }
+        match self.cfg.slicing {
+            Slicing::Plain => {
+                if duration.is_some_and(|d| d < self.cfg.fragment * 90) {
+                    boundary = false;
+                }
+            }
+            Slicing::Aligned => {
+                let len = (self.cfg.fragment * 90).max(1);
+                if let Some(open) = &self.open {
+                    if open.start / len == ts / len {
+                        boundary = false;
+                    }
+                }
+            }
+        }
+        if boundary || force {
+            let end = if force { self.last_dts } else { ts };
+            // Audio from before the cut ends the old segment.
+            self.flush_audio();
+            self.close_segment(end);
+            let discont = force || self.next_discont;
+            self.open_segment(ts, discont, now_ms);
+        }
+        if self.open.is_some() && !self.abuf.is_empty() && self.apts + self.cfg.max_audio_delay * 90 / flush_rate < ts {
+            self.flush_audio();
+        }
+    }
+
+    fn flush_audio(&mut self) {
+        if self.open.is_none() || self.abuf.is_empty() {
+            return;
+        }
+        let pts = self.apts + self.delay();
+        let pcr = (self.muxer.clock() == Track::Audio).then_some(self.apts);
+        let abuf = std::mem::take(&mut self.abuf);
+        self.muxer.pes(&mut self.buf, Track::Audio, Times { pts, dts: pts, pcr }, false, &abuf);
+        self.last_dts = self.last_dts.max(self.apts);
+        self.abuf = abuf;
+        self.abuf.clear();
+        self.spill();
+    }
+
+    /// Moves gathered bytes to the file once there are enough of them.
+    fn spill(&mut self) {
+        if self.buf.len() >= WRITE_CHUNK {
+            self.write_out(false);
+        }
+    }
+
+    fn write_out(&mut self, last: bool) {
+        let Some(open) = &mut self.open else { return };
+        if open.failed {
+            self.buf.clear();
+            return;
+        }
+        let n = match &mut self.cipher {
+            Some(c) => c.encrypt(&mut self.buf, last),
+            None => self.buf.len(),
+        };
+        if n == 0 {
+            return;
+        }
+        if let Err(e) = self.files.append(&self.buf[..n]) {
+            open.failed = true;
+            let msg = format!("hls: writing \"{}\" failed: {e}; the segment is dropped", open.path);
+            self.notice(msg);
+        }
+        self.buf.drain(..n);
+    }
+
+    fn ensure_dirs(&mut self) -> bool {
+        if self.dirs_ready {
+            return true;
+        }
+        let mut dirs = vec![self.cfg.path.clone()];
+        if self.cfg.nested {
+            dirs.push(join(&self.cfg.path, &self.name));
+        }
+        if self.cfg.keys {
+            let kd = if self.cfg.key_path.is_empty() { self.cfg.path.clone() } else { self.cfg.key_path.clone() };
+            if self.cfg.nested {
+                dirs.push(join(&kd, &self.name));
+            }
+            dirs.push(kd);
+        }
+        for d in dirs {
+            if let Err(e) = self.files.mkdirs(&d) {
+                self.notice(format!("hls: creating directory \"{d}\" failed: {e}"));
+                return false;
+            }
+        }
+        self.dirs_ready = true;
+        true
+    }
+
+    fn segment_id(&self, ts: u64, now_ms: i64) -> u64 {
+        let id = match self.cfg.naming {
+            Naming::Sequential => self.playlist.sequence + self.playlist.entries.len() as u64,
+            Naming::Timestamp => ts,
+            Naming::System => now_ms.max(0) as u64,
+        };
+        match self.cfg.granularity {
+            0 => id,
+            g => id / g * g,
+        }
+    }
+
+    fn open_segment(&mut self, ts: u64, discont: bool, now_ms: i64) {
+        if !self.ensure_dirs() {
+            return;
+        }
+        let id = self.segment_id(ts, now_ms);
+        let path = format!("{}{id}.ts", self.seg_prefix);
+        let key = if self.cfg.keys { self.next_key(id) } else { None };
+        let failed = match self.files.create(&path) {
+            Ok(()) => false,
+            Err(e) => {
+                self.notice(format!("hls: creating \"{path}\" failed: {e}"));
+                true
+            }
+        };
+        self.cipher = key.as_ref().map(|k| crypt::Cbc::new(&k.key, u128::from(k.id)));
+        let key_line = key.as_ref().map(|k| (k.uri.clone(), u128::from(k.id)));
+        self.key = key;
+        self.open = Some(Open { id, path, start: ts, date_ms: now_ms, discont, key: key_line, failed });
+        self.next_discont = false;
+        self.buf.clear();
+        self.muxer.set_streams(
+            self.video.as_ref().map(|(c, _)| match c {
+                VideoCodec::Avc => StreamType::H264,
+                VideoCodec::Hevc => StreamType::H265,
+            }),
+            self.audio.map(|a| match a {
+                AudioCodec::Aac => StreamType::AdtsAac,
+                AudioCodec::Mp3 => StreamType::Mpeg1Audio,
+            }),
+        );
+        self.muxer.tables(&mut self.buf);
+        // Audio gathered before the first segment opened starts it.
+        self.flush_audio();
+    }
+
+    /// The key for a new segment: the current one while `hls_fragments_per_key` allows,
+    /// else a new random key, written to its file.
+    fn next_key(&mut self, id: u64) -> Option<Key> {
+        if let Some(mut k) = self.key.take() {
+            if k.left > 0 {
+                if k.left != u64::MAX {
+                    k.left -= 1;
+                }
+                self.files.touch(&k.path);
+                return Some(k);
+            }
+        }
+        let mut key = [0u8; 16];
+        self.files.random(&mut key);
+        let path = format!("{}{id}.key", self.key_prefix);
+        if let Err(e) = self.files.replace(&path, &key) {
+            self.notice(format!("hls: writing key \"{path}\" failed: {e}"));
+            return None;
+        }
+        let left = match self.cfg.fragments_per_key {
+            0 => u64::MAX,
+            n => n - 1,
+        };
+        Some(Key { id, path, uri: format!("{}{id}.key", self.key_uri_prefix), key, left })
+    }
+
+    fn close_segment(&mut self, end: u64) {
+        if self.open.is_none() {
+            return;
+        }
+        self.write_out(true);
+        let open = self.open.take().expect("open");
+        self.cipher = None;
+        if let Err(e) = self.files.close() {
+            if !open.failed {
+                self.notice(format!("hls: closing \"{}\" failed: {e}; the segment is dropped", open.path));
+                self.next_discont = true;
+                return;
+            }
+        }
+        if open.failed {
+            self.next_discont = true;
+            return;
+        }
+        let duration = end.saturating_sub(open.start) as f64 / 90_000.0;
+        self.playlist.entries.push(Entry {
+            uri: format!("{}{}.ts", self.uri_prefix, open.id),
+            duration,
+            discont: open.discont,
+            date_ms: Some(open.date_ms),
+            key: open.key,
+        });
+        // RFC 8216: EXTINF rounded to the nearest integer never above the target duration;
+        // it never goes down during a stream.
+        self.playlist.target = self.playlist.target.max((duration + 0.5) as u64);
+        let window = if self.cfg.event {
+            MAX_ENTRIES
+        } else {
+            (self.cfg.playlist_length / self.cfg.fragment.max(1)).max(1) as usize
+        };
+        while self.playlist.entries.len() > window {
+            let gone = self.playlist.entries.remove(0);
+            self.playlist.sequence += 1;
+            if gone.discont {
+                self.playlist.discontinuity_sequence += 1;
+            }
+        }
+        self.write_playlist();
+    }
+
+    fn write_playlist(&mut self) {
+        let text = self.playlist.render();
+        if let Err(e) = self.files.replace(&self.playlist_path, text.as_bytes()) {
+            let msg = format!("hls: writing playlist \"{}\" failed: {e}", self.playlist_path);
+            self.notice(msg);
+        }
+        if let Some((path, text)) = self.master.take() {
+            match self.files.replace(&path, text.as_bytes()) {
+                Ok(()) => self.files.touch(&path),
+                Err(e) => self.notice(format!("hls: writing variant playlist \"{path}\" failed: {e}")),
+            }
+            self.master = Some((path, text));
+        }
+    }
+
+    /// The publisher left: the open segment is completed and listed. Event playlists get
+    /// `#EXT-X-ENDLIST`; live playlists stay as they are (as nginx-rtmp-module leaves them)
+    /// until `hls_cleanup` removes them.
+    pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.flush_audio();
+        let end = self.last_dts;
+        if self.open.is_some() {
+            self.close_segment(end);
+        }
+        if self.cfg.event && !self.playlist.entries.is_empty() {
+            self.playlist.ended = true;
+            self.write_playlist();
+        }
+    }
+
+    /// The playlist as it stands (for tests and stats).
+    pub fn playlist(&self) -> &Playlist {
+        &self.playlist
+    }
+}
+
+/// How long cleanup keeps files: `.m3u8` one playlist length after their last change,
+/// `.ts` and `.key` two (so players that fetched the playlist last can still get them).
+pub fn max_age_ms(file: &str, playlist_length: u64) -> Option<u64> {
+    if file.ends_with(".ts") || file.ends_with(".key") {
+        Some(playlist_length * 2)
+    } else if file.ends_with(".m3u8") {
+        Some(playlist_length)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

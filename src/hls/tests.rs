@@ -1,0 +1,306 @@
+use std::collections::HashMap;
+
+use aes::cipher::{BlockDecrypt, KeyInit};
+use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
+use mpeg2ts::ts::TsPacketReader;
+
+use super::*;
+
+/// Files in memory, with failures on demand.
+#[derive(Default)]
+struct Mem {
+    files: HashMap<String, Vec<u8>>,
+    open: Option<String>,
+    fail_create: bool,
+    replaced: Vec<String>,
+}
+
+impl Files for Mem {
+    fn create(&mut self, path: &str) -> io::Result<()> {
+        if self.fail_create {
+            return Err(io::Error::other("disk full"));
+        }
+        self.files.insert(path.into(), vec![]);
+        self.open = Some(path.into());
+        Ok(())
+    }
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        let p = self.open.clone().ok_or_else(|| io::Error::other("closed"))?;
+        self.files.get_mut(&p).unwrap().extend_from_slice(data);
+        Ok(())
+    }
+    fn close(&mut self) -> io::Result<()> {
+        self.open = None;
+        Ok(())
+    }
+    fn replace(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.files.insert(path.into(), data.to_vec());
+        self.replaced.push(path.into());
+        Ok(())
+    }
+    fn touch(&mut self, _: &str) {}
+    fn mkdirs(&mut self, _: &str) -> io::Result<()> {
+        Ok(())
+    }
+    fn read(&mut self, path: &str) -> Option<String> {
+        self.files.get(path).map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+    fn random(&mut self, buf: &mut [u8]) {
+        buf.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8 * 7 + 1);
+    }
+}
+
+const AVC_HEADER: &[u8] = &[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 3, 0x67, 1, 2, 1, 0, 2, 0x68, 3];
+const AAC_HEADER: &[u8] = &[0xaf, 0, 0x12, 0x10];
+
+fn video_frame(key: bool, size: usize) -> Vec<u8> {
+    let mut v = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+    v.extend((size as u32).to_be_bytes());
+    v.push(if key { 0x65 } else { 0x41 });
+    v.extend(std::iter::repeat_n(0xab, size - 1));
+    v
+}
+
+fn cfg() -> Config {
+    Config { path: "/hls".into(), fragment: 2000, playlist_length: 6000, ..Config::default() }
+}
+
+/// Publishes `secs` of 25 fps video (keyframe every `gop` frames) and 44.1 kHz AAC.
+fn publish(s: &mut Segmenter<Mem>, start_ms: u32, secs: u32, gop: u32, audio: bool, video: bool) {
+    if video {
+        s.video(start_ms, AVC_HEADER, 0);
+    }
+    if audio {
+        s.audio(start_ms, AAC_HEADER, 0);
+    }
+    let frames = secs * 25;
+    let mut a = 0u32;
+    for i in 0..frames {
+        let t = start_ms + i * 40;
+        while audio && a * 1024 * 1000 / 44100 <= i * 40 {
+            s.audio(start_ms + a * 1024 * 1000 / 44100, &[0xaf, 1, 0x21, 0x10, 0x04], t as i64);
+            a += 1;
+        }
+        if video {
+            s.video(t, &video_frame(i % gop == 0, 3000), 1_795_512_355_000 + t as i64);
+        }
+    }
+}
+
+fn pes_of(ts: &[u8]) -> Vec<(bool, u64, usize)> {
+    let mut r = PesPacketReader::new(TsPacketReader::new(ts));
+    let mut out = vec![];
+    while let Some(p) = r.read_pes_packet().unwrap() {
+        out.push((p.header.stream_id.is_video(), p.header.pts.unwrap().as_u64(), p.data.len()));
+    }
+    out
+}
+
+#[test]
+fn segments_cut_at_keyframes_with_measured_durations() {
+    let mut s = Segmenter::new(&cfg(), "cam", Mem::default());
+    publish(&mut s, 0, 11, 50, true, true);
+    let p = s.playlist().clone();
+    // 11 s with keyframes every 2 s: segments 0..4 closed (the one from 10 s is open);
+    // a 6 s window keeps 3.
+    assert_eq!(p.sequence, 2);
+    assert_eq!(p.entries.len(), 3);
+    assert!(p.entries.iter().all(|e| (e.duration - 2.0).abs() < 1e-9), "{:?}", p.entries);
+    assert_eq!(p.entries[0].uri, "cam-2.ts");
+    assert_eq!(p.target, 2);
+    let text = String::from_utf8(s.files().files["/hls/cam.m3u8"].clone()).unwrap();
+    assert_eq!(text, p.render());
+    assert!(!text.contains("#EXT-X-ENDLIST"));
+    assert!(text.contains("#EXT-X-PROGRAM-DATE-TIME:2026-11-24T09:25:59.000Z"), "{text}");
+
+    // A segment: PAT, PMT, then audio (gathered before the keyframe) and a video keyframe
+    // with SPS/PPS; durations in the TS agree with the playlist.
+    let seg = &s.files().files["/hls/cam-3.ts"];
+    assert_eq!(seg.len() % 188, 0);
+    assert_eq!(&seg[..4], &[0x47, 0x40, 0x00, 0x30 | 3], "PAT first (continuity counter runs on)");
+    let pes = pes_of(seg);
+    let first_video = pes.iter().find(|p| p.0).unwrap();
+    assert_eq!(first_video.1, 6000 * 90 + 700 * 90, "starts on the keyframe at 6 s (+ muxdelay)");
+    let videos: Vec<u64> = pes.iter().filter(|p| p.0).map(|p| p.1).collect();
+    assert_eq!(videos.len(), 50);
+    assert!(pes.iter().any(|p| !p.0), "has audio");
+    // Annex B keyframe: AUD, SPS, PPS, IDR.
+    let mut r = PesPacketReader::new(TsPacketReader::new(&seg[..]));
+    let data = loop {
+        let p = r.read_pes_packet().unwrap().unwrap();
+        if p.header.stream_id.is_video() {
+            break p.data;
+        }
+    };
+    assert_eq!(&data[..19], &[0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3][..]);
+
+    // The publisher leaves: the open segment is listed with its real length.
+    s.finish();
+    let p = s.playlist();
+    assert_eq!(p.entries.last().unwrap().uri, "cam-5.ts");
+    assert!((p.entries.last().unwrap().duration - 0.96).abs() < 1e-9);
+    assert!(!p.ended, "live playlists are left as nginx-rtmp-module leaves them");
+}
+
+#[test]
+fn republish_continues_numbering_with_a_discontinuity() {
+    let mut s = Segmenter::new(&cfg(), "cam", Mem::default());
+    publish(&mut s, 0, 5, 50, true, true);
+    s.finish();
+    let files = std::mem::take(&mut s.files);
+    let seq = s.playlist().entries.len();
+    assert_eq!(seq, 3);
+    // A new publisher, timestamps from 0 again.
+    let mut s = Segmenter::new(&cfg(), "cam", files);
+    publish(&mut s, 0, 5, 50, true, true);
+    let p = s.playlist();
+    assert_eq!(p.sequence, 2);
+    let uris: Vec<&str> = p.entries.iter().map(|e| e.uri.as_str()).collect();
+    assert_eq!(uris, ["cam-2.ts", "cam-3.ts", "cam-4.ts"]);
+    assert!(p.entries[1].discont && !p.entries[0].discont && !p.entries[2].discont);
+
+    // Without hls_continuous, a new publisher starts over.
+    let c = Config { continuous: false, ..cfg() };
+    let files = std::mem::take(&mut s.files);
+    let mut s = Segmenter::new(&c, "cam", files);
+    publish(&mut s, 0, 3, 50, true, true);
+    assert_eq!(s.playlist().sequence, 0);
+    assert_eq!(s.playlist().entries[0].uri, "cam-0.ts");
+}
+
+#[test]
+fn event_playlists_keep_everything_and_end() {
+    let c = Config { event: true, ..cfg() };
+    let mut s = Segmenter::new(&c, "ev", Mem::default());
+    publish(&mut s, 0, 13, 50, true, true);
+    s.finish();
+    let text = String::from_utf8(s.files().files["/hls/ev.m3u8"].clone()).unwrap();
+    assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"));
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"));
+    assert_eq!(s.playlist().sequence, 0);
+    assert_eq!(s.playlist().entries.len(), 7);
+}
+
+#[test]
+fn audio_only_cuts_by_duration_and_video_only_works() {
+    let mut s = Segmenter::new(&cfg(), "radio", Mem::default());
+    publish(&mut s, 1000, 9, 50, true, false);
+    let p = s.playlist();
+    assert_eq!(p.entries.len(), 3);
+    assert!(p.entries.iter().all(|e| (e.duration - 2.0).abs() < 0.05), "{:?}", p.entries);
+    let seg = &s.files().files["/hls/radio-1.ts"];
+    assert!(pes_of(seg).iter().all(|p| !p.0));
+    // Audio PES gather several frames, at most hls_max_audio_delay apart.
+    assert!(pes_of(seg).len() < 2000 * 44100 / 1024 / 1000 / 2);
+
+    let mut s = Segmenter::new(&cfg(), "silent", Mem::default());
+    publish(&mut s, 0, 7, 50, false, true);
+    assert_eq!(s.playlist().entries.len(), 3);
+    assert!(pes_of(&s.files().files["/hls/silent-1.ts"]).iter().all(|p| p.0));
+}
+
+#[test]
+fn nested_naming_base_url_and_variants() {
+    let c = Config {
+        nested: true,
+        base_url: "http://cdn/hls/".into(),
+        naming: Naming::Timestamp,
+        variants: vec![
+            Variant { suffix: "_hi".into(), params: vec!["BANDWIDTH=2000000".into(), "RESOLUTION=1280x720".into()] },
+            Variant { suffix: "_lo".into(), params: vec!["BANDWIDTH=500000".into()] },
+        ],
+        ..cfg()
+    };
+    let mut s = Segmenter::new(&c, "show_hi", Mem::default());
+    publish(&mut s, 0, 5, 50, true, true);
+    let files = &s.files().files;
+    assert!(files.contains_key("/hls/show_hi/index.m3u8"));
+    assert!(files.contains_key(&format!("/hls/show_hi/{}.ts", 2000 * 90)));
+    assert_eq!(s.playlist().entries[1].uri, format!("http://cdn/hls/show_hi/{}.ts", 2000 * 90));
+    let master = String::from_utf8(files["/hls/show.m3u8"].clone()).unwrap();
+    assert_eq!(
+        master,
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=2000000,RESOLUTION=1280x720\nhttp://cdn/hls/show_hi/index.m3u8\n\
+         #EXT-X-STREAM-INF:BANDWIDTH=500000\nhttp://cdn/hls/show_lo/index.m3u8\n"
+    );
+    // Nested without a base URL: segment URIs relative to the playlist's directory.
+    let c = Config { nested: true, ..cfg() };
+    let mut s = Segmenter::new(&c, "n", Mem::default());
+    publish(&mut s, 0, 3, 50, true, true);
+    assert_eq!(s.playlist().entries[0].uri, "0.ts");
+}
+
+#[test]
+fn keys_encrypt_segments_that_decrypt_to_ts() {
+    let c = Config { keys: true, fragments_per_key: 2, key_url: "https://keys/".into(), ..cfg() };
+    let mut s = Segmenter::new(&c, "sec", Mem::default());
+    publish(&mut s, 0, 9, 50, true, true);
+    let files = &s.files().files;
+    let text = String::from_utf8(files["/hls/sec.m3u8"].clone()).unwrap();
+    assert!(text.contains("#EXT-X-KEY:METHOD=AES-128,URI=\"https://keys/sec-2.key\",IV=0x00000000000000000000000000000002"), "{text}");
+    assert!(files.contains_key("/hls/sec-0.key") && files.contains_key("/hls/sec-2.key") && !files.contains_key("/hls/sec-1.key"));
+    let key: [u8; 16] = files["/hls/sec-2.key"].clone().try_into().unwrap();
+    let enc = &files["/hls/sec-3.ts"];
+    assert_eq!(enc.len() % 16, 0);
+    // Decrypt (CBC, IV = 2) and unpad: a TS segment.
+    let aes = aes::Aes128::new(&key.into());
+    let mut prev = 2u128.to_be_bytes();
+    let mut plain = vec![];
+    for block in enc.chunks(16) {
+        let mut b: [u8; 16] = block.try_into().unwrap();
+        aes.decrypt_block((&mut b).into());
+        plain.extend(b.iter().zip(prev).map(|(x, p)| x ^ p));
+        prev = block.try_into().unwrap();
+    }
+    let pad = *plain.last().unwrap() as usize;
+    plain.truncate(plain.len() - pad);
+    assert_eq!(plain.len() % 188, 0);
+    assert_eq!(pes_of(&plain).iter().filter(|p| p.0).count(), 50);
+}
+
+#[test]
+fn a_failed_write_is_never_listed() {
+    let files = Mem { fail_create: true, ..Mem::default() };
+    let mut s = Segmenter::new(&cfg(), "full", files);
+    publish(&mut s, 0, 5, 50, true, true);
+    assert!(s.playlist().entries.is_empty());
+    assert!(s.take_notices().iter().any(|n| n.contains("disk full")));
+    s.files.fail_create = false;
+    publish(&mut s, 5000, 5, 50, true, true);
+    let p = s.playlist();
+    assert!(!p.entries.is_empty());
+    assert!(p.entries[0].discont, "a gap is a discontinuity");
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut s = Segmenter::new(&cfg(), "g", Mem::default());
+    let mut seed = 7u64;
+    for i in 0..20000u32 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = (seed % 64) as usize;
+        let body: Vec<u8> = (0..len).map(|j| (seed >> (j % 8 * 8)) as u8).collect();
+        let ts = (seed >> 40) as u32;
+        if i % 2 == 0 {
+            s.video(ts, &body, 0);
+        } else {
+            s.audio(ts, &body, 0);
+        }
+        if i == 100 {
+            s.video(0, AVC_HEADER, 0);
+            s.audio(0, AAC_HEADER, 0);
+        }
+    }
+    s.finish();
+}
+
+#[test]
+fn timestamps_wrap() {
+    let mut c = Clock::default();
+    assert_eq!(c.ms(u32::MAX - 10), u64::from(u32::MAX - 10));
+    assert_eq!(c.ms(5), (1u64 << 32) + 5);
+    assert_eq!(c.ms(u32::MAX - 2), u64::from(u32::MAX - 2), "late frame from before the wrap");
+    assert_eq!(c.ms(50), (1u64 << 32) + 50);
+}
