@@ -245,6 +245,48 @@ for my $bad ('../escape', '..', 'a/../../escape2', "x\x01y") {
 }
 ok(!-e "$dir/www/escape.m3u8" && !-e "$dir/escape2.m3u8" && !-e "$dir/www/escape-0.ts", '  nothing written outside hls_path');
 
+# --- HEVC from an Enhanced RTMP publisher ------------------------------------------------------
+# x265 encodes 4 s (keyframe each second, no B-frames); the access units go out as Enhanced
+# RTMP hvc1 CodedFramesX, VPS/SPS/PPS only in the hvcC record (the muxer must put them in
+# front of every keyframe).
+my $hevc = "$dir/src.hevc";
+system("ffmpeg -hide_banner -v error -f lavfi -i testsrc2=size=320x240:rate=25 -t 4 -c:v libx265 -preset ultrafast "
+    . "-x265-params keyint=25:min-keyint=25:bframes=0:repeat-headers=1:log-level=error -f hevc -y $hevc") == 0
+    or die 'x265 failed';
+my $es = slurp($hevc);
+my @nals = grep { length } split /\x00\x00\x00?\x01/, $es;
+my (%ps, @aus);
+for my $nal (@nals) {
+    my $type = (ord($nal) >> 1) & 0x3f;
+    if ($type >= 32 && $type <= 34) { $ps{$type} = $nal; next }
+    next if $type >= 35;    # AUD, SEI: not needed
+    # A slice with first_slice_segment_in_pic_flag starts a picture.
+    push @aus, { key => 0, data => '' } if (ord(substr($nal, 2, 1)) & 0x80);
+    $aus[-1]{key} ||= $type >= 16 && $type <= 23;
+    $aus[-1]{data} .= pack('N', length $nal) . $nal;
+}
+my $hvcc = "\x01" . ("\x00" x 20) . "\xff" . "\x03"
+    . join('', map { chr(0x80 | $_) . pack('n', 1) . pack('n', length $ps{$_}) . $ps{$_} } 32, 33, 34);
+my $hp = Test::Nginx::RTMPClient->new(port => $t->port('RTMP'));
+$hp->connect_app('hls', fourCcList => 'hvc1');
+is($hp->publish('hevc'), 'NetStream.Publish.Start', sprintf('an Enhanced RTMP publisher sends HEVC (%d pictures)', scalar @aus));
+$hp->send_message(csid => 7, type => 9, msid => $hp->{msid}, ts => 0, body => "\x90hvc1" . $hvcc);
+my $ts = 0;
+for my $au (@aus) {
+    $hp->send_message(csid => 7, type => 9, msid => $hp->{msid}, ts => $ts, body => ($au->{key} ? "\x93" : "\xa3") . 'hvc1' . $au->{data});
+    $ts += 40;
+}
+close $hp->sock;
+ok(wait_for(sub { $t->error_log =~ /unpublish: "hls\/hevc"/ }, 5), '  and leaves');
+$p = playlist("$hls/hevc.m3u8");
+is(scalar @{ $p->{segments} }, 2, '  two 2 s segments');
+for my $s (@{ $p->{segments} }) {
+    my $m = segment("$hls/$s->{uri}");
+    is($m->{probe}{video}{codec}, 'hevc', "  $s->{uri}: HEVC");
+    ok($m->{first_key}, '    starting with a keyframe');
+    is($m->{errors}, '', "    $m->{probe}{video}{frames} frames decode without errors");
+}
+
 # --- cleanup: old segments go, and an ended stream's files go --------------------------------------
 my $tidy = $t->ffmpeg_publish("$rtmp/tidy/t", 8, gop => 30);
 ok(wait_for(sub { !alive_pid($tidy) }, 15), 'tidy: publisher done');
