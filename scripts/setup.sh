@@ -23,7 +23,12 @@ cd "$ROOT"
 BUILD_PKGS=(nginx nginx-dev libclang-dev libpcre2-dev libssl-dev zlib1g-dev
             build-essential pkg-config curl ca-certificates)
 TEST_PKGS=(ffmpeg rtmpdump perl procps gstreamer1.0-tools gstreamer1.0-plugins-good
-           gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+           gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav chromium)
+
+# hls.js for the player page (nginx-conf/www/player.html): fetched from the npm registry
+# at build time, pinned and checked, served by nginx (never from a CDN at run time).
+HLSJS_VERSION=1.7.4
+HLSJS_SHA512=dc697119d3ef4f6607bd060eb7ec8ecd3fc3122a2bfea255348ca51c0efb9207a805375042a8bbd06c1e7cd11498741e346ca30bc53adbe6ebbaa5bf4e99beb6
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -84,8 +89,28 @@ nginx_tree() {
     echo "$want" >"$stamp"
 }
 
+web_assets() {
+    local dst="$ROOT/nginx-conf/www/vendor"
+    if [ -f "$dst/hls.min.js" ] && [ "$(cat "$dst/VERSION" 2>/dev/null)" = "hls.js $HLSJS_VERSION" ]; then
+        return 0
+    fi
+    log "fetching hls.js $HLSJS_VERSION from the npm registry"
+    local tmp
+    tmp=$(mktemp -d)
+    curl -sSfL --retry 3 -o "$tmp/hls.tgz" "https://registry.npmjs.org/hls.js/-/hls.js-$HLSJS_VERSION.tgz"
+    echo "$HLSJS_SHA512  $tmp/hls.tgz" | sha512sum -c --quiet - ||
+        { log "hls.js tarball does not match its pinned checksum"; exit 1; }
+    tar -xzf "$tmp/hls.tgz" -C "$tmp" package/dist/hls.min.js package/LICENSE
+    mkdir -p "$dst"
+    cp "$tmp/package/dist/hls.min.js" "$dst/hls.min.js"
+    cp "$tmp/package/LICENSE" "$dst/hls.js-LICENSE"
+    echo "hls.js $HLSJS_VERSION" >"$dst/VERSION"
+    rm -rf "$tmp"
+}
+
 build() {
     deps "$@"
+    web_assets
     nginx_tree
     log "cargo build --release"
     cargo build --release --locked
@@ -102,6 +127,8 @@ build)
 run)
     build
     mkdir -p "$ROOT/run/hls" "$ROOT/run/recordings"
+    # nginx's workers (user nobody when started as root) write HLS and recordings there.
+    if [ "$(id -u)" = 0 ]; then chown nobody:nogroup "$ROOT/run/hls" "$ROOT/run/recordings"; fi
     log "nginx -p $ROOT/ -c nginx-conf/nginx.conf (RTMP :1935, HTTP :8888, WHIP :8889); Ctrl-C stops it"
     exec "${NGINX_BINARY:-/usr/sbin/nginx}" -p "$ROOT/" -c nginx-conf/nginx.conf -g 'daemon off;'
     ;;

@@ -40,22 +40,14 @@ is(join("\n", $t->alerts), '', 'no alert, crit or emerg in the error log');
 
 # The project's default config, on free ports, with the module and paths of this run.
 my $d = Test::Nginx::RTMP->new;
-my $conf = slurp(Test::Nginx::RTMP::root() . '/nginx-conf/nginx.conf');
-$conf =~ s{load_module \S+;}{load_module %%MODULE%%;};
-$conf =~ s{error_log stderr}{error_log %%DIR%%/error.log};
-$conf =~ s{pid run/nginx.pid}{pid %%DIR%%/nginx.pid};
-$conf =~ s{\blisten 1935;}{listen 127.0.0.1:%%PORT_RTMP%%;};
-$conf =~ s{\blisten 8888;}{listen 127.0.0.1:%%PORT_HTTP%%;};
-$conf =~ s{\blisten 8889;}{listen 127.0.0.1:%%PORT_WHIP%%;};
-$d->write_config($conf, raw => 1);
-mkdir $d->dir . '/run';
+$d->write_default_config;
 ($ok, $out) = $d->test_config;
 ok($ok, 'nginx-conf/nginx.conf passes nginx -t') or diag($out);
 $d->run;
 ok($d->connect($d->port('RTMP')), 'the default config accepts RTMP clients');
 my $http = $d->connect($d->port('HTTP'));
 print $http "GET / HTTP/1.0\r\n\r\n";
-like(join('', <$http>), qr/^HTTP\/1\.1 200/, 'the default config serves HTTP');
+like(join('', <$http>), qr/^HTTP\/1\.1 200.*ngx-rtmp-rs player/s, 'the default config serves HTTP (the player page)');
 ok($d->stop, 'and stops cleanly');
 is(join("\n", $d->alerts), '', 'no alert, crit or emerg in its error log');
 

@@ -246,6 +246,26 @@ sub ffmpeg_publish {
         '-t', $seconds, @out);
 }
 
+# The project's default config (nginx-conf/nginx.conf) for this run: free loopback ports,
+# this build's module, logs and run/ files in the temporary prefix, the repository's web
+# pages. Writes it; the prefix gets a run/hls the workers can write to.
+sub write_default_config {
+    my ($self) = @_;
+    my $conf = slurp("$ROOT/nginx-conf/nginx.conf");
+    $conf =~ s{load_module \S+;}{load_module %%MODULE%%;};
+    $conf =~ s{error_log stderr}{error_log %%DIR%%/error.log};
+    $conf =~ s{pid run/nginx.pid}{pid %%DIR%%/nginx.pid};
+    $conf =~ s{\blisten 1935;}{listen 127.0.0.1:%%PORT_RTMP%%;};
+    $conf =~ s{\blisten 8888;}{listen 127.0.0.1:%%PORT_HTTP%%;};
+    $conf =~ s{\blisten 8889;}{listen 127.0.0.1:%%PORT_WHIP%%;};
+    $conf =~ s{\broot nginx-conf/www;}{root $ROOT/nginx-conf/www;}g;
+    $self->write_config($conf, raw => 1);
+    chmod 0755, $self->{dir};    # nginx's workers (nobody) read and write below it
+    make_path("$self->{dir}/run/hls", { mode => 0777 });
+    chmod 0777, "$self->{dir}/run/hls";
+    return $self;
+}
+
 sub DESTROY {
     my ($self) = @_;
     kill 'TERM', @{ $self->{children} } if $self->{children};
