@@ -20,66 +20,17 @@
 use strict;
 use warnings;
 use FindBin;
-use lib "$FindBin::Bin/../t/lib";
-use Cwd qw(abs_path);
-use File::Path qw(make_path remove_tree);
+use lib "$FindBin::Bin/lib";
+use Bench;
 use Getopt::Long;
-use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
-my $root = abs_path("$FindBin::Bin/..");
+my $root = $Bench::ROOT;
 my ($players, $window, $merge, $keep, $publisher) = ('50,200,500', 10, 100, 0, 'perl');
 GetOptions('players=s' => \$players, 'window=i' => \$window, 'merge=i' => \$merge, 'keep' => \$keep,
     'publisher=s' => \$publisher) or die;
 my @counts = split /,/, $players;
-my $work = "$root/bench/work";
-make_path($work);
-$SIG{PIPE} = 'IGNORE';
-
-my $c_module = '/usr/lib/nginx/modules/ngx_rtmp_module.so';
-my $our_module = "$root/target/release/libngx_rtmp_rs.so";
--f $c_module or die "install libnginx-mod-rtmp (nginx-rtmp-module) first\n";
--f $our_module or die "build the module first (scripts/setup.sh build)\n";
-
-# The input: 20 s of 1280x720 30 fps H.264 at ~2.4 Mbit/s + 128 kbit/s AAC, made once.
-my $input = "$work/input.flv";
-unless (-s $input) {
-    system('ffmpeg', '-hide_banner', '-loglevel', 'error', '-y',
-        '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
-        '-t', '20', '-c:v', 'libx264', '-preset', 'veryfast', '-b:v', '2400k', '-maxrate', '2400k', '-bufsize', '2400k',
-        '-g', '60', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '128k', '-f', 'flv', $input) == 0 or die 'ffmpeg failed';
-}
-my $rate = (-s $input) / 20;    # bytes per second of the stream
-
-my @children;
-sub spawn {
-    my ($log, @cmd) = @_;
-    my $pid = fork // die;
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $log;
-        open STDERR, '>&', \*STDOUT;
-        exec @cmd or exit 127;
-    }
-    push @children, $pid;
-    return $pid;
-}
-sub stop_children {
-    kill 'TERM', @children;
-    my $deadline = time + 5;
-    while (@children && time < $deadline) {
-        @children = grep { waitpid($_, WNOHANG) == 0 } @children;
-        sleep 0.05;
-    }
-    kill 'KILL', @children;
-    waitpid($_, 0) for @children;
-    @children = ();
-}
-END { stop_children() }
-
-sub slurp { open my $f, '<', shift or return ''; local $/; <$f> }
-sub cpu_ticks { my @f = split ' ', (slurp("/proc/$_[0]/stat") =~ s/^.*\) //sr); $f[11] + $f[12] }
-sub rss_kb { slurp("/proc/$_[0]/status") =~ /VmRSS:\s+(\d+)/ ? $1 : 0 }
+my ($input, $rate) = input_flv();
 
 # bytes_acked of every established connection from the server's port, by peer port.
 sub acked {
@@ -102,24 +53,12 @@ sub percentile {
 
 sub run_case {
     my ($server, $n, $merge_ms) = @_;
-    my $dir = "$work/$server-$n-$merge_ms";
-    remove_tree($dir);
-    make_path("$dir/logs");
-    my $port = 20000 + int(rand(20000));
-    my $module = $server eq 'nginx-rtmp-module' ? $c_module : $our_module;
     # BENCH_EXTRA: more directives for our application (to compare settings).
     my $extra = $server eq 'ngx-rtmp-rs' ? "merge_writes ${merge_ms}ms; " . ($ENV{BENCH_EXTRA} // '') : '';
-    open my $cf, '>', "$dir/nginx.conf" or die;
-    print $cf <<"CONF";
-load_module $module;
-error_log $dir/error.log warn;
-pid $dir/nginx.pid;
-worker_processes 1;
-worker_rlimit_nofile 8192;
-events { worker_connections 4096; }
+    my $ng = start_nginx($server, "$server-$n-$merge_ms", <<"CONF");
 rtmp {
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:PORT;
         chunk_size 4096;
         application live {
             live on;
@@ -128,11 +67,7 @@ rtmp {
     }
 }
 CONF
-    close $cf;
-    system('nginx', '-p', "$dir/", '-c', "$dir/nginx.conf") == 0 or die "nginx failed for $server";
-    sleep 0.5;
-    chomp(my $master = slurp("$dir/nginx.pid"));
-    my ($worker) = map { /(\d+)/ ? $1 : () } qx{pgrep -P $master};
+    my ($dir, $port, $worker) = @$ng{qw(dir port worker)};
 
     if ($publisher eq 'ffmpeg') {
         # ffmpeg itself (no send times: no latency figures).
@@ -187,9 +122,7 @@ CONF
         }
     }
     stop_children();
-    system('nginx', '-p', "$dir/", '-c', "$dir/nginx.conf", '-s', 'stop');
-    sleep 1;
-    remove_tree($dir) unless $keep;
+    stop_nginx($ng, $keep);
     return {
         cpu_ms_per_mb => $mb > 0 ? $cpu * 1000 / $mb : 0,
         mbps          => $bytes * 8 / 1e6 / ($t1 - $t0),

@@ -46,6 +46,10 @@ rtmp {
             meta copy;
             merge_writes 200ms;
         }
+        application batched {
+            live on;
+            merge_reads 300ms;
+        }
     }
 }
 CONF
@@ -147,6 +151,23 @@ ok($p->closed(4), 'drop_idle_publisher 1s: a publisher that sends nothing is dro
 my $took = time - $last_media;
 ok($took > 0.9 && $took < 3, sprintf('  about a second after its last frame (%.1f s)', $took));
 like($t->error_log, qr/drop idle publisher/, '  and the log says so');
+
+# --- merge_reads: a publisher's input is read in batches ------------------------------------
+$v = client('batched');
+$v->play('b');
+$p = client('batched');
+$p->publish('b');
+$t0 = time;
+send_frames($p, 0, qw(meta avc aac key p a p));
+my @batch;
+while (time - $t0 < 3 and my $m = $v->read_message(1.5)) {
+    push @batch, $m if $m->{type} == 8 || $m->{type} == 9;
+    last if @batch == 6;
+}
+is(scalar @batch, 6, 'merge_reads 300ms: every frame arrives');
+my $delay = @batch ? $batch[0]{at} - $t0 : 0;
+ok($delay >= 0.15 && $delay < 1, sprintf('  read in a batch, %.0f ms after it was sent', $delay * 1000));
+close $p->sock;
 
 # --- buffer + out_cork: media is held until out_cork messages are queued ------------------
 $p = client('corked');

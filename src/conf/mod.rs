@@ -53,6 +53,7 @@ pub struct Settings {
     pub stream_buckets: Option<u64>,
     pub gop_cache: Option<bool>,
     pub merge_writes: Option<u64>,
+    pub merge_reads: Option<u64>,
     pub hls: hls::HlsSettings,
 }
 
@@ -85,6 +86,9 @@ pub struct Live {
     pub gop_cache: bool,
     /// Milliseconds a player's output may wait to be written in one go (0: at once).
     pub merge_writes: u64,
+    /// Milliseconds a publisher's input may wait in the socket to be read in one go (0:
+    /// read as it comes).
+    pub merge_reads: u64,
 }
 
 impl Settings {
@@ -95,7 +99,7 @@ impl Settings {
         inherit!(timeout, ping, ping_timeout, so_keepalive, max_streams, chunk_size, ack_window,
                  max_message, out_queue, out_cork, buflen, live, meta, wait_key, wait_video,
                  publish_notify, idle_streams, play_restart, interleave, drop_idle_publisher, sync,
-                 buffer, stream_buckets, gop_cache, merge_writes);
+                 buffer, stream_buckets, gop_cache, merge_writes, merge_reads);
         if self.access.is_empty() {
             self.access = outer.access.clone();
         }
@@ -145,6 +149,7 @@ impl Application {
             buffer: s.buffer.unwrap_or(0),
             gop_cache: s.gop_cache.unwrap_or(true),
             merge_writes: s.merge_writes.unwrap_or(0),
+            merge_reads: s.merge_reads.unwrap_or(0),
         }
     }
 
@@ -277,6 +282,7 @@ impl Rtmp {
             "buffer" => set!(buffer, parse_msec, time),
             // At most a second: the point is a short wait that saves system calls.
             "merge_writes" => set!(merge_writes, |s| parse_msec(s).filter(|&t| t <= 1000), "it must be a time from 0 to 1s"),
+            "merge_reads" => set!(merge_reads, |s| parse_msec(s).filter(|&t| t <= 1000), "it must be a time from 0 to 1s"),
             // Streams live in a hash map that grows as needed; the size hint is accepted.
             "stream_buckets" => set!(stream_buckets, range(1, 1 << 20), "it must be a number from 1 to 1048576"),
             "max_connections" => {
@@ -424,6 +430,7 @@ mod tests {
                 buffer: 0,
                 gop_cache: true,
                 merge_writes: 0,
+                merge_reads: 0,
             }
         );
     }

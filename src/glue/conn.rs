@@ -117,6 +117,9 @@ struct Conn {
     ping: ngx_event_t,
     idle: ngx_event_t,
     merge: ngx_event_t,
+    /// `merge_reads`: a publisher's input is read on this timer (once `batching`).
+    batch: ngx_event_t,
+    batching: bool,
 }
 
 impl Conn {
@@ -243,12 +246,15 @@ unsafe fn init(c: *mut ngx_connection_t) {
         ping: core::mem::zeroed(),
         idle: core::mem::zeroed(),
         merge: core::mem::zeroed(),
+        batch: core::mem::zeroed(),
+        batching: false,
     });
     let conn = Box::into_raw(conn);
     (*c).data = conn as *mut c_void;
     let ping = &raw mut (*conn).ping;
     init_event(ping, c, on_ping);
     init_event(&raw mut (*conn).idle, c, on_idle_check);
+    init_event(&raw mut (*conn).batch, c, on_batch_read);
     init_event(&raw mut (*conn).merge, c, on_merged_write);
     log!(NGX_LOG_INFO, log, "client connected");
 
@@ -330,6 +336,49 @@ unsafe extern "C" fn on_idle_check(ev: *mut ngx_event_t) {
             close(c);
         } else {
             ngx_add_timer(ev, (limit - idle) as _);
+        }
+    });
+}
+
+/// `merge_reads`: a publisher's socket only wakes the worker once this much is waiting;
+/// the timer reads whatever came meanwhile.
+const BATCH_LOWAT: i32 = 256 * 1024;
+
+unsafe fn start_batch_reads(c: *mut ngx_connection_t, ms: u64) {
+    let conn = &mut *conn_of(c);
+    if ms == 0 || conn.batching {
+        return;
+    }
+    conn.batching = true;
+    let lowat = BATCH_LOWAT;
+    let r = ngx::ffi::setsockopt(
+        (*c).fd,
+        ngx::ffi::SOL_SOCKET as i32,
+        ngx::ffi::SO_RCVLOWAT as i32,
+        (&raw const lowat).cast(),
+        core::mem::size_of::<i32>() as u32,
+    );
+    if r == 0 {
+        ngx_add_timer(&raw mut conn.batch, ms as _);
+    }
+}
+
+unsafe extern "C" fn on_batch_read(ev: *mut ngx_event_t) {
+    let c = (*ev).data as *mut ngx_connection_t;
+    guarded(c, || unsafe {
+        // epoll has not said there is data (it waits for the low-water mark), so nginx's
+        // recv would not even try: tell it to.
+        let rev = (*c).read;
+        (*rev).set_ready(1);
+        (*rev).available = 1;
+        read(c);
+        // read() may have closed the connection (and freed its Conn).
+        if (*c).fd != -1 && !(*c).data.is_null() {
+            let conn = &mut *conn_of(c);
+            let ms = conn.live.as_ref().map_or(0, |l| l.merge_reads);
+            if ms > 0 && conn.batch.timer_set() == 0 {
+                ngx_add_timer(&raw mut conn.batch, ms as _);
+            }
         }
     });
 }
@@ -503,6 +552,11 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             conn.session.accept_publish(msid, &name);
             conn.drain_session();
             start_hls(c, msid, &key.name);
+            // With HLS, batched reading starts once the first playlist is out (so that
+            // it comes as soon as it would without).
+            if !conn.hls.iter().any(|(m, _)| *m == msid) {
+                start_batch_reads(c, conn.live.as_ref().map_or(0, |l| l.merge_reads));
+            }
             let conn = &mut *conn_of(c);
             conn.streams.push((msid, key, Role::Publisher));
             let idle = conn.live.as_ref().map_or(0, |l| l.drop_idle_publisher);
@@ -558,6 +612,11 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                     MediaKind::Data => {}
                 }
                 hls::log_notices((*c).log, seg);
+                let first_out = !seg.playlist().entries.is_empty();
+                let merge_reads = conn.live.as_ref().map_or(0, |l| l.merge_reads);
+                if first_out && merge_reads > 0 && !conn.batching {
+                    start_batch_reads(c, merge_reads);
+                }
             }
         }
         Event::CloseStream { msid } => {
@@ -809,7 +868,7 @@ unsafe fn close(c: *mut ngx_connection_t) {
             seg.finish();
             hls::log_notices((*c).log, &mut seg);
         }
-        for ev in [&raw mut conn.ping, &raw mut conn.idle, &raw mut conn.merge] {
+        for ev in [&raw mut conn.ping, &raw mut conn.idle, &raw mut conn.merge, &raw mut conn.batch] {
             if (*ev).timer_set() != 0 {
                 ngx_del_timer(ev);
             }

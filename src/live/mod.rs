@@ -50,17 +50,27 @@ pub struct Frame {
     pub keyframe: bool,
 }
 
-/// A frame kept for new players: only its chunked encoding (for message stream id
-/// `msid`), shared by every player that joins; no second copy of the payload is held.
+/// A frame kept for new players: the chunked encoding made for the players the stream had
+/// (for message stream id `msid`, shared by every player that joins; no second copy of the
+/// payload is held), or, while the stream had no player (an HLS-only stream, say), the
+/// frame itself, encoded when a player first needs it: no copy per frame for nobody.
 #[derive(Clone, Debug)]
-struct Kept {
-    encoded: Bytes,
-    msid: u32,
+enum Kept {
+    Encoded { encoded: Bytes, msid: u32 },
+    Raw(Frame),
 }
 
 impl Kept {
-    fn bytes(&self, msid: u32) -> Bytes {
-        with_msid(&self.encoded, self.msid, msid)
+    fn bytes(&mut self, msid: u32, settings: &Settings) -> Bytes {
+        let (encoded, from) = match self {
+            Kept::Encoded { encoded, msid: from } => (encoded.clone(), *from),
+            Kept::Raw(f) => {
+                let e = encode(f, msid, settings);
+                *self = Kept::Encoded { encoded: e.clone(), msid };
+                (e, msid)
+            }
+        };
+        with_msid(&encoded, from, msid)
     }
 }
 
@@ -208,11 +218,11 @@ impl Hub {
         let mut burst = Vec::new();
         let mut started = !s.has_video;
         if s.publisher.is_some() {
-            for k in [&s.meta, &s.video_header, &s.audio_header].into_iter().flatten() {
-                burst.push(k.bytes(msid));
+            for k in [&mut s.meta, &mut s.video_header, &mut s.audio_header].into_iter().flatten() {
+                burst.push(k.bytes(msid, settings));
             }
             if settings.gop_cache && !s.gop.is_empty() {
-                burst.extend(s.gop.iter().map(|k| k.bytes(msid)));
+                burst.extend(s.gop.iter_mut().map(|k| k.bytes(msid, settings)));
                 started = true;
             }
         }
@@ -277,11 +287,12 @@ impl Hub {
         if frame.kind == MediaKind::Video {
             s.has_video = true;
         }
-        // Fan-out: one encoding (for the first player's stream id, else 1), shared by every
-        // player on that id; players on other ids get a copy with the id patched.
+        // Fan-out: one encoding (for the first player's stream id), shared by every player
+        // on that id; players on other ids get a copy with the id patched. No player: no
+        // encoding at all.
         let base_msid = s.players.first().map_or(1, |p| p.msid);
-        let base = encode(&frame, base_msid, settings);
-        let mut encoded: Vec<(u32, Bytes)> = vec![(base_msid, base.clone())];
+        let base = (!s.players.is_empty()).then(|| encode(&frame, base_msid, settings));
+        let mut encoded: Vec<(u32, Bytes)> = base.iter().map(|b| (base_msid, b.clone())).collect();
         for p in &mut s.players {
             let skip = p.paused
                 || (frame.kind == MediaKind::Audio && p.no_audio)
@@ -305,7 +316,7 @@ impl Hub {
             let bytes = match encoded.iter().find(|(m, _)| *m == p.msid) {
                 Some((_, b)) => b.clone(),
                 None => {
-                    let b = with_msid(&base, base_msid, p.msid);
+                    let b = with_msid(&encoded[0].1, base_msid, p.msid);
                     encoded.push((p.msid, b.clone()));
                     b
                 }
@@ -314,7 +325,10 @@ impl Hub {
         }
 
         // Remember what new players need, sharing the encoding just made.
-        let keep = || Kept { encoded: base.clone(), msid: base_msid };
+        let keep = || match &base {
+            Some(b) => Kept::Encoded { encoded: b.clone(), msid: base_msid },
+            None => Kept::Raw(frame.clone()),
+        };
         match frame.kind {
             MediaKind::Data => s.meta = Some(keep()),
             MediaKind::Video if info.sequence_header => s.video_header = Some(keep()),

@@ -1,0 +1,94 @@
+#!/usr/bin/perl
+# HLS benchmark: ngx-rtmp-rs against nginx-rtmp-module (Debian's libnginx-mod-rtmp), each
+# in its own nginx, same machine, same run, same load.
+#
+# Load: K publishers (ffmpeg -re -stream_loop -1 -c copy) of a ~2.5 Mbit/s pre-encoded FLV
+# (H.264 720p30, keyframe every 2 s, + AAC), into an application with HLS on (2 s
+# fragments, 10 s playlists) and, as a baseline, with HLS off. Per server:
+#   - worker CPU seconds (user+system, /proc) per stream-minute, over a fixed window;
+#   - time from starting a publisher to its first playlist on disk (median, max).
+#
+#   bench/hls.pl [--streams 1,4,8] [--window 30] [--merge-reads 100] [--keep]
+# Our module runs twice: as configured by default, and with `merge_reads` (publishers'
+# input read in batches, at most that many ms late; 0 skips that run).
+# Needs: nginx, libnginx-mod-rtmp, ffmpeg; the module built.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Bench;
+use Getopt::Long;
+use Time::HiRes qw(time sleep);
+
+my ($streams, $window, $keep, $merge_reads) = ('1,4,8', 30, 0, 100);
+GetOptions('streams=s' => \$streams, 'window=i' => \$window, 'keep' => \$keep, 'merge-reads=i' => \$merge_reads) or die;
+my ($input, $rate) = input_flv();
+
+sub median { my @v = sort { $a <=> $b } @_; @v ? $v[$#v / 2] : 0 }
+
+sub run_case {
+    my ($server, $k, $hls, $mr) = @_;
+    my $hls_conf = $hls ? 'hls on; hls_path DIR/hls; hls_fragment 2s; hls_playlist_length 10s;' : '';
+    $hls_conf .= " merge_reads ${mr}ms;" if $mr;
+    my $ng = start_nginx($server, "hls-$server-$k-$hls-$mr", <<"CONF");
+rtmp {
+    server {
+        listen 127.0.0.1:PORT;
+        chunk_size 4096;
+        application live {
+            live on;
+            $hls_conf
+        }
+    }
+}
+CONF
+    my %started;
+    for my $i (1 .. $k) {
+        $started{"s$i"} = time;
+        spawn("$ng->{dir}/logs/publish$i.log", 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-re', '-stream_loop', '-1',
+            '-i', $input, '-c', 'copy', '-f', 'flv', "rtmp://127.0.0.1:$ng->{port}/live/s$i");
+    }
+    my %first;
+    if ($hls) {
+        my $deadline = time + 20;
+        while (keys %first < $k && time < $deadline) {
+            for my $s (keys %started) {
+                $first{$s} //= time - $started{$s} if -s "$ng->{dir}/hls/$s.m3u8";
+            }
+            sleep 0.01;
+        }
+    }
+    sleep 4;    # warm-up
+    my ($c0, $t0) = (cpu_ticks($ng->{worker}), time);
+    sleep $window;
+    my ($c1, $t1) = (cpu_ticks($ng->{worker}), time);
+    my $segments = () = glob("$ng->{dir}/hls/*.ts");
+    stop_children();
+    stop_nginx($ng, $keep);
+    my $minutes = $k * ($t1 - $t0) / 60;
+    return {
+        cpu   => ($c1 - $c0) / 100 / $minutes,
+        first => $hls ? sprintf('%.2f / %.2f', median(values %first), (sort { $b <=> $a } values %first)[0] // 0) : '-',
+        missing => $hls ? $k - keys %first : 0,
+    };
+}
+
+printf "input: %.2f Mbit/s, 2 s GOP; window %d s; %d cores\n\n", $rate * 8 / 1e6, $window,
+    scalar(() = slurp('/proc/cpuinfo') =~ /^processor/mg);
+printf "%-3s %-19s %-12s %-5s %24s %26s\n", 'K', 'server', 'merge_reads', 'HLS', 'worker CPU s/stream-min',
+    'first playlist s (med/max)';
+my @servers = (['nginx-rtmp-module', 0], ['ngx-rtmp-rs', 0], $merge_reads ? (['ngx-rtmp-rs', $merge_reads]) : ());
+for my $k (split /,/, $streams) {
+    for my $hls (0, 1) {
+        my %base;
+        for (@servers) {
+            my ($server, $mr) = @$_;
+            my $r = run_case($server, $k, $hls, $mr);
+            %base = %$r if $server eq 'nginx-rtmp-module';
+            my $ratio = $server ne 'nginx-rtmp-module' && $base{cpu} ? sprintf(' (%.2fx)', $r->{cpu} / $base{cpu}) : '';
+            printf "%-3d %-19s %-12s %-5s %24s %26s%s\n", $k, $server, $server eq 'ngx-rtmp-rs' ? "${mr}ms" : '-',
+                $hls ? 'on' : 'off', sprintf('%.3f', $r->{cpu}) . $ratio, $r->{first}, $r->{missing} ? " ($r->{missing} never)" : '';
+        }
+    }
+}

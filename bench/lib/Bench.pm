@@ -1,0 +1,115 @@
+package Bench;
+
+# Helpers shared by the benchmarks: the pre-encoded input, child processes, /proc figures,
+# and an nginx instance per server under test (never both modules in one nginx).
+
+use strict;
+use warnings;
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+use Exporter qw(import);
+our @EXPORT = qw(spawn stop_children slurp cpu_ticks rss_kb input_flv start_nginx stop_nginx);
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../..');
+our $WORK = "$ROOT/bench/work";
+our %MODULE = (
+    'nginx-rtmp-module' => '/usr/lib/nginx/modules/ngx_rtmp_module.so',
+    'ngx-rtmp-rs'       => "$ROOT/target/release/libngx_rtmp_rs.so",
+);
+-f $MODULE{'nginx-rtmp-module'} or die "install libnginx-mod-rtmp (nginx-rtmp-module) first\n";
+-f $MODULE{'ngx-rtmp-rs'} or die "build the module first (scripts/setup.sh build)\n";
+make_path($WORK);
+$SIG{PIPE} = 'IGNORE';
+
+# The input: 20 s of 1280x720 30 fps H.264 at ~2.4 Mbit/s (keyframe every 2 s) + 128
+# kbit/s AAC, made once. Returns (path, bytes per second).
+sub input_flv {
+    my $input = "$WORK/input.flv";
+    unless (-s $input) {
+        system('ffmpeg', '-hide_banner', '-loglevel', 'error', '-y',
+            '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
+            '-t', '20', '-c:v', 'libx264', '-preset', 'veryfast', '-b:v', '2400k', '-maxrate', '2400k', '-bufsize', '2400k',
+            '-g', '60', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '128k', '-f', 'flv', $input) == 0 or die 'ffmpeg failed';
+    }
+    return ($input, (-s $input) / 20);
+}
+
+my @children;
+sub spawn {
+    my ($log, @cmd) = @_;
+    my $pid = fork // die;
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $log;
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or exit 127;
+    }
+    push @children, $pid;
+    return $pid;
+}
+
+sub stop_children {
+    kill 'TERM', @children;
+    my $deadline = time + 5;
+    while (@children && time < $deadline) {
+        @children = grep { waitpid($_, WNOHANG) == 0 } @children;
+        sleep 0.05;
+    }
+    kill 'KILL', @children;
+    waitpid($_, 0) for @children;
+    @children = ();
+}
+END { stop_children() }
+
+sub slurp { open my $f, '<', shift or return ''; local $/; <$f> }
+# CPU time a process has used, in clock ticks (1/100 s): from the scheduler's nanosecond
+# count (/proc/PID/schedstat) where there is one, else utime + stime.
+sub cpu_ticks {
+    my ($pid) = @_;
+    my ($ns) = slurp("/proc/$pid/schedstat") =~ /^(\d+)/;
+    return $ns / 1e7 if defined $ns;
+    my @f = split ' ', (slurp("/proc/$pid/stat") =~ s/^.*\) //sr);
+    return $f[11] + $f[12];
+}
+sub rss_kb { slurp("/proc/$_[0]/status") =~ /VmRSS:\s+(\d+)/ ? $1 : 0 }
+
+# Starts nginx with $server's module and the rtmp block $rtmp (PORT replaced by a free
+# port) in a fresh $WORK/$name. Returns { dir, port, worker }.
+sub start_nginx {
+    my ($server, $name, $rtmp) = @_;
+    my $dir = "$WORK/$name";
+    remove_tree($dir);
+    make_path("$dir/logs");
+    chmod 0777, $dir;    # the worker (nobody) writes HLS here
+    my $port = 20000 + int(rand(20000));
+    $rtmp =~ s/PORT/$port/g;
+    $rtmp =~ s/DIR/$dir/g;
+    open my $cf, '>', "$dir/nginx.conf" or die;
+    print $cf <<"CONF";
+load_module $MODULE{$server};
+error_log $dir/error.log warn;
+pid $dir/nginx.pid;
+worker_processes 1;
+worker_rlimit_nofile 8192;
+events { worker_connections 4096; }
+$rtmp
+CONF
+    close $cf;
+    system('nginx', '-p', "$dir/", '-c', "$dir/nginx.conf") == 0 or die "nginx failed for $server";
+    sleep 0.5;
+    chomp(my $master = slurp("$dir/nginx.pid"));
+    my ($worker) = map { /(\d+)/ ? $1 : () } qx{pgrep -P $master};
+    return { dir => $dir, port => $port, worker => $worker };
+}
+
+sub stop_nginx {
+    my ($n, $keep) = @_;
+    system('nginx', '-p', "$n->{dir}/", '-c', "$n->{dir}/nginx.conf", '-s', 'stop');
+    sleep 1;
+    remove_tree($n->{dir}) unless $keep;
+}
+
+1;
