@@ -19,7 +19,7 @@ $t->run;
 my $dir = $t->dir;
 my $http = 'http://127.0.0.1:' . $t->port('HTTP');
 
-my $pub = $t->ffmpeg_publish('rtmp://127.0.0.1:' . $t->port('RTMP') . '/live/web', 25, gop => 60);
+my $pub = $t->ffmpeg_publish('rtmp://127.0.0.1:' . $t->port('RTMP') . '/live/web', 20, gop => 60);
 ok(wait_for(sub { -s "$dir/run/hls/web.m3u8" }, 8), 'the default config writes HLS under run/hls');
 
 sub head {
@@ -45,32 +45,46 @@ unlike($h, qr{^Cache-Control: public}mi, '  that is not cached');
 like(head("$http/vendor/hls.min.js"), qr{^HTTP/1\.1 200}, 'hls.js is served by nginx itself');
 
 # --- hls.js in headless Chromium ----------------------------------------------------------
-SKIP: {
-    my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
-    skip 'chromium is not installed (scripts/setup.sh deps installs it)', 3 unless $chromium;
-    my $t0 = time;
-    $t->spawn("$dir/chromium.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
+# Plays player.html?stream=$stream in headless Chromium until currentTime has advanced
+# $secs seconds (or 45 s pass); returns the page's reports, the last one last. The page
+# reports every second: /report?stream=S&t=CURRENT_TIME&errors=N&fatal=...&last=...
+sub chromium_plays {
+    my ($chromium, $stream, $secs) = @_;
+    my $pid = $t->spawn("$dir/chromium-$stream.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
         '--mute-audio', '--autoplay-policy=no-user-gesture-required', '--no-first-run',
-        '--disable-dev-shm-usage', "--user-data-dir=$dir/chromium", "$http/player.html?stream=web&report=1");
-    # The page reports every second: /report?t=CURRENT_TIME&errors=N&fatal=...
-    my (@reports, $first_playing);
+        '--disable-dev-shm-usage', "--user-data-dir=$dir/chromium-$stream", "$http/player.html?stream=$stream&report=1");
+    my @reports;
     wait_for(sub {
         @reports = ();
         my $log = slurp("$dir/run/access.log") // '';
-        while ($log =~ m{GET /report\?t=([\d.]+)&errors=(\d+)&fatal=([^& ]*)&last=([^& ]*)}g) {
+        while ($log =~ m{GET /report\?stream=\Q$stream\E&t=([\d.]+)&errors=(\d+)&fatal=([^& ]*)&last=([^& ]*)}g) {
             push @reports, { t => $1, errors => $2, fatal => $3, last => $4 };
         }
         my ($p) = grep { $_->{t} > 0 } @reports;
-        return 0 unless $p;
-        return $reports[-1]{t} - $p->{t} >= 10;
+        return $p && $reports[-1]{t} - $p->{t} >= $secs;
     }, 45);
+    kill 'TERM', $pid;
+    waitpid($pid, 0);
     my ($playing) = grep { $_->{t} > 0 } @reports;
-    ok($playing, sprintf('hls.js in Chromium plays the stream (%d reports)', scalar @reports))
-        or diag(slurp("$dir/chromium.log"));
-    cmp_ok($playing ? $reports[-1]{t} - $playing->{t} : 0, '>=', 10,
-        sprintf('  currentTime advances %.1f s (to %.1f)', $playing ? $reports[-1]{t} - $playing->{t} : 0, $reports[-1]{t} // 0));
+    ok($playing, sprintf("hls.js in Chromium plays $stream (%d reports)", scalar @reports))
+        or diag(slurp("$dir/chromium-$stream.log"));
+    my $advanced = $playing ? $reports[-1]{t} - $playing->{t} : 0;
+    cmp_ok($advanced, '>=', $secs, sprintf('  currentTime advances %.1f s (to %.1f)', $advanced, $reports[-1]{t} // 0));
     my $last = $reports[-1] // {};
     is(($last->{errors} // '?') . ($last->{last} // ''), '0', '  with no error events');
+}
+
+SKIP: {
+    my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
+    skip 'chromium is not installed (scripts/setup.sh deps installs it)', 7 unless $chromium;
+    chromium_plays($chromium, 'web', 10);
+
+    # Three renditions under the default config's hls_variant suffixes: the master
+    # playlist show.m3u8 plays too.
+    $t->ffmpeg_publish(undef, 25, gop => 60, size => '320x180',
+        tee => [map { 'rtmp://127.0.0.1:' . $t->port('RTMP') . "/live/show$_" } qw(_hi _mid _lo)]);
+    ok(wait_for(sub { -s "$dir/run/hls/show.m3u8" }, 10), 'hls_variant: the master playlist appears');
+    chromium_plays($chromium, 'show', 5);
 }
 ok($t->stop, 'nginx stops');
 is(join("\n", $t->alerts), '', 'no alert, crit or emerg in the error log');

@@ -660,6 +660,12 @@ unsafe fn admit(c: *mut ngx_connection_t, msid: u32, name: &str, action: Action)
         ),
     };
     if !valid_name(name) {
+        let shown: String = name.chars().take(64).collect();
+        log!(
+            NGX_LOG_INFO,
+            (*c).log,
+            "stream name {shown:?} refused: empty, \".\", \"..\", longer than 255 bytes, or with \"/\", \"\\\" or control characters"
+        );
         refuse(c, msid, bad_name, "Invalid stream name");
     } else if !access::allowed(&app.settings.access, action, client_ip(c)) {
         refuse(c, msid, forbidden.0, forbidden.1);

@@ -193,6 +193,8 @@ pub struct Segmenter<F: Files> {
     next_discont: bool,
     key: Option<Key>,
     notices: Vec<String>,
+    /// Writing fails (disk full, no permission): said once, until it works again.
+    failing: bool,
     finished: bool,
 }
 
@@ -293,6 +295,7 @@ impl<F: Files> Segmenter<F> {
             next_discont,
             key: None,
             notices: Vec::new(),
+            failing: false,
             finished: false,
         }
     }
@@ -317,6 +320,14 @@ impl<F: Files> Segmenter<F> {
     fn notice(&mut self, s: String) {
         if self.notices.len() < 16 {
             self.notices.push(s);
+        }
+    }
+
+    /// A file operation failed: logged once while failures go on.
+    fn write_failed(&mut self, s: String) {
+        if !self.failing {
+            self.failing = true;
+            self.notice(format!("{s}; the stream goes on, its segments are skipped until writing works again"));
         }
     }
 
@@ -511,8 +522,8 @@ impl<F: Files> Segmenter<F> {
         }
         if let Err(e) = self.files.append(&self.buf[..n]) {
             open.failed = true;
-            let msg = format!("hls: writing \"{}\" failed: {e}; the segment is dropped", open.path);
-            self.notice(msg);
+            let msg = format!("hls: writing \"{}\" failed: {e}", open.path);
+            self.write_failed(msg);
         }
         self.buf.drain(..n);
     }
@@ -534,7 +545,7 @@ impl<F: Files> Segmenter<F> {
         }
         for d in dirs {
             if let Err(e) = self.files.mkdirs(&d) {
-                self.notice(format!("hls: creating directory \"{d}\" failed: {e}"));
+                self.write_failed(format!("hls: creating directory \"{d}\" failed: {e}"));
                 return false;
             }
         }
@@ -562,9 +573,15 @@ impl<F: Files> Segmenter<F> {
         let path = format!("{}{id}.ts", self.seg_prefix);
         let key = if self.cfg.keys { self.next_key(id) } else { None };
         let failed = match self.files.create(&path) {
-            Ok(()) => false,
+            Ok(()) => {
+                if self.failing {
+                    self.failing = false;
+                    self.notice(format!("hls: writing works again (\"{path}\")"));
+                }
+                false
+            }
             Err(e) => {
-                self.notice(format!("hls: creating \"{path}\" failed: {e}"));
+                self.write_failed(format!("hls: creating \"{path}\" failed: {e}"));
                 true
             }
         };
@@ -624,7 +641,7 @@ impl<F: Files> Segmenter<F> {
         self.cipher = None;
         if let Err(e) = self.files.close() {
             if !open.failed {
-                self.notice(format!("hls: closing \"{}\" failed: {e}; the segment is dropped", open.path));
+                self.write_failed(format!("hls: closing \"{}\" failed: {e}", open.path));
                 self.next_discont = true;
                 return;
             }
