@@ -340,8 +340,10 @@ unsafe extern "C" fn on_idle_check(ev: *mut ngx_event_t) {
     });
 }
 
-/// `merge_reads`: a publisher's socket only wakes the worker once this much is waiting;
-/// the timer reads whatever came meanwhile.
+/// `merge_reads`: a publisher's socket only wakes the worker once this much is waiting
+/// (a quarter of its receive buffer at most when `listen ... rcvbuf=` fixes that size;
+/// otherwise Linux grows the buffer to twice the mark), so a fast publisher is never held
+/// up by a full buffer; the timer reads whatever came meanwhile.
 const BATCH_LOWAT: i32 = 256 * 1024;
 
 unsafe fn start_batch_reads(c: *mut ngx_connection_t, ms: u64) {
@@ -350,15 +352,10 @@ unsafe fn start_batch_reads(c: *mut ngx_connection_t, ms: u64) {
         return;
     }
     conn.batching = true;
-    let lowat = BATCH_LOWAT;
-    let r = ngx::ffi::setsockopt(
-        (*c).fd,
-        ngx::ffi::SOL_SOCKET as i32,
-        ngx::ffi::SO_RCVLOWAT as i32,
-        (&raw const lowat).cast(),
-        core::mem::size_of::<i32>() as u32,
-    );
-    if r == 0 {
+    let rcvbuf = (*(*c).listening).rcvbuf;
+    let lowat = if rcvbuf > 0 { BATCH_LOWAT.min(rcvbuf / 4).max(1) } else { BATCH_LOWAT };
+    let (level, int) = (ngx::ffi::SOL_SOCKET as i32, core::mem::size_of::<i32>() as u32);
+    if ngx::ffi::setsockopt((*c).fd, level, ngx::ffi::SO_RCVLOWAT as i32, (&raw const lowat).cast(), int) == 0 {
         ngx_add_timer(&raw mut conn.batch, ms as _);
     }
 }
@@ -444,7 +441,7 @@ unsafe fn read(c: *mut ngx_connection_t) {
     let conn = conn_of(c);
     let timeout = (*conn).server().core.timeout;
     let recv = (*c).recv.expect("nginx sets recv on accepted connections");
-    let mut buf = [0u8; 16384];
+    let mut buf = [0u8; 65536];
     // Fairness: one client gets at most this much reading per turn of the event loop; the
     // rest waits for the next turn (a posted event, as epoll will not report it again).
     let mut budget = READ_BUDGET;
