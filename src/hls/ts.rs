@@ -167,11 +167,33 @@ impl Muxer {
             })),
         };
         write(out, &packet);
-        for chunk in data[first..].chunks(TsBytes::MAX_SIZE) {
+        let rest = &data[first..];
+        // Full continuation packets are a 4-byte header and 184 bytes of payload: the
+        // header comes from mpeg2ts once per PES, then only its continuity counter (the
+        // low 4 bits of byte 3) changes; the payload is copied once, straight into `out`.
+        let full = rest.len() / TsBytes::MAX_SIZE;
+        if full > 0 {
+            let at = out.len();
             let packet = TsPacket {
                 header: header(pid_, counter(cc)),
                 adaptation_field: None,
-                payload: Some(TsPayload::PesContinuation(TsBytes::new(chunk).expect("fits"))),
+                payload: Some(TsPayload::PesContinuation(TsBytes::new(&rest[..TsBytes::MAX_SIZE]).expect("fits"))),
+            };
+            write(out, &packet);
+            let head: [u8; 4] = out[at..at + 4].try_into().expect("4 bytes");
+            out.reserve(full * TsPacket::SIZE);
+            for chunk in rest.chunks_exact(TsBytes::MAX_SIZE).skip(1) {
+                out.extend_from_slice(&head[..3]);
+                out.push((head[3] & 0xf0) | counter(cc).as_u8());
+                out.extend_from_slice(chunk);
+            }
+        }
+        let tail = &rest[full * TsBytes::MAX_SIZE..];
+        if !tail.is_empty() {
+            let packet = TsPacket {
+                header: header(pid_, counter(cc)),
+                adaptation_field: None,
+                payload: Some(TsPayload::PesContinuation(TsBytes::new(tail).expect("fits"))),
             };
             write(out, &packet);
         }
@@ -191,6 +213,7 @@ mod tests {
         m.tables(&mut out);
         let video: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
         for len in [0usize, 1, 150, 151, 152, 183, 184, 185, 5000] {
+            // (5000: 27 full continuation packets and a partial one)
             m.pes(&mut out, Track::Video, Times { pts: 9000 + 3600, dts: 9000, pcr: Some(9000) }, true, &video[..len.max(1)]);
             m.pes(&mut out, Track::Audio, Times { pts: 9000, dts: 9000, pcr: None }, false, &video[..len.max(1)]);
         }
