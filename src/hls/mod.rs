@@ -455,7 +455,8 @@ impl<F: Files> Segmenter<F> {
                 self.notice(format!("hls: force fragment split: {:.3} sec", d as f64 / 90_000.0));
                 force = true;
             } else {
-                duration = Some(d as u64);
+                // (Slightly negative: a frame a little older than the segment's start.)
+                duration = Some(d.max(0) as u64);
             }
         }
         match self.cfg.slicing {

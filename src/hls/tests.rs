@@ -306,3 +306,13 @@ fn timestamps_wrap() {
     assert_eq!(c.ms(u32::MAX - 2), u64::from(u32::MAX - 2), "late frame from before the wrap");
     assert_eq!(c.ms(50), (1u64 << 32) + 50);
 }
+
+#[test]
+fn a_slightly_late_audio_frame_does_not_cut_an_audio_only_stream() {
+    let mut s = Segmenter::new(&cfg(), "late", Mem::default());
+    s.audio(0, AAC_HEADER, 0);
+    s.audio(1000, &[0xaf, 1, 0x21], 0);
+    s.audio(990, &[0xaf, 1, 0x21], 0);
+    s.audio(1023, &[0xaf, 1, 0x21], 0);
+    assert!(s.playlist().entries.is_empty(), "{:?}", s.playlist().entries);
+}
