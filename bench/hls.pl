@@ -31,18 +31,7 @@ sub run_case {
     my ($server, $k, $hls, $mr) = @_;
     my $hls_conf = $hls ? 'hls on; hls_path DIR/hls; hls_fragment 2s; hls_playlist_length 10s;' : '';
     $hls_conf .= " merge_reads ${mr}ms;" if $mr;
-    my $ng = start_nginx($server, "hls-$server-$k-$hls-$mr", <<"CONF");
-rtmp {
-    server {
-        listen 127.0.0.1:PORT;
-        chunk_size 4096;
-        application live {
-            live on;
-            $hls_conf
-        }
-    }
-}
-CONF
+    my $ng = start_nginx($server, "hls-$server-$k-$hls-$mr", live_rtmp($hls_conf));
     my %started;
     for my $i (1 .. $k) {
         $started{"s$i"} = time;

@@ -55,18 +55,7 @@ sub run_case {
     my ($server, $n, $merge_ms) = @_;
     # BENCH_EXTRA: more directives for our application (to compare settings).
     my $extra = $server eq 'ngx-rtmp-rs' ? "merge_writes ${merge_ms}ms; " . ($ENV{BENCH_EXTRA} // '') : '';
-    my $ng = start_nginx($server, "$server-$n-$merge_ms", <<"CONF");
-rtmp {
-    server {
-        listen 127.0.0.1:PORT;
-        chunk_size 4096;
-        application live {
-            live on;
-            $extra
-        }
-    }
-}
-CONF
+    my $ng = start_nginx($server, "$server-$n-$merge_ms", live_rtmp($extra));
     my ($dir, $port, $worker) = @$ng{qw(dir port worker)};
 
     if ($publisher eq 'ffmpeg') {

@@ -11,7 +11,7 @@ use File::Path qw(make_path remove_tree);
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use Exporter qw(import);
-our @EXPORT = qw(spawn stop_children slurp cpu_ticks rss_kb input_flv start_nginx stop_nginx);
+our @EXPORT = qw(spawn stop_children slurp cpu_ticks rss_kb input_flv live_rtmp start_nginx stop_nginx);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 our $WORK = "$ROOT/bench/work";
@@ -75,6 +75,24 @@ sub cpu_ticks {
     return $f[11] + $f[12];
 }
 sub rss_kb { slurp("/proc/$_[0]/status") =~ /VmRSS:\s+(\d+)/ ? $1 : 0 }
+
+# The rtmp block the benchmarks use: one server, one live application with $extra
+# directives in it (PORT and DIR as start_nginx replaces them).
+sub live_rtmp {
+    my ($extra) = @_;
+    return <<"CONF";
+rtmp {
+    server {
+        listen 127.0.0.1:PORT;
+        chunk_size 4096;
+        application live {
+            live on;
+            $extra
+        }
+    }
+}
+CONF
+}
 
 # Starts nginx with $server's module and the rtmp block $rtmp (PORT replaced by a free
 # port) in a fresh $WORK/$name. Returns { dir, port, worker }.

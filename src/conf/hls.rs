@@ -1,6 +1,7 @@
 //! The `hls*` directives: parsed per level, inherited main -> server -> application, and
 //! resolved into an [`hls::Config`] with nginx-rtmp-module's defaults.
 
+use super::invalid;
 use super::value::{parse_flag, parse_msec, parse_num, parse_size};
 use crate::hls::{self, Naming, Slicing, Variant};
 
@@ -29,10 +30,6 @@ pub struct HlsSettings {
     pub key_path: Option<String>,
     pub key_url: Option<String>,
     pub fragments_per_key: Option<u64>,
-}
-
-fn invalid(name: &str, value: &str, why: &str) -> String {
-    format!("invalid value \"{value}\" in \"{name}\" directive, {why}")
 }
 
 impl HlsSettings {

@@ -125,6 +125,15 @@ impl<'a> Cursor<'a> {
     fn u16(&mut self) -> Option<usize> {
         self.take(2).map(|b| usize::from(b[0]) << 8 | usize::from(b[1]))
     }
+    /// `count` NAL units, each with a 16-bit length in front (as configuration records
+    /// hold parameter sets), appended to `out`.
+    fn nal_units(&mut self, count: usize, out: &mut Vec<Vec<u8>>) -> Option<()> {
+        for _ in 0..count {
+            let n = self.u16()?;
+            out.push(self.take(n)?.to_vec());
+        }
+        Some(())
+    }
 }
 
 /// Parses an AVCDecoderConfigurationRecord (ISO 14496-15 5.3.3.1).
@@ -137,15 +146,9 @@ pub fn avc_config(rec: &[u8]) -> Option<VideoConfig> {
     let nal_length_size = usize::from(head[4] & 3) + 1;
     let mut sets = Vec::new();
     let nsps = c.u8()? & 0x1f;
-    for _ in 0..nsps {
-        let n = c.u16()?;
-        sets.push(c.take(n)?.to_vec());
-    }
+    c.nal_units(usize::from(nsps), &mut sets)?;
     let npps = c.u8()?;
-    for _ in 0..npps {
-        let n = c.u16()?;
-        sets.push(c.take(n)?.to_vec());
-    }
+    c.nal_units(usize::from(npps), &mut sets)?;
     (nal_length_size != 3).then_some(VideoConfig { nal_length_size, parameter_sets: sets })
 }
 
@@ -162,10 +165,7 @@ pub fn hevc_config(rec: &[u8]) -> Option<VideoConfig> {
     for _ in 0..arrays {
         let _type = c.u8()?;
         let n = c.u16()?;
-        for _ in 0..n {
-            let len = c.u16()?;
-            sets.push(c.take(len)?.to_vec());
-        }
+        c.nal_units(n, &mut sets)?;
     }
     (nal_length_size != 3).then_some(VideoConfig { nal_length_size, parameter_sets: sets })
 }

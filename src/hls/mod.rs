@@ -533,16 +533,12 @@ impl<F: Files> Segmenter<F> {
         if self.dirs_ready {
             return true;
         }
-        let mut dirs = vec![self.cfg.path.clone()];
-        if self.cfg.nested {
-            dirs.push(join(&self.cfg.path, &self.name));
-        }
+        // The directories segments and keys go to (with their parents): where their
+        // file name prefixes point.
+        let dir_of = |prefix: &str| prefix.rfind('/').map(|i| prefix[..i].to_owned()).filter(|d| !d.is_empty());
+        let mut dirs: Vec<String> = dir_of(&self.seg_prefix).into_iter().collect();
         if self.cfg.keys {
-            let kd = if self.cfg.key_path.is_empty() { self.cfg.path.clone() } else { self.cfg.key_path.clone() };
-            if self.cfg.nested {
-                dirs.push(join(&kd, &self.name));
-            }
-            dirs.push(kd);
+            dirs.extend(dir_of(&self.key_prefix));
         }
         for d in dirs {
             if let Err(e) = self.files.mkdirs(&d) {
