@@ -127,10 +127,19 @@ build)
 run)
     build
     mkdir -p "$ROOT/run/hls" "$ROOT/run/recordings"
-    # nginx's workers (user nobody when started as root) write HLS and recordings there.
-    if [ "$(id -u)" = 0 ]; then chown nobody:nogroup "$ROOT/run/hls" "$ROOT/run/recordings"; fi
+    # nginx's workers (user nobody when started as root) write HLS and recordings there
+    # and read the web pages; a clone where nobody cannot reach them (under /root, say)
+    # runs its workers as root instead.
+    user_opt=
+    if [ "$(id -u)" = 0 ]; then
+        chown nobody:nogroup "$ROOT/run/hls" "$ROOT/run/recordings"
+        if ! runuser -u nobody -- test -r "$ROOT/nginx-conf/www/player.html" -a -w "$ROOT/run/hls"; then
+            log "nginx's default worker user (nobody) cannot reach $ROOT: running the workers as root"
+            user_opt='user root;'
+        fi
+    fi
     log "nginx -p $ROOT/ -c nginx-conf/nginx.conf (RTMP :1935, HTTP :8888, WHIP :8889); Ctrl-C stops it"
-    exec "${NGINX_BINARY:-/usr/sbin/nginx}" -p "$ROOT/" -c nginx-conf/nginx.conf -g 'daemon off;'
+    exec "${NGINX_BINARY:-/usr/sbin/nginx}" -p "$ROOT/" -c nginx-conf/nginx.conf -g "daemon off; $user_opt"
     ;;
 test)
     build "${TEST_PKGS[@]}"

@@ -258,7 +258,11 @@ sub write_default_config {
     $conf =~ s{\blisten 1935;}{listen 127.0.0.1:%%PORT_RTMP%%;};
     $conf =~ s{\blisten 8888;}{listen 127.0.0.1:%%PORT_HTTP%%;};
     $conf =~ s{\blisten 8889;}{listen 127.0.0.1:%%PORT_WHIP%%;};
-    $conf =~ s{\broot nginx-conf/www;}{root $ROOT/nginx-conf/www;}g;
+    # The web pages, copied into the prefix: the clone may sit where nginx's workers
+    # (nobody) cannot read (a 0700 home or temporary directory).
+    $conf =~ s{\broot nginx-conf/www;}{root $self->{dir}/www;}g;
+    system('cp', '-r', "$ROOT/nginx-conf/www", "$self->{dir}/www") == 0 or die 'cannot copy nginx-conf/www';
+    system('chmod', '-R', 'a+rX', "$self->{dir}/www") == 0 or die 'chmod failed';
     $self->write_config($conf, raw => 1);
     chmod 0755, $self->{dir};    # nginx's workers (nobody) read and write below it
     make_path("$self->{dir}/run/hls", { mode => 0777 });
