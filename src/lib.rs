@@ -9,6 +9,7 @@
 pub mod conf;
 pub mod hls;
 pub mod live;
+pub mod notify;
 pub mod rtmp;
 
 #[cfg(all(feature = "nginx", not(test)))]

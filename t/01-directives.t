@@ -92,6 +92,11 @@ my @valid = (
     [app    => 'hls_variant _low BANDWIDTH=160000; hls_variant _hi BANDWIDTH=2048000,RESOLUTION=1280x720;'],
     [app    => 'hls_base_url http://cdn.example.com/hls/; hls_keys on; hls_key_path /tmp/keys;'],
     [app    => 'hls_key_url https://keys.example.com/; hls_fragments_per_key 10;'],
+    [server => 'on_connect http://127.0.0.1:8080/connect; on_disconnect 127.0.0.1/disconnect;'],
+    [main   => 'netcall_timeout 3s; netcall_buffer 4k; notify_method get;'],
+    [app    => 'on_publish http://localhost:8080/auth?x=1; on_play http://[::1]:8080/play; on_done http://127.0.0.1;'],
+    [app    => 'on_publish_done http://127.0.0.1/a; on_play_done http://127.0.0.1/b; on_update http://127.0.0.1/c;'],
+    [app    => 'notify_method POST; notify_update_timeout 10s; notify_update_strict on; notify_relay_redirect off;'],
 );
 accepts(@$_) for @valid;
 
@@ -148,6 +153,13 @@ my @invalid = (
     ['hls_variant _x BANDWIDTH;', 'hls_variant'],
     ['hls_variant a/b BANDWIDTH=1;', 'hls_variant'],
     ['hls_fragments_per_key -1;', 'hls_fragments_per_key'],
+    ['on_publish https://127.0.0.1/auth;', 'on_publish'],
+    ['on_play http://127.0.0.1:0/;', 'on_play'],
+    ['on_connect http://no-such-host.invalid/x;', 'on_connect'],
+    ['notify_method put;',     'notify_method'],
+    ['netcall_timeout 0;',     'netcall_timeout'],
+    ['netcall_buffer 2g;',     'netcall_buffer'],
+    ['notify_update_strict 1;', 'notify_update_strict'],
 );
 for (@invalid) {
     my ($line, $name) = @$_;
@@ -158,6 +170,7 @@ for (@invalid) {
 rejects(rtmp_conf(main => 'listen 1935;', server => '', app => ''), qr/"listen" directive is not allowed here/, 'listen in rtmp {}');
 rejects(rtmp_conf(app => 'chunk_size 4096;', main => '', server => ''), qr/"chunk_size" directive is not allowed here/, 'chunk_size in application');
 rejects(rtmp_conf(app => 'timeout 5s;', main => '', server => ''), qr/"timeout" directive is not allowed here/, 'timeout in application');
+rejects(rtmp_conf(app => 'on_connect http://127.0.0.1/c;', main => '', server => ''), qr/"on_connect" directive is not allowed here/, 'on_connect in application (it is per server)');
 rejects(rtmp_conf(main => 'application x { }', server => '', app => ''), qr/"application" directive is not allowed here/, 'application in rtmp {}');
 rejects(rtmp_conf(app => 'application y { }', main => '', server => ''), qr/"application" directive is not allowed here/, 'nested application');
 rejects(rtmp_conf(server => 'server { }', main => '', app => ''), qr/"server" directive is not allowed here/, 'server in server');
@@ -190,7 +203,9 @@ my %sample = (flag => 'on', msec => '10s', size => '1m', num => '10', str => '/t
 my %implemented = map { $_ => 1 } qw(rtmp server listen application allow deny timeout ping
     ping_timeout max_streams ack_window chunk_size max_message out_queue out_cork buflen
     so_keepalive max_connections live meta wait_key wait_video publish_notify idle_streams
-    play_restart interleave drop_idle_publisher sync buffer stream_buckets),
+    play_restart interleave drop_idle_publisher sync buffer stream_buckets netcall_timeout
+    netcall_buffer on_connect on_disconnect on_publish on_play on_publish_done on_play_done on_done
+    on_update notify_method notify_update_timeout notify_update_strict notify_relay_redirect),
     grep { /^hls/ } map { (split /\t/)[0] } do { open my $f, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!; <$f> };
 open my $tsv, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!;
 my $count = 0;

@@ -7,6 +7,7 @@ pub mod access;
 pub mod directives;
 pub mod hls;
 pub mod listen;
+pub mod notify;
 pub mod value;
 
 use access::Rule;
@@ -55,6 +56,7 @@ pub struct Settings {
     pub merge_writes: Option<u64>,
     pub merge_reads: Option<u64>,
     pub hls: hls::HlsSettings,
+    pub notify: notify::NotifySettings,
 }
 
 /// `meta on|copy|off`: what players get of the publisher's metadata.
@@ -104,6 +106,7 @@ impl Settings {
             self.access = outer.access.clone();
         }
         self.hls.inherit(&outer.hls);
+        self.notify.inherit(&outer.notify);
     }
 }
 
@@ -182,6 +185,8 @@ pub struct ResolvedServer {
     pub listens: Vec<Listen>,
     pub apps: Vec<Application>,
     pub max_connections: Option<u64>,
+    /// The server's notify settings (`on_connect`, `on_disconnect`, netcall settings).
+    pub notify: notify::NotifySettings,
 }
 
 fn invalid(name: &str, value: &str, why: &str) -> String {
@@ -228,6 +233,9 @@ impl Rtmp {
             ));
         }
         if name.starts_with("hls") && self.settings_mut(pos).hls.apply(name, args)? {
+            return Ok(());
+        }
+        if self.settings_mut(pos).notify.apply(name, args)? {
             return Ok(());
         }
         let arg = args.first().copied().unwrap_or("");
@@ -370,7 +378,7 @@ impl Rtmp {
                         app
                     })
                     .collect();
-                ResolvedServer { core, listens, apps, max_connections: self.max_connections }
+                ResolvedServer { core, listens, apps, max_connections: self.max_connections, notify: s.notify.clone() }
             })
             .collect()
     }

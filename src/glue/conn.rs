@@ -23,16 +23,18 @@ use ngx::ffi::{
     ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_current_msec, ngx_del_timer,
     ngx_destroy_pool, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_log_t,
     ngx_post_event, ngx_posted_events, u_char, AF_INET, AF_INET6, NGX_AGAIN, NGX_LOG_ALERT,
-    NGX_LOG_INFO, NGX_OK,
+    NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
 
 use super::block::{Listener, RtmpConf};
-use super::{hls, limit};
+use super::{hls, limit, notify};
 use crate::conf::access::{self, Action};
+use crate::conf::notify::Event as Cb;
 use crate::conf::{Application, Live, Meta, ResolvedServer};
 use crate::live::{self, ConnId, Frame, Hub, Out, Slab, StreamKey};
 use crate::rtmp::message::{self as msg, MediaKind};
-use crate::rtmp::session::{self, Event, Session};
+use crate::notify::{self as nf, Call, Outcome, Verdict};
+use crate::rtmp::session::{self, ConnectInfo, Event, Session};
 
 macro_rules! log {
     ($level:expr, $log:expr, $($arg:tt)+) => {
@@ -120,16 +122,46 @@ struct Conn {
     /// `merge_reads`: a publisher's input is read on this timer (once `batching`).
     batch: ngx_event_t,
     batching: bool,
+    /// What the client said in `connect` (the application renamed if `on_connect` did).
+    info: Option<Box<ConnectInfo>>,
+    /// A command held until its callback (`on_connect`, `on_publish`, `on_play`) answers;
+    /// meanwhile nothing more of this client is read or handled.
+    waiting: Option<Waiting>,
+    /// What the callbacks of the streams this connection publishes or plays say.
+    notes: Vec<Note>,
+    /// `on_update`: its timer, and how many of its calls are not answered yet.
+    update: ngx_event_t,
+    updates_pending: u32,
+    /// The timestamp of the last audio, video or data message from the client.
+    last_ts: u32,
+}
+
+/// A command waiting for its callback's answer.
+enum Waiting {
+    Connect,
+    Publish { msid: u32, name: String, args: String },
+    Play { msid: u32, name: String, args: String },
+}
+
+/// A stream of this connection as its callbacks see it: the name as the client asked for
+/// it (before any rename), its arguments, and when it started.
+struct Note {
+    msid: u32,
+    role: Role,
+    name: String,
+    args: String,
+    since: usize,
 }
 
 impl Conn {
-    fn server(&self) -> &ResolvedServer {
-        // SAFETY: listeners and servers live in the cycle's configuration, which outlives
-        // every connection accepted on its sockets.
+    /// The connection's server configuration. Not tied to the borrow of `self`: it lives
+    /// in the cycle's configuration, which outlives every connection of its sockets.
+    fn server(&self) -> &'static ResolvedServer {
+        // SAFETY: see above; nothing changes a resolved configuration once it is parsed.
         unsafe { &*(*self.listener).server }
     }
 
-    fn app(&self) -> Option<&Application> {
+    fn app(&self) -> Option<&'static Application> {
         self.app.map(|i| &self.server().apps[i])
     }
 
@@ -248,6 +280,12 @@ unsafe fn init(c: *mut ngx_connection_t) {
         merge: core::mem::zeroed(),
         batch: core::mem::zeroed(),
         batching: false,
+        info: None,
+        waiting: None,
+        notes: Vec::new(),
+        update: core::mem::zeroed(),
+        updates_pending: 0,
+        last_ts: 0,
     });
     let conn = Box::into_raw(conn);
     (*c).data = conn as *mut c_void;
@@ -256,6 +294,7 @@ unsafe fn init(c: *mut ngx_connection_t) {
     init_event(&raw mut (*conn).idle, c, on_idle_check);
     init_event(&raw mut (*conn).batch, c, on_batch_read);
     init_event(&raw mut (*conn).merge, c, on_merged_write);
+    init_event(&raw mut (*conn).update, c, on_update);
     log!(NGX_LOG_INFO, log, "client connected");
 
     (*(*c).read).handler = Some(on_read);
@@ -433,13 +472,23 @@ const READ_BUDGET: usize = 256 * 1024;
 
 unsafe fn read(c: *mut ngx_connection_t) {
     let rev = (*c).read;
+    let conn = conn_of(c);
+    let timeout = (*conn).server().core.timeout;
     if (*rev).timedout() != 0 {
+        if (*conn).waiting.is_some() {
+            // The client waits for a callback, not the other way round.
+            (*rev).set_timedout(0);
+            ngx_add_timer(rev, timeout as _);
+            return;
+        }
         log!(NGX_LOG_INFO, (*c).log, "client timed out");
         close(c);
         return;
     }
-    let conn = conn_of(c);
-    let timeout = (*conn).server().core.timeout;
+    if (*conn).waiting.is_some() {
+        // What the client sends meanwhile stays in the socket until the callback answers.
+        return;
+    }
     let recv = (*c).recv.expect("nginx sets recv on accepted connections");
     let mut buf = [0u8; 65536];
     // Fairness: one client gets at most this much reading per turn of the event loop; the
@@ -470,15 +519,10 @@ unsafe fn read(c: *mut ngx_connection_t) {
             close(c);
             return;
         }
-        while let Some(ev) = (*conn).session.poll_event() {
-            handle_event(c, ev);
-            if (*conn).close_now {
-                close(c);
-                return;
-            }
+        if !handle_events(c) {
+            return;
         }
-        (*conn).drain_session();
-        if (*conn).close_after_flush {
+        if (*conn).close_after_flush || (*conn).waiting.is_some() {
             break;
         }
         // Replies (acks, pings, statuses) to a client that sends but does not read must not
@@ -497,6 +541,38 @@ unsafe fn read(c: *mut ngx_connection_t) {
     }
 }
 
+/// Handles the session's events until one waits for a callback. False: the connection
+/// was closed.
+unsafe fn handle_events(c: *mut ngx_connection_t) -> bool {
+    let conn = conn_of(c);
+    while (*conn).waiting.is_none() {
+        let Some(ev) = (*conn).session.poll_event() else { break };
+        handle_event(c, ev);
+        if (*conn).close_now {
+            close(c);
+            return false;
+        }
+    }
+    (*conn).drain_session();
+    true
+}
+
+/// Goes on with a client whose callback answered: the commands and media that came with
+/// the one that waited, then what waits in its socket.
+unsafe fn resume(c: *mut ngx_connection_t) {
+    if !handle_events(c) {
+        return;
+    }
+    let conn = &*conn_of(c);
+    if conn.waiting.is_none() && !conn.close_after_flush {
+        let rev = (*c).read;
+        if (*rev).posted() == 0 {
+            ngx_post_event(rev, &raw mut ngx_posted_events);
+        }
+    }
+    flush(c);
+}
+
 /// Refuses something with an error status, then closes once it is sent.
 unsafe fn refuse(c: *mut ngx_connection_t, msid: u32, code: &str, description: &str) {
     let conn = &mut *conn_of(c);
@@ -512,8 +588,7 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
         return;
     }
     match ev {
-        Event::Connect(info) => {
-            let app = conn.server().apps.iter().position(|a| a.name == info.app);
+        Event::Connect(mut info) => {
             log!(
                 NGX_LOG_INFO,
                 (*c).log,
@@ -522,67 +597,45 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                 info.flash_ver,
                 info.tc_url
             );
-            match app {
-                Some(i) => {
-                    conn.app = Some(i);
-                    conn.live = Some(conn.server().apps[i].live());
-                    conn.fanout = Fanout::new(conn.server(), conn.live.as_ref());
-                    conn.session.accept_connect();
-                }
-                None => {
-                    log!(NGX_LOG_INFO, (*c).log, "application \"{}\" not found", info.app);
-                    conn.session.reject_connect("Application not found");
-                    conn.close_after_flush = true;
-                }
+            cut(&mut info.flash_ver, nf::FLASHVER_MAX);
+            conn.info = Some(Box::new(info));
+            let srv = &conn.server().notify;
+            if let Some(url) = srv.url(Cb::Connect) {
+                let epoch = (*c).start_time as u32;
+                conn.waiting = Some(Waiting::Connect);
+                notify_call(c, url, srv.method(), &Call::Connect { epoch }, Some(connect_decided));
+                return;
             }
-            conn.drain_session();
+            connect_app(c);
         }
-        Event::Publish { msid, name, .. } => {
+        Event::Publish { msid, name, args, kind } => {
             let Some(key) = admit(c, msid, &name, Action::Publish) else { return };
             let conn = &mut *conn_of(c);
-            let mut out = Vec::new();
-            let r = WORKER.with(|w| w.borrow_mut().hub.publish(&key, conn.id, &mut out));
-            if r.is_err() {
-                return refuse(c, msid, "NetStream.Publish.BadName", "Already publishing");
+            let n = &conn.app().expect("admitted").settings.notify;
+            if let Some(url) = n.url(Cb::Publish) {
+                notify_call(c, url, n.method(), &Call::Publish { name: &name, kind: &kind, args: &args }, Some(publish_decided));
+                conn.waiting = Some(Waiting::Publish { msid, name, args });
+                return;
             }
-            log!(NGX_LOG_INFO, (*c).log, "publish: \"{}/{}\"", key.app, key.name);
-            conn.session.accept_publish(msid, &name);
-            conn.drain_session();
-            start_hls(c, msid, &key.name);
-            // With HLS, batched reading starts once the first playlist is out (so that
-            // it comes as soon as it would without).
-            if !conn.hls.iter().any(|(m, _)| *m == msid) {
-                start_batch_reads(c, conn.live.as_ref().map_or(0, |l| l.merge_reads));
-            }
-            let conn = &mut *conn_of(c);
-            conn.streams.push((msid, key, Role::Publisher));
-            let idle = conn.live.as_ref().map_or(0, |l| l.drop_idle_publisher);
-            if idle > 0 {
-                conn.last_media = ngx_current_msec;
-                ngx_add_timer(&raw mut conn.idle, idle as _);
-            }
-            apply(c, out);
+            start_publish(c, msid, key, name, args);
         }
-        Event::Play { msid, name, .. } => {
+        Event::Play { msid, name, args, start, duration, reset } => {
             let Some(key) = admit(c, msid, &name, Action::Play) else { return };
             let conn = &mut *conn_of(c);
-            let Some(live) = conn.live.clone() else { return };
-            if !live.enabled {
+            if !conn.live.as_ref().is_some_and(|l| l.enabled) {
                 return refuse(c, msid, "NetStream.Play.StreamNotFound", "Live streaming is off in this application (live off)");
             }
-            if !live.idle_streams && !WORKER.with(|w| w.borrow().hub.is_live(&key)) {
-                return refuse(c, msid, "NetStream.Play.StreamNotFound", "No such stream (idle_streams off)");
+            let n = &conn.app().expect("admitted").settings.notify;
+            if let Some(url) = n.url(Cb::Play) {
+                let call = Call::Play { name: &name, start, duration, reset, args: &args };
+                notify_call(c, url, n.method(), &call, Some(play_decided));
+                conn.waiting = Some(Waiting::Play { msid, name, args });
+                return;
             }
-            log!(NGX_LOG_INFO, (*c).log, "play: \"{}/{}\"", key.app, key.name);
-            conn.session.accept_play(msid, &name);
-            conn.drain_session();
-            let settings = conn.hub_settings();
-            let mut out = Vec::new();
-            WORKER.with(|w| w.borrow_mut().hub.play(&key, conn.id, msid, &settings, &mut out));
-            conn.streams.push((msid, key, Role::Player));
-            apply(c, out);
+            start_play(c, msid, key, name, args);
         }
         Event::Media { msid, kind, timestamp, payload } => {
+            conn.last_ts = timestamp;
             let Some((_, key, Role::Publisher)) = conn.streams.iter().find(|(m, _, _)| *m == msid) else {
                 return;
             };
@@ -621,6 +674,10 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                 let (_, key, role) = conn.streams.remove(i);
                 leave(c, conn.id, &key, role);
                 end_hls(c, msid);
+                if let Some(i) = conn.notes.iter().position(|n| n.msid == msid) {
+                    let note = conn.notes.remove(i);
+                    notify_done(c, note.role, &note.name, &note.args);
+                }
             }
         }
         Event::Pause { msid, pause } => {
@@ -635,6 +692,315 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                 WORKER.with(|w| w.borrow_mut().hub.receive(key, conn.id, kind, on));
             }
         }
+    }
+}
+
+/// Finds the application the client connected to and accepts or refuses the connect.
+unsafe fn connect_app(c: *mut ngx_connection_t) {
+    let conn = &mut *conn_of(c);
+    let name = conn.info.as_ref().map(|i| i.app.clone()).unwrap_or_default();
+    match conn.server().apps.iter().position(|a| a.name == name) {
+        Some(i) => {
+            conn.app = Some(i);
+            conn.live = Some(conn.server().apps[i].live());
+            conn.fanout = Fanout::new(conn.server(), conn.live.as_ref());
+            conn.session.accept_connect();
+        }
+        None => {
+            log!(NGX_LOG_INFO, (*c).log, "application \"{name}\" not found");
+            conn.session.reject_connect("Application not found");
+            conn.close_after_flush = true;
+        }
+    }
+    conn.drain_session();
+}
+
+/// Logs why a callback refused a client: the answer (info: a normal refusal) or the
+/// failure (error: the callback service is down or broken).
+unsafe fn log_refusal(c: *mut ngx_connection_t, what: &str, outcome: &Outcome) {
+    match outcome {
+        Ok(r) => {
+            log!(NGX_LOG_INFO, (*c).log, "notify: {what} refused (HTTP {})", r.status);
+        }
+        Err(why) => {
+            log!(NGX_LOG_ERR, (*c).log, "notify: {what} refused: {why}");
+        }
+    }
+}
+
+/// `on_connect` answered.
+unsafe fn connect_decided(c: *mut ngx_connection_t, outcome: Outcome) {
+    let conn = &mut *conn_of(c);
+    conn.waiting = None;
+    match nf::verdict(&outcome) {
+        Verdict::Allow => connect_app(c),
+        Verdict::Rename(app) | Verdict::Relay(app) => {
+            log!(NGX_LOG_INFO, (*c).log, "notify: connect redirect to \"{app}\"");
+            if let Some(info) = conn.info.as_mut() {
+                info.app = app;
+            }
+            connect_app(c);
+        }
+        Verdict::Deny(_) => {
+            log_refusal(c, "connect", &outcome);
+            conn.session.reject_connect("Connection refused by on_connect");
+            conn.drain_session();
+            conn.close_after_flush = true;
+        }
+    }
+    resume(c);
+}
+
+/// `on_publish` answered.
+unsafe fn publish_decided(c: *mut ngx_connection_t, outcome: Outcome) {
+    let conn = &mut *conn_of(c);
+    let Some(Waiting::Publish { msid, name, args, .. }) = conn.waiting.take() else { return };
+    match nf::verdict(&outcome) {
+        Verdict::Allow => {
+            if let Some(key) = admit(c, msid, &name, Action::Publish) {
+                start_publish(c, msid, key, name, args);
+            }
+        }
+        Verdict::Rename(to) => {
+            log!(NGX_LOG_INFO, (*c).log, "notify: publish redirect to \"{to}\"");
+            if let Some(key) = admit(c, msid, &to, Action::Publish) {
+                start_publish(c, msid, key, name, args);
+            }
+        }
+        Verdict::Relay(to) => {
+            log!(NGX_LOG_ERR, (*c).log, "notify: on_publish redirects \"{name}\" to {to}, a relay push: relays are not supported yet, refusing");
+            refuse(c, msid, "NetStream.Publish.Unauthorized", "Publishing refused: relay redirects are not supported");
+        }
+        Verdict::Deny(_) => {
+            log_refusal(c, &format!("publish \"{name}\""), &outcome);
+            refuse(c, msid, "NetStream.Publish.Unauthorized", "Publishing refused by on_publish");
+        }
+    }
+    resume(c);
+}
+
+/// `on_play` answered.
+unsafe fn play_decided(c: *mut ngx_connection_t, outcome: Outcome) {
+    let conn = &mut *conn_of(c);
+    let Some(Waiting::Play { msid, name, args, .. }) = conn.waiting.take() else { return };
+    match nf::verdict(&outcome) {
+        Verdict::Allow => {
+            if let Some(key) = admit(c, msid, &name, Action::Play) {
+                start_play(c, msid, key, name, args);
+            }
+        }
+        Verdict::Rename(to) => {
+            log!(NGX_LOG_INFO, (*c).log, "notify: play redirect to \"{to}\"");
+            if let Some(key) = admit(c, msid, &to, Action::Play) {
+                start_play(c, msid, key, name, args);
+            }
+        }
+        Verdict::Relay(to) => {
+            log!(NGX_LOG_ERR, (*c).log, "notify: on_play redirects \"{name}\" to {to}, a relay pull: relays are not supported yet, refusing");
+            refuse(c, msid, "NetStream.Play.Forbidden", "Playing refused: relay redirects are not supported");
+        }
+        Verdict::Deny(_) => {
+            log_refusal(c, &format!("play \"{name}\""), &outcome);
+            refuse(c, msid, "NetStream.Play.Forbidden", "Playing refused by on_play");
+        }
+    }
+    resume(c);
+}
+
+/// Publishes `key` (admitted, and allowed by `on_publish` if there is one); `name` and
+/// `args` are what the client asked for, for the callbacks that follow.
+unsafe fn start_publish(c: *mut ngx_connection_t, msid: u32, key: StreamKey, name: String, args: String) {
+    let conn = &mut *conn_of(c);
+    let mut out = Vec::new();
+    let r = WORKER.with(|w| w.borrow_mut().hub.publish(&key, conn.id, &mut out));
+    if r.is_err() {
+        return refuse(c, msid, "NetStream.Publish.BadName", "Already publishing");
+    }
+    log!(NGX_LOG_INFO, (*c).log, "publish: \"{}/{}\"", key.app, key.name);
+    conn.session.accept_publish(msid, &key.name);
+    conn.drain_session();
+    start_hls(c, msid, &key.name);
+    // With HLS, batched reading starts once the first playlist is out (so that
+    // it comes as soon as it would without).
+    if !conn.hls.iter().any(|(m, _)| *m == msid) {
+        start_batch_reads(c, conn.live.as_ref().map_or(0, |l| l.merge_reads));
+    }
+    let conn = &mut *conn_of(c);
+    conn.streams.push((msid, key, Role::Publisher));
+    let idle = conn.live.as_ref().map_or(0, |l| l.drop_idle_publisher);
+    if idle > 0 {
+        conn.last_media = ngx_current_msec;
+        ngx_add_timer(&raw mut conn.idle, idle as _);
+    }
+    noted(c, msid, Role::Publisher, name, args);
+    apply(c, out);
+}
+
+/// Plays `key` (admitted, and allowed by `on_play` if there is one).
+unsafe fn start_play(c: *mut ngx_connection_t, msid: u32, key: StreamKey, name: String, args: String) {
+    let conn = &mut *conn_of(c);
+    if conn.live.as_ref().is_some_and(|l| !l.idle_streams) && !WORKER.with(|w| w.borrow().hub.is_live(&key)) {
+        return refuse(c, msid, "NetStream.Play.StreamNotFound", "No such stream (idle_streams off)");
+    }
+    log!(NGX_LOG_INFO, (*c).log, "play: \"{}/{}\"", key.app, key.name);
+    conn.session.accept_play(msid, &key.name);
+    conn.drain_session();
+    let settings = conn.hub_settings();
+    let mut out = Vec::new();
+    WORKER.with(|w| w.borrow_mut().hub.play(&key, conn.id, msid, &settings, &mut out));
+    conn.streams.push((msid, key, Role::Player));
+    noted(c, msid, Role::Player, name, args);
+    apply(c, out);
+}
+
+/// Remembers a stream for its later callbacks (`on_*_done`, `on_update`), and starts the
+/// updates.
+unsafe fn noted(c: *mut ngx_connection_t, msid: u32, role: Role, name: String, args: String) {
+    let conn = &mut *conn_of(c);
+    let Some(app) = conn.app() else { return };
+    let n = &app.settings.notify;
+    if !n.any_stream_callback() {
+        return;
+    }
+    let every = n.update_timeout();
+    let updates = n.url(Cb::Update).is_some() && every > 0;
+    conn.notes.push(Note { msid, role, name, args, since: ngx_current_msec });
+    if updates && conn.update.timer_set() == 0 && conn.updates_pending == 0 {
+        ngx_add_timer(&raw mut conn.update, every as _);
+    }
+}
+
+/// `on_publish_done` / `on_play_done`, then `on_done`, for a stream that ended.
+unsafe fn notify_done(c: *mut ngx_connection_t, role: Role, name: &str, args: &str) {
+    let conn = &*conn_of(c);
+    let Some(app) = conn.app() else { return };
+    let n = &app.settings.notify;
+    let first = match role {
+        Role::Publisher => (Cb::PublishDone, "publish_done"),
+        Role::Player => (Cb::PlayDone, "play_done"),
+    };
+    for (cb, call) in [first, (Cb::Done, "done")] {
+        if let Some(url) = n.url(cb) {
+            notify_call(c, url, n.method(), &Call::Done { call, name, args }, None);
+        }
+    }
+}
+
+/// The callbacks of a connection that closes: the ends of its streams (and of a publish
+/// or play still waiting for its callback, as nginx-rtmp-module does), then
+/// `on_disconnect`.
+unsafe fn notify_close(c: *mut ngx_connection_t) {
+    let conn = &mut *conn_of(c);
+    for note in std::mem::take(&mut conn.notes) {
+        notify_done(c, note.role, &note.name, &note.args);
+    }
+    match conn.waiting.take() {
+        Some(Waiting::Publish { name, args, .. }) => notify_done(c, Role::Publisher, &name, &args),
+        Some(Waiting::Play { name, args, .. }) => notify_done(c, Role::Player, &name, &args),
+        _ => {}
+    }
+    let srv = &conn.server().notify;
+    if let (Some(url), Some(_)) = (srv.url(Cb::Disconnect), &conn.info) {
+        notify_call(c, url, srv.method(), &Call::Disconnect, None);
+    }
+}
+
+/// `on_update`: one call per stream of the connection; the next round is scheduled when
+/// every answer is in.
+unsafe extern "C" fn on_update(ev: *mut ngx_event_t) {
+    let c = (*ev).data as *mut ngx_connection_t;
+    guarded(c, || unsafe {
+        let conn = &mut *conn_of(c);
+        let Some(app) = conn.app() else { return };
+        let n = &app.settings.notify;
+        let Some(url) = n.url(Cb::Update) else { return };
+        for note in &conn.notes {
+            let call = Call::Update {
+                publishing: note.role == Role::Publisher,
+                time: (ngx_current_msec.wrapping_sub(note.since) / 1000) as u64,
+                timestamp: conn.last_ts,
+                name: &note.name,
+                args: &note.args,
+            };
+            notify_call(c, url, n.method(), &call, Some(update_answered));
+            conn.updates_pending += 1;
+        }
+    });
+}
+
+unsafe fn update_answered(c: *mut ngx_connection_t, outcome: Outcome) {
+    let conn = &mut *conn_of(c);
+    conn.updates_pending = conn.updates_pending.saturating_sub(1);
+    let Some(app) = conn.app() else { return };
+    let n = &app.settings.notify;
+    if nf::update_drops(&outcome, n.update_strict()) {
+        log_refusal(c, "update", &outcome);
+        log!(NGX_LOG_INFO, (*c).log, "on_update refused the client, closing it");
+        return close(c);
+    }
+    if conn.updates_pending == 0 && !conn.notes.is_empty() && conn.update.timer_set() == 0 {
+        ngx_add_timer(&raw mut conn.update, n.update_timeout() as _);
+    }
+}
+
+/// Sends a callback about this client. `then` gets the outcome if the client is still
+/// connected by then; without it, only a failure is logged.
+unsafe fn notify_call(
+    c: *mut ngx_connection_t,
+    url: &nf::Url,
+    method: nf::Method,
+    call: &Call,
+    then: Option<unsafe fn(*mut ngx_connection_t, Outcome)>,
+) {
+    let conn = &*conn_of(c);
+    let addr = String::from_utf8_lossy(core::slice::from_raw_parts((*c).addr_text.data, (*c).addr_text.len)).into_owned();
+    let info = conn.info.as_deref();
+    let field = |f: fn(&ConnectInfo) -> &str| info.map_or("", f);
+    let client = nf::Client {
+        app: field(|i| &i.app),
+        flashver: field(|i| &i.flash_ver),
+        swfurl: field(|i| &i.swf_url),
+        tcurl: field(|i| &i.tc_url),
+        pageurl: field(|i| &i.page_url),
+        addr: &addr,
+        clientid: (*c).number as u64,
+        args: field(|i| &i.args),
+    };
+    let request = nf::request(method, url, &nf::form(&client, call));
+    let what = call.name();
+    log!(NGX_LOG_INFO, (*c).log, "notify: {what} \"{}\"", url.text);
+    let id = conn.id;
+    let number = (*c).number;
+    let done: notify::Done = match then {
+        Some(then) => Box::new(move |outcome| {
+            let c = WORKER.with(|w| w.borrow().conns.get(id));
+            match c {
+                // SAFETY: the connection is still registered, so it is open and its Conn alive.
+                Some(c) => unsafe { guarded(c, || then(c, outcome)) },
+                None => {}
+            }
+        }),
+        None => Box::new(move |outcome| {
+            if let Err(why) = outcome {
+                // SAFETY: the cycle's log lives as long as the worker.
+                unsafe {
+                    log!(NGX_LOG_ERR, (*ngx::ffi::ngx_cycle).log, "notify: {what} of client {number} failed: {why}");
+                }
+            }
+        }),
+    };
+    let srv = &conn.server().notify;
+    notify::start(url.addr, &url.text, request, srv.netcall_timeout(), srv.reply_limit(), done);
+}
+
+/// Cuts a string to at most `max` bytes (at a character boundary).
+fn cut(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut i = max;
+        while !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        s.truncate(i);
     }
 }
 
@@ -860,6 +1226,9 @@ unsafe fn flush(c: *mut ngx_connection_t) -> bool {
 
 /// Closes a connection: leaves its streams (telling players a publisher left), frees it.
 unsafe fn close(c: *mut ngx_connection_t) {
+    if !(*c).data.is_null() {
+        notify_close(c);
+    }
     let data = core::mem::replace(&mut (*c).data, ptr::null_mut());
     if !data.is_null() {
         let mut conn = Box::from_raw(data as *mut Conn);
@@ -871,7 +1240,7 @@ unsafe fn close(c: *mut ngx_connection_t) {
             seg.finish();
             hls::log_notices((*c).log, &mut seg);
         }
-        for ev in [&raw mut conn.ping, &raw mut conn.idle, &raw mut conn.merge, &raw mut conn.batch] {
+        for ev in [&raw mut conn.ping, &raw mut conn.idle, &raw mut conn.merge, &raw mut conn.batch, &raw mut conn.update] {
             if (*ev).timer_set() != 0 {
                 ngx_del_timer(ev);
             }

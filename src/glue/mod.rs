@@ -16,6 +16,7 @@ mod conn;
 mod hls;
 mod limit;
 mod listen;
+mod notify;
 
 use core::ffi::{c_char, c_void};
 use core::ptr;

@@ -50,7 +50,8 @@ pub enum Event {
     Connect(ConnectInfo),
     /// `publish NAME [TYPE]` on stream `msid`.
     Publish { msid: u32, name: String, args: String, kind: String },
-    /// `play NAME [START [DURATION [RESET]]]` on stream `msid`.
+    /// `play NAME [START [DURATION [RESET]]]` on stream `msid` (START and DURATION 0 when
+    /// left out, as nginx-rtmp-module reads them).
     Play { msid: u32, name: String, args: String, start: f64, duration: f64, reset: bool },
     /// Audio, video or metadata from a publisher.
     Media { msid: u32, kind: MediaKind, timestamp: u32, payload: Bytes },
@@ -372,8 +373,8 @@ impl Session {
                     msid,
                     name,
                     args: a,
-                    start: arg_num(2, -2.0),
-                    duration: arg_num(3, -1.0),
+                    start: arg_num(2, 0.0),
+                    duration: arg_num(3, 0.0),
                     reset,
                 });
             }

@@ -1,0 +1,236 @@
+//! The HTTP client of the notify callbacks, in nginx's event loop: one non-blocking
+//! connection per call (nginx's `ngx_event_connect_peer`), the request written as it
+//! becomes writable, the reply read until its headers end (never more than a bound), the
+//! whole call limited by `netcall_timeout`. The outcome is handed to a closure from a
+//! posted event, never from inside `start`, so the caller is not re-entered.
+//!
+//! A call owns itself (`c->data`); the client it is about may be gone by the time it ends,
+//! which the closure checks.
+
+use core::ffi::c_void;
+use core::ptr;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use ngx::ffi::{
+    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_cycle, ngx_event_connect_peer,
+    ngx_event_get_peer, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event,
+    ngx_peer_connection_t, ngx_post_event, ngx_posted_events, ngx_str_t, AF_INET, AF_INET6,
+    NGX_AGAIN, NGX_LOG_ALERT, NGX_OK,
+};
+
+use crate::notify::{parse_reply, Outcome};
+
+/// What the caller does with the outcome.
+pub type Done = Box<dyn FnOnce(Outcome)>;
+
+/// A `struct sockaddr_in` or `sockaddr_in6`, built by hand.
+#[repr(C, align(8))]
+struct SockAddr([u8; 28]);
+
+impl SockAddr {
+    fn new(addr: SocketAddr) -> (SockAddr, u32) {
+        let mut b = [0u8; 28];
+        b[2..4].copy_from_slice(&addr.port().to_be_bytes());
+        match addr {
+            SocketAddr::V4(a) => {
+                b[..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
+                b[4..8].copy_from_slice(&a.ip().octets());
+                (SockAddr(b), 16)
+            }
+            SocketAddr::V6(a) => {
+                b[..2].copy_from_slice(&(AF_INET6 as u16).to_ne_bytes());
+                b[8..24].copy_from_slice(&a.ip().octets());
+                (SockAddr(b), 28)
+            }
+        }
+    }
+}
+
+struct Call {
+    pc: ngx_peer_connection_t,
+    sockaddr: SockAddr,
+    /// `pc.name` (nginx logs it when connecting fails); points into `url`.
+    name: ngx_str_t,
+    url: String,
+    request: Vec<u8>,
+    sent: usize,
+    reply: Vec<u8>,
+    limit: usize,
+    timeout: u64,
+    outcome: Option<Outcome>,
+    done: Option<Done>,
+    /// Posted when the call is over, to run `done` outside of whatever ended it.
+    finished: ngx_event_t,
+}
+
+/// Starts a call: `request` to `addr` (`url` is for messages), at most `timeout` ms, a
+/// reply's headers at most `limit` bytes.
+pub unsafe fn start(addr: SocketAddr, url: &str, request: Vec<u8>, timeout: u64, limit: usize, done: Done) {
+    let (sockaddr, socklen) = SockAddr::new(addr);
+    let p = Box::into_raw(Box::new(Call {
+        pc: core::mem::zeroed(),
+        sockaddr,
+        name: ngx_str_t { len: 0, data: ptr::null_mut() },
+        url: url.to_owned(),
+        request,
+        sent: 0,
+        reply: Vec::new(),
+        limit,
+        timeout,
+        outcome: None,
+        done: Some(done),
+        finished: core::mem::zeroed(),
+    }));
+    let call = &mut *p;
+    call.name = ngx_str_t { len: call.url.len(), data: call.url.as_ptr() as *mut u8 };
+    let log = (*ngx_cycle).log;
+    call.finished.handler = Some(on_finished);
+    call.finished.data = p as *mut c_void;
+    call.finished.log = log;
+    let pc = &mut call.pc;
+    pc.sockaddr = (&raw mut call.sockaddr).cast();
+    pc.socklen = socklen;
+    pc.name = &raw mut call.name;
+    pc.get = Some(ngx_event_get_peer);
+    pc.log = log;
+    pc.set_log_error(ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_INFO);
+    let rc = ngx_event_connect_peer(pc);
+    if rc != NGX_OK as isize && rc != NGX_AGAIN as isize {
+        // nginx said why (connection refused, no free connections, ...); it closed the socket.
+        pc.connection = ptr::null_mut();
+        return finish(p, Err(format!("cannot connect to {url}")));
+    }
+    let c = pc.connection;
+    (*c).data = p as *mut c_void;
+    (*(*c).read).handler = Some(on_readable);
+    (*(*c).write).handler = Some(on_writable);
+    // One deadline for the whole call, on the read event.
+    ngx_add_timer((*c).read, timeout as _);
+    if rc == NGX_OK as isize {
+        ngx_post_event((*c).write, &raw mut ngx_posted_events);
+    }
+}
+
+/// The error of a failed non-blocking connect, if any.
+unsafe fn socket_error(c: *mut ngx_connection_t) -> Option<std::io::Error> {
+    let mut err: i32 = 0;
+    let mut len = core::mem::size_of::<i32>() as u32;
+    let level = ngx::ffi::SOL_SOCKET as i32;
+    if ngx::ffi::getsockopt((*c).fd, level, ngx::ffi::SO_ERROR as i32, (&raw mut err).cast(), &mut len) == -1 {
+        return Some(std::io::Error::last_os_error());
+    }
+    (err != 0).then(|| std::io::Error::from_raw_os_error(err))
+}
+
+unsafe fn guarded(c: *mut ngx_connection_t, f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        ngx::ngx_log_error!(NGX_LOG_ALERT, (*c).log, "ngx-rtmp-rs: internal error (panic) in a notify call");
+        let p = (*c).data as *mut Call;
+        if !p.is_null() && (*p).outcome.is_none() {
+            finish(p, Err("internal error".into()));
+        }
+    }
+}
+
+unsafe extern "C" fn on_writable(wev: *mut ngx_event_t) {
+    let c = (*wev).data as *mut ngx_connection_t;
+    guarded(c, || unsafe { write(c) });
+}
+
+unsafe extern "C" fn on_readable(rev: *mut ngx_event_t) {
+    let c = (*rev).data as *mut ngx_connection_t;
+    guarded(c, || unsafe { read(c) });
+}
+
+unsafe fn write(c: *mut ngx_connection_t) {
+    let p = (*c).data as *mut Call;
+    let call = &mut *p;
+    if call.sent < call.request.len() {
+        if let Some(e) = socket_error(c) {
+            return finish(p, Err(format!("cannot connect to {}: {e}", call.url)));
+        }
+        let send = (*c).send.expect("nginx sets send on peer connections");
+        while call.sent < call.request.len() {
+            let rest = &call.request[call.sent..];
+            let n = send(c, rest.as_ptr() as *mut u8, rest.len());
+            if n > 0 {
+                call.sent += n as usize;
+            } else if n == NGX_AGAIN as isize {
+                if ngx_handle_write_event((*c).write, 0) != NGX_OK as isize {
+                    finish(p, Err("event error".into()));
+                }
+                return;
+            } else {
+                return finish(p, Err(format!("cannot send to {}", call.url)));
+            }
+        }
+    }
+    read(c);
+}
+
+unsafe fn read(c: *mut ngx_connection_t) {
+    let p = (*c).data as *mut Call;
+    let call = &mut *p;
+    if (*(*c).read).timedout() != 0 {
+        return finish(p, Err(format!("no reply from {} within {} ms (netcall_timeout)", call.url, call.timeout)));
+    }
+    if call.sent < call.request.len() {
+        // Not connected yet: only an error is news here.
+        if let Some(e) = socket_error(c) {
+            finish(p, Err(format!("cannot connect to {}: {e}", call.url)));
+        }
+        return;
+    }
+    let recv = (*c).recv.expect("nginx sets recv on peer connections");
+    let mut buf = [0u8; 4096];
+    loop {
+        if call.reply.len() >= call.limit {
+            return finish(p, Err(format!("reply headers from {} longer than {} bytes", call.url, call.limit)));
+        }
+        let room = buf.len().min(call.limit - call.reply.len());
+        let n = recv(c, buf.as_mut_ptr(), room);
+        if n > 0 {
+            call.reply.extend_from_slice(&buf[..n as usize]);
+            if let Some(outcome) = parse_reply(&call.reply, false) {
+                return finish(p, outcome);
+            }
+        } else if n == 0 {
+            let outcome = parse_reply(&call.reply, true).unwrap_or_else(|| Err("empty reply".into()));
+            return finish(p, outcome);
+        } else if n == NGX_AGAIN as isize {
+            if ngx_handle_read_event((*c).read, 0) != NGX_OK as isize {
+                finish(p, Err("event error".into()));
+            }
+            return;
+        } else {
+            return finish(p, Err(format!("connection to {} failed", call.url)));
+        }
+    }
+}
+
+/// Ends a call: closes its connection and posts the delivery of the outcome.
+unsafe fn finish(p: *mut Call, outcome: Outcome) {
+    let call = &mut *p;
+    let outcome = outcome.map_err(|why| {
+        // Messages from the reply parser do not say whose reply it was.
+        if why.contains(&call.url) { why } else { format!("{why} from {}", call.url) }
+    });
+    let c = core::mem::replace(&mut call.pc.connection, ptr::null_mut());
+    if !c.is_null() {
+        (*c).data = ptr::null_mut();
+        ngx_close_connection(c);
+    }
+    call.outcome = Some(outcome);
+    ngx_post_event(&raw mut call.finished, &raw mut ngx_posted_events);
+}
+
+unsafe extern "C" fn on_finished(ev: *mut ngx_event_t) {
+    let mut call = Box::from_raw((*ev).data as *mut Call);
+    let log = (*ev).log;
+    if let (Some(done), Some(outcome)) = (call.done.take(), call.outcome.take()) {
+        if catch_unwind(AssertUnwindSafe(|| done(outcome))).is_err() {
+            ngx::ngx_log_error!(NGX_LOG_ALERT, log, "ngx-rtmp-rs: internal error (panic) handling a notify reply");
+        }
+    }
+}
