@@ -593,9 +593,10 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                 NGX_LOG_INFO,
                 (*c).log,
                 "connect: app \"{}\" flashver \"{}\" tcurl \"{}\"",
-                info.app,
-                info.flash_ver,
-                info.tc_url
+                // (escaped: what a client sends must not forge log lines)
+                info.app.escape_debug(),
+                info.flash_ver.escape_debug(),
+                info.tc_url.escape_debug()
             );
             cut(&mut info.flash_ver, nf::FLASHVER_MAX);
             conn.info = Some(Box::new(info));
@@ -707,7 +708,7 @@ unsafe fn connect_app(c: *mut ngx_connection_t) {
             conn.session.accept_connect();
         }
         None => {
-            log!(NGX_LOG_INFO, (*c).log, "application \"{name}\" not found");
+            log!(NGX_LOG_INFO, (*c).log, "application \"{}\" not found", name.escape_debug());
             conn.session.reject_connect("Application not found");
             conn.close_after_flush = true;
         }
@@ -735,7 +736,7 @@ unsafe fn connect_decided(c: *mut ngx_connection_t, outcome: Outcome) {
     match nf::verdict(&outcome) {
         Verdict::Allow => connect_app(c),
         Verdict::Rename(app) | Verdict::Relay(app) => {
-            log!(NGX_LOG_INFO, (*c).log, "notify: connect redirect to \"{app}\"");
+            log!(NGX_LOG_INFO, (*c).log, "notify: connect redirect to \"{}\"", app.escape_debug());
             if let Some(info) = conn.info.as_mut() {
                 info.app = app;
             }
@@ -762,13 +763,13 @@ unsafe fn publish_decided(c: *mut ngx_connection_t, outcome: Outcome) {
             }
         }
         Verdict::Rename(to) => {
-            log!(NGX_LOG_INFO, (*c).log, "notify: publish redirect to \"{to}\"");
+            log!(NGX_LOG_INFO, (*c).log, "notify: publish redirect to \"{}\"", to.escape_debug());
             if let Some(key) = admit(c, msid, &to, Action::Publish) {
                 start_publish(c, msid, key, name, args);
             }
         }
         Verdict::Relay(to) => {
-            log!(NGX_LOG_ERR, (*c).log, "notify: on_publish redirects \"{name}\" to {to}, a relay push: relays are not supported yet, refusing");
+            log!(NGX_LOG_ERR, (*c).log, "notify: on_publish redirects \"{name}\" to {}, a relay push: relays are not supported yet, refusing", to.escape_debug());
             refuse(c, msid, "NetStream.Publish.Unauthorized", "Publishing refused: relay redirects are not supported");
         }
         Verdict::Deny(_) => {
@@ -790,13 +791,13 @@ unsafe fn play_decided(c: *mut ngx_connection_t, outcome: Outcome) {
             }
         }
         Verdict::Rename(to) => {
-            log!(NGX_LOG_INFO, (*c).log, "notify: play redirect to \"{to}\"");
+            log!(NGX_LOG_INFO, (*c).log, "notify: play redirect to \"{}\"", to.escape_debug());
             if let Some(key) = admit(c, msid, &to, Action::Play) {
                 start_play(c, msid, key, name, args);
             }
         }
         Verdict::Relay(to) => {
-            log!(NGX_LOG_ERR, (*c).log, "notify: on_play redirects \"{name}\" to {to}, a relay pull: relays are not supported yet, refusing");
+            log!(NGX_LOG_ERR, (*c).log, "notify: on_play redirects \"{name}\" to {}, a relay pull: relays are not supported yet, refusing", to.escape_debug());
             refuse(c, msid, "NetStream.Play.Forbidden", "Playing refused: relay redirects are not supported");
         }
         Verdict::Deny(_) => {
@@ -963,7 +964,7 @@ unsafe fn notify_call(
         tcurl: field(|i| &i.tc_url),
         pageurl: field(|i| &i.page_url),
         addr: &addr,
-        clientid: (*c).number as u64,
+        clientid: (*c).number,
         args: field(|i| &i.args),
     };
     let request = nf::request(method, url, &nf::form(&client, call));
@@ -973,11 +974,10 @@ unsafe fn notify_call(
     let number = (*c).number;
     let done: notify::Done = match then {
         Some(then) => Box::new(move |outcome| {
-            let c = WORKER.with(|w| w.borrow().conns.get(id));
-            match c {
+            // A client that is gone (its id no longer registered) needs no answer.
+            if let Some(c) = WORKER.with(|w| w.borrow().conns.get(id)) {
                 // SAFETY: the connection is still registered, so it is open and its Conn alive.
-                Some(c) => unsafe { guarded(c, || then(c, outcome)) },
-                None => {}
+                unsafe { guarded(c, || then(c, outcome)) }
             }
         }),
         None => Box::new(move |outcome| {
