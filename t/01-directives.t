@@ -94,6 +94,8 @@ my @valid = (
     [app    => 'hls_key_url https://keys.example.com/; hls_fragments_per_key 10;'],
     [server => 'on_connect http://127.0.0.1:8080/connect; on_disconnect 127.0.0.1/disconnect;'],
     [main   => 'netcall_timeout 3s; netcall_buffer 4k; notify_method get;'],
+    [main   => 'resolver 127.0.0.1 [::1]:5353 valid=30s ipv6=off; on_publish http://auth.invalid/p;'],
+    [server => 'resolver 127.0.0.53;'],
     [app    => 'on_publish http://localhost:8080/auth?x=1; on_play http://[::1]:8080/play; on_done http://127.0.0.1;'],
     [app    => 'on_publish_done http://127.0.0.1/a; on_play_done http://127.0.0.1/b; on_update http://127.0.0.1/c;'],
     [app    => 'notify_method POST; notify_update_timeout 10s; notify_update_strict on; notify_relay_redirect off;'],
@@ -160,6 +162,8 @@ my @invalid = (
     ['netcall_timeout 0;',     'netcall_timeout'],
     ['netcall_buffer 2g;',     'netcall_buffer'],
     ['notify_update_strict 1;', 'notify_update_strict'],
+    ['resolver 127.0.0.1 valid=x;', 'resolver'],
+    ['resolver 127.0.0.1 ipv6=maybe;', 'resolver'],
 );
 for (@invalid) {
     my ($line, $name) = @$_;

@@ -23,10 +23,14 @@ my $cb_port = $t->port('CB');
 my $record = "$dir/callbacks.jsonl";
 my $cb = $t->spawn("$dir/notify-server.log", 'python3', "$FindBin::Bin/data/notify-server.py", $cb_port, $record);
 wait_for(sub { (slurp("$dir/notify-server.log") // '') =~ /ready/ }, 10) or BAIL_OUT('the callback service did not start');
+my $dns_log = "$dir/dns-queries.log";
+$t->spawn("$dir/dns-server.log", 'python3', "$FindBin::Bin/data/dns-server.py", $t->port('DNS'), $dns_log, 'callback.test=127.0.0.1');
+wait_for(sub { (slurp("$dir/dns-server.log") // '') =~ /ready/ }, 10) or BAIL_OUT('the DNS server did not start');
 
 $t->write_config(<<'CONF');
 rtmp {
     netcall_timeout 2s;
+    resolver 127.0.0.1:%%PORT_DNS%% valid=1s;
     server {
         listen 127.0.0.1:%%PORT_RTMP%%;
         on_connect http://127.0.0.1:%%PORT_CB%%/ok/on_connect;
@@ -46,6 +50,8 @@ rtmp {
             notify_method get;
             on_publish http://127.0.0.1:%%PORT_CB%%/auth/get?x=1;
         }
+        application named   { live on; on_publish http://callback.test:%%PORT_CB%%/auth/named; }
+        application unknown { live on; on_publish http://nosuch.test:%%PORT_CB%%/auth/unknown; }
         application down    { live on; on_publish http://127.0.0.1:%%PORT_DOWN%%/p; }
         application never   { live on; on_publish http://127.0.0.1:%%PORT_CB%%/never/p; }
         application garbage { live on; on_publish http://127.0.0.1:%%PORT_CB%%/garbage/p; }
@@ -145,11 +151,24 @@ for my $app (sort keys %failing) {
 like($t->error_log, qr/no reply from http:\S+never\/p within 2000 ms \(netcall_timeout\)/, 'the timeout is logged');
 like($t->error_log, qr/\[error\].*notify: publish "kdown" refused: cannot connect/, 'the refused connection is logged as an error');
 
+# --- host names through nginx's resolver (a test DNS server) -----------------------------
+my $n = client();
+$n->connect_app('named');
+is($n->publish('k'), 'NetStream.Publish.Start', 'a callback URL with a host name: resolved by nginx\'s resolver when called');
+ok((slurp($dns_log) // '') =~ /^callback\.test 1$/m, '  the DNS server was asked for it');
+ok(one(call => 'publish', app => 'named'), '  and the callback came');
+undef $n;
+$n = client();
+$n->connect_app('unknown');
+is($n->publish('k'), 'NetStream.Publish.Unauthorized', 'a host name that does not resolve: denied');
+like($t->error_log, qr/cannot resolve nosuch\.test/, '  the log says why');
+undef $n;
+
 # --- GET: the form is the query, the client's own arguments follow it --------------------
 my $g = client();
 $g->connect_app('get');
 is($g->publish('k?token=abc'), 'NetStream.Publish.Start', 'notify_method get: allowed');
-my ($get) = calls(call => 'publish', name => 'k');
+my ($get) = calls(call => 'publish', name => 'k', app => 'get');
 is($get->{method}, 'GET', '  sent as GET');
 like($get->{query}, qr/^x=1&app=get&flashver=.*&call=publish&name=k&type=live&token=abc$/, '  the form after the URL\'s own query, the client\'s arguments last');
 is($get->{body}, '', '  with no body');

@@ -186,6 +186,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"gop_cache", MAIN | SRV | APP, Take1, Core),
     d(c"merge_writes", MAIN | SRV | APP, Take1, Core),
     d(c"merge_reads", MAIN | SRV | APP, Take1, Core),
+    d(c"resolver", MAIN | SRV, OneMore, Core),
 ];
 
 /// How many of [`DIRECTIVES`] come from nginx-rtmp-module (the rest are this module's own).
@@ -202,7 +203,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 3, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads");
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 4, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver");
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);

@@ -57,6 +57,8 @@ pub struct Settings {
     pub merge_reads: Option<u64>,
     pub hls: hls::HlsSettings,
     pub notify: notify::NotifySettings,
+    /// `resolver`: its arguments (nginx's own resolver is made from them by the glue).
+    pub resolver: Option<Vec<String>>,
 }
 
 /// `meta on|copy|off`: what players get of the publisher's metadata.
@@ -107,6 +109,9 @@ impl Settings {
         }
         self.hls.inherit(&outer.hls);
         self.notify.inherit(&outer.notify);
+        if self.resolver.is_none() {
+            self.resolver.clone_from(&outer.resolver);
+        }
     }
 }
 
@@ -187,6 +192,8 @@ pub struct ResolvedServer {
     pub max_connections: Option<u64>,
     /// The server's notify settings (`on_connect`, `on_disconnect`, netcall settings).
     pub notify: notify::NotifySettings,
+    /// Whether the server has a `resolver` (its own or the `rtmp {}` block's).
+    pub resolver: bool,
 }
 
 fn invalid(name: &str, value: &str, why: &str) -> String {
@@ -301,6 +308,25 @@ impl Rtmp {
                 }
                 self.max_connections = Some(v);
             }
+            "resolver" => {
+                let s = self.settings_mut(pos);
+                if s.resolver.is_some() {
+                    return Err(dup());
+                }
+                // nginx parses the rest (addresses) and says which one is wrong.
+                for a in args {
+                    let ok = match a.split_once('=') {
+                        Some(("valid", v)) => parse_msec(v).is_some_and(|t| t >= 1000),
+                        Some(("ipv4" | "ipv6", v)) => parse_flag(v).is_some(),
+                        Some(_) => false,
+                        None => !a.is_empty(),
+                    };
+                    if !ok {
+                        return Err(invalid(name, a, "expected addresses, \"valid=TIME\" (at least 1s), \"ipv4=on|off\", \"ipv6=on|off\""));
+                    }
+                }
+                s.resolver = Some(args.iter().map(|a| a.to_string()).collect());
+            }
             "allow" | "deny" => {
                 let rule = Rule::parse(name == "allow", args).map_err(|e| format!("{e} in \"{name}\" directive"))?;
                 self.settings_mut(pos).access.push(rule);
@@ -327,12 +353,30 @@ impl Rtmp {
         Ok(())
     }
 
-    /// Checks what only the merged settings can tell: `hls on` needs an `hls_path`.
-    pub fn check(servers: &[ResolvedServer]) -> Result<(), String> {
+    /// Checks what only the merged settings can tell (`hls on` needs an `hls_path`), and
+    /// resolves the host names of callback URLs where no `resolver` will at run time.
+    pub fn check(servers: &mut [ResolvedServer]) -> Result<(), String> {
         for app in servers.iter().flat_map(|s| &s.apps) {
             let h = &app.settings.hls;
             if h.hls == Some(true) && h.path.is_none() {
                 return Err(format!("\"hls\" is on in application \"{}\" but \"hls_path\" is not set", app.name));
+            }
+        }
+        let mut known = std::collections::HashMap::new();
+        for server in servers.iter_mut().filter(|s| !s.resolver) {
+            let apps = server.apps.iter_mut().map(|a| &mut a.settings.notify);
+            for (directive, url) in std::iter::once(&mut server.notify).chain(apps).flat_map(|n| n.urls_mut()) {
+                if url.addr.is_none() {
+                    let key = (url.host.clone(), url.port);
+                    if let Some(addr) = known.get(&key) {
+                        url.addr = Some(*addr);
+                        continue;
+                    }
+                    url.resolve_now().map_err(|e| {
+                        format!("{e} in \"{directive}\" URL \"{}\" (give the server a \"resolver\" to resolve it when called)", url.text)
+                    })?;
+                    known.insert(key, url.addr.expect("resolved"));
+                }
             }
         }
         Ok(())
@@ -378,7 +422,7 @@ impl Rtmp {
                         app
                     })
                     .collect();
-                ResolvedServer { core, listens, apps, max_connections: self.max_connections, notify: s.notify.clone() }
+                ResolvedServer { core, listens, apps, max_connections: self.max_connections, notify: s.notify.clone(), resolver: s.resolver.is_some() }
             })
             .collect()
     }
@@ -508,6 +552,32 @@ mod tests {
         assert!(apply(&mut r, s, "ping 20s").unwrap_err().contains("\"ping\" directive is duplicate"));
         apply(&mut r, s, "max_connections 5").unwrap();
         assert!(apply(&mut r, Pos::Main, "max_connections 6").unwrap_err().contains("duplicate"));
+    }
+
+    #[test]
+    fn callback_names_resolve_at_load_unless_a_resolver_will() {
+        let mut r = Rtmp::default();
+        let s0 = r.open_server();
+        let a = r.open_application(s0, "a").unwrap();
+        apply(&mut r, a, "on_publish http://localhost:8080/p").unwrap();
+        apply(&mut r, s0, "on_connect http://no-such-host.invalid/c").unwrap();
+        let e = Rtmp::check(&mut r.resolve()).unwrap_err();
+        assert!(e.contains("in \"on_connect\" URL \"http://no-such-host.invalid/c\""), "{e}");
+        apply(&mut r, Pos::Main, "resolver 127.0.0.1 valid=10s").unwrap();
+        assert!(apply(&mut r, Pos::Main, "resolver 127.0.0.2").unwrap_err().contains("duplicate"));
+        let mut servers = r.resolve();
+        Rtmp::check(&mut servers).unwrap();
+        assert!(servers[0].resolver);
+        assert_eq!(servers[0].apps[0].settings.notify.url(notify::Event::Publish).unwrap().addr, None, "left to the resolver");
+
+        let mut r = Rtmp::default();
+        let s0 = r.open_server();
+        let a = r.open_application(s0, "a").unwrap();
+        apply(&mut r, a, "on_publish http://localhost:8080/p").unwrap();
+        let mut servers = r.resolve();
+        Rtmp::check(&mut servers).unwrap();
+        let addr = servers[0].apps[0].settings.notify.url(notify::Event::Publish).unwrap().addr.unwrap();
+        assert!(addr.ip().is_loopback() && addr.port() == 8080);
     }
 
     #[test]

@@ -104,6 +104,11 @@ impl NotifySettings {
         inherit!(method, update_timeout, update_strict, relay_redirect, netcall_timeout, netcall_buffer);
     }
 
+    /// Each callback URL with the directive that set it.
+    pub fn urls_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut Url)> {
+        self.urls.iter_mut().zip(NAMES).filter_map(|(u, (name, _))| Some((name, u.as_deref_mut()?)))
+    }
+
     pub fn url(&self, event: Event) -> Option<&Url> {
         self.urls[event as usize].as_deref()
     }

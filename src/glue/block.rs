@@ -34,6 +34,10 @@ pub struct RtmpConf {
     pub hls: Vec<Vec<Option<crate::hls::Config>>>,
     /// Directories the `hls_cleanup` sweep keeps tidy, and how long files stay.
     pub hls_sweeps: Vec<(String, u64)>,
+    /// nginx resolvers made by `resolver` directives, where they were written.
+    pub resolvers: Vec<(Pos, *mut ngx::ffi::ngx_resolver_t)>,
+    /// The resolver of each server (its own or the `rtmp {}` block's; null: none).
+    pub server_resolvers: Vec<*mut ngx::ffi::ngx_resolver_t>,
 }
 
 /// A listening socket's view of the configuration.
@@ -138,7 +142,11 @@ pub unsafe extern "C" fn rtmp_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
         let rc_ptr = rc;
         let rc = &mut *rc;
         rc.servers = rc.tree.resolve();
-        Rtmp::check(&rc.servers)?;
+        Rtmp::check(&mut rc.servers)?;
+        let resolver_at = |pos: Pos| rc.resolvers.iter().find(|(p, _)| *p == pos).map(|(_, r)| *r);
+        rc.server_resolvers = (0..rc.servers.len())
+            .map(|s| resolver_at(Pos::Server(s)).or_else(|| resolver_at(Pos::Main)).unwrap_or(ptr::null_mut()))
+            .collect();
         let cycle = (*cf).cycle;
         let prefix = String::from_utf8_lossy(core::slice::from_raw_parts((*cycle).prefix.data, (*cycle).prefix.len)).into_owned();
         rc.hls = super::hls::resolve(&rc.servers, &prefix);
@@ -184,6 +192,15 @@ pub unsafe extern "C" fn rtmp_directive(cf: *mut ngx_conf_t, cmd: *mut ngx_comma
         let frame = &*(conf as *const Frame);
         let args = args(cf)?;
         (*frame.conf).tree.apply(frame.pos, (*cmd).offset, &args)?;
+        if DIRECTIVES[(*cmd).offset].name == "resolver" {
+            // nginx's own resolver, made (and its arguments checked) by nginx.
+            let words = (*(*cf).args).elts as *mut ngx_str_t;
+            let r = ngx::ffi::ngx_resolver_create(cf, words.add(1), (*(*cf).args).nelts - 1);
+            if r.is_null() {
+                return Err(Fail::Logged);
+            }
+            (*frame.conf).resolvers.push((frame.pos, r));
+        }
         Ok(())
     })
 }

@@ -989,8 +989,17 @@ unsafe fn notify_call(
             }
         }),
     };
+    let to = match url.addr {
+        Some(addr) => notify::Target::Addr(addr),
+        None => {
+            let listener = &*conn.listener;
+            let rc: &RtmpConf = &*listener.conf;
+            let resolver = rc.server_resolvers.get(listener.index).copied().unwrap_or(ptr::null_mut());
+            notify::Target::Name { resolver, host: url.host.clone(), port: url.port }
+        }
+    };
     let srv = &conn.server().notify;
-    notify::start(url.addr, &url.text, request, srv.netcall_timeout(), srv.reply_limit(), done);
+    notify::start(to, &url.text, request, srv.netcall_timeout(), srv.reply_limit(), done);
 }
 
 /// Cuts a string to at most `max` bytes (at a character boundary).

@@ -1,7 +1,8 @@
 //! The HTTP client of the notify callbacks, in nginx's event loop: one non-blocking
 //! connection per call (nginx's `ngx_event_connect_peer`), the request written as it
 //! becomes writable, the reply read until its headers end (never more than a bound), the
-//! whole call limited by `netcall_timeout`. The outcome is handed to a closure from a
+//! whole call limited by `netcall_timeout`; a host name is first asked of nginx's
+//! resolver when the server has a `resolver`. The outcome is handed to a closure from a
 //! posted event, never from inside `start`, so the caller is not re-entered.
 //!
 //! A call owns itself (`c->data`); the client it is about may be gone by the time it ends,
@@ -13,10 +14,12 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ngx::ffi::{
-    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_cycle, ngx_event_connect_peer,
-    ngx_event_get_peer, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event,
-    ngx_peer_connection_t, ngx_post_event, ngx_posted_events, ngx_str_t, AF_INET, AF_INET6,
-    NGX_AGAIN, NGX_LOG_ALERT, NGX_OK,
+    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_current_msec, ngx_cycle,
+    ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t, ngx_handle_read_event,
+    ngx_handle_write_event, ngx_peer_connection_t, ngx_post_event, ngx_posted_events,
+    ngx_resolve_name, ngx_resolve_name_done, ngx_resolve_start, ngx_resolver_ctx_t,
+    ngx_resolver_strerror, ngx_resolver_t, ngx_str_t, AF_INET, AF_INET6, NGX_AGAIN,
+    NGX_LOG_ALERT, NGX_OK,
 };
 
 use crate::notify::{parse_reply, Outcome};
@@ -53,60 +56,145 @@ struct Call {
     /// `pc.name` (nginx logs it when connecting fails); points into `url`.
     name: ngx_str_t,
     url: String,
+    /// The host name and port when the resolver finds the address.
+    host: String,
+    port: u16,
     request: Vec<u8>,
     sent: usize,
     reply: Vec<u8>,
     limit: usize,
     timeout: u64,
+    started: usize,
     outcome: Option<Outcome>,
     done: Option<Done>,
     /// Posted when the call is over, to run `done` outside of whatever ended it.
     finished: ngx_event_t,
 }
 
-/// Starts a call: `request` to `addr` (`url` is for messages), at most `timeout` ms, a
-/// reply's headers at most `limit` bytes.
-pub unsafe fn start(addr: SocketAddr, url: &str, request: Vec<u8>, timeout: u64, limit: usize, done: Done) {
-    let (sockaddr, socklen) = SockAddr::new(addr);
+/// Where a call goes: an address, or a host name for nginx's resolver (`resolver`).
+pub enum Target {
+    Addr(SocketAddr),
+    Name { resolver: *mut ngx_resolver_t, host: String, port: u16 },
+}
+
+/// Starts a call: `request` to `to` (`url` is for messages), at most `timeout` ms in all
+/// (resolving, connecting, sending, reading), a reply's headers at most `limit` bytes.
+pub unsafe fn start(to: Target, url: &str, request: Vec<u8>, timeout: u64, limit: usize, done: Done) {
     let p = Box::into_raw(Box::new(Call {
         pc: core::mem::zeroed(),
-        sockaddr,
+        sockaddr: SockAddr([0; 28]),
         name: ngx_str_t { len: 0, data: ptr::null_mut() },
         url: url.to_owned(),
+        host: String::new(),
+        port: 0,
         request,
         sent: 0,
         reply: Vec::new(),
         limit,
         timeout,
+        started: ngx_current_msec,
         outcome: None,
         done: Some(done),
         finished: core::mem::zeroed(),
     }));
     let call = &mut *p;
     call.name = ngx_str_t { len: call.url.len(), data: call.url.as_ptr() as *mut u8 };
-    let log = (*ngx_cycle).log;
     call.finished.handler = Some(on_finished);
     call.finished.data = p as *mut c_void;
-    call.finished.log = log;
+    call.finished.log = (*ngx_cycle).log;
+    match to {
+        Target::Addr(addr) => connect(p, addr),
+        Target::Name { resolver, host, port } => resolve(p, resolver, host, port),
+    }
+}
+
+/// Asks nginx's resolver for the call's host; connects when it answers.
+unsafe fn resolve(p: *mut Call, resolver: *mut ngx_resolver_t, host: String, port: u16) {
+    let call = &mut *p;
+    call.host = host;
+    call.port = port;
+    if resolver.is_null() {
+        return finish(p, Err(format!("no resolver for {}", call.host)));
+    }
+    let ctx = ngx_resolve_start(resolver, ptr::null_mut());
+    if ctx.is_null() || ctx as isize == -1 {
+        return finish(p, Err(format!("cannot resolve {}", call.host)));
+    }
+    (*ctx).name = ngx_str_t { len: call.host.len(), data: call.host.as_ptr() as *mut u8 };
+    (*ctx).handler = Some(on_resolved);
+    (*ctx).data = p as *mut c_void;
+    (*ctx).timeout = call.timeout as _;
+    // (The answer may come at once, from the cache, inside this call.)
+    if ngx_resolve_name(ctx) != NGX_OK as isize {
+        finish(p, Err(format!("cannot resolve {}", call.host)));
+    }
+}
+
+unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
+    let p = (*ctx).data as *mut Call;
+    let r = catch_unwind(AssertUnwindSafe(|| unsafe {
+        let call = &mut *p;
+        let state = (*ctx).state;
+        let first = ((*ctx).naddrs > 0).then(|| &*(*ctx).addrs);
+        let addr = match (state, first) {
+            (0, Some(a)) => sockaddr_to_std(a.sockaddr as *const u8, a.socklen, call.port),
+            _ => None,
+        };
+        let why = if state == 0 {
+            "no address".to_owned()
+        } else {
+            std::ffi::CStr::from_ptr(ngx_resolver_strerror(state)).to_string_lossy().into_owned()
+        };
+        ngx_resolve_name_done(ctx);
+        match addr {
+            Some(addr) => connect(p, addr),
+            None => finish(p, Err(format!("cannot resolve {}: {why}", call.host))),
+        }
+    }));
+    if r.is_err() {
+        ngx::ngx_log_error!(NGX_LOG_ALERT, (*ngx_cycle).log, "ngx-rtmp-rs: internal error (panic) resolving a notify URL");
+    }
+}
+
+/// A resolver's `struct sockaddr` as an address with `port`.
+unsafe fn sockaddr_to_std(sa: *const u8, len: u32, port: u16) -> Option<SocketAddr> {
+    let family = u16::from_ne_bytes([*sa, *sa.add(1)]) as u32;
+    if family == AF_INET && len >= 8 {
+        let b = core::slice::from_raw_parts(sa.add(4), 4);
+        Some(SocketAddr::new([b[0], b[1], b[2], b[3]].into(), port))
+    } else if family == AF_INET6 && len >= 24 {
+        let b: [u8; 16] = core::slice::from_raw_parts(sa.add(8), 16).try_into().ok()?;
+        Some(SocketAddr::new(b.into(), port))
+    } else {
+        None
+    }
+}
+
+/// Opens the call's connection and sends the request when it can.
+unsafe fn connect(p: *mut Call, addr: SocketAddr) {
+    let call = &mut *p;
+    let (sockaddr, socklen) = SockAddr::new(addr);
+    call.sockaddr = sockaddr;
     let pc = &mut call.pc;
     pc.sockaddr = (&raw mut call.sockaddr).cast();
     pc.socklen = socklen;
     pc.name = &raw mut call.name;
     pc.get = Some(ngx_event_get_peer);
-    pc.log = log;
+    pc.log = (*ngx_cycle).log;
     pc.set_log_error(ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_INFO);
     let rc = ngx_event_connect_peer(pc);
     if rc != NGX_OK as isize && rc != NGX_AGAIN as isize {
         // nginx said why (connection refused, no free connections, ...); it closed the socket.
         pc.connection = ptr::null_mut();
-        return finish(p, Err(format!("cannot connect to {url}")));
+        return finish(p, Err(format!("cannot connect to {}", call.url)));
     }
     let c = pc.connection;
     (*c).data = p as *mut c_void;
     (*(*c).read).handler = Some(on_readable);
     (*(*c).write).handler = Some(on_writable);
-    // One deadline for the whole call, on the read event.
-    ngx_add_timer((*c).read, timeout as _);
+    // One deadline for the whole call (resolving included), on the read event.
+    let spent = ngx_current_msec.wrapping_sub(call.started) as u64;
+    ngx_add_timer((*c).read, call.timeout.saturating_sub(spent).max(1) as _);
     if rc == NGX_OK as isize {
         ngx_post_event((*c).write, &raw mut ngx_posted_events);
     }

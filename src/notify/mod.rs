@@ -13,8 +13,9 @@ mod tests;
 /// statistics show it cut there, and scripts written against it expect that.
 pub const FLASHVER_MAX: usize = 31;
 
-/// A callback URL (`http://HOST[:PORT]/PATH[?QUERY]`), resolved when the configuration is
-/// read, as nginx-rtmp-module (and nginx's `proxy_pass` with a fixed host) does.
+/// A callback URL (`http://HOST[:PORT]/PATH[?QUERY]`). A host name is resolved once when
+/// the configuration is read (as nginx-rtmp-module, and nginx's `proxy_pass` with a fixed
+/// host, do) or, where a `resolver` is configured, for each call through nginx's resolver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
     /// As written in the configuration (for logs).
@@ -23,11 +24,12 @@ pub struct Url {
     pub port: u16,
     /// Path and query, at least "/".
     pub path: String,
-    pub addr: SocketAddr,
+    /// The address to call: the host when it is an IP address, else once resolved.
+    pub addr: Option<SocketAddr>,
 }
 
 impl Url {
-    /// Parses and resolves a callback URL. The `http://` prefix may be left out, as with
+    /// Parses a callback URL. The `http://` prefix may be left out, as with
     /// nginx-rtmp-module; other schemes are refused (there is no TLS client here).
     pub fn parse(text: &str) -> Result<Url, String> {
         let rest = match text.find("://") {
@@ -61,12 +63,17 @@ impl Url {
             None => 80,
             Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("invalid port \"{p}\""))?,
         };
-        let addr = (host, port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| format!("host not found: \"{host}\""))?;
+        let addr = host.parse::<std::net::IpAddr>().ok().map(|ip| SocketAddr::new(ip, port));
         Ok(Url { text: text.to_owned(), host: host.to_owned(), port, path, addr })
+    }
+
+    /// Resolves the host name now (blocking: for configuration time only).
+    pub fn resolve_now(&mut self) -> Result<(), String> {
+        if self.addr.is_none() {
+            let found = (self.host.as_str(), self.port).to_socket_addrs().ok().and_then(|mut a| a.next());
+            self.addr = Some(found.ok_or_else(|| format!("host not found: \"{}\"", self.host))?);
+        }
+        Ok(())
     }
 }
 
