@@ -10,6 +10,7 @@ pub mod conf;
 pub mod hls;
 pub mod live;
 pub mod notify;
+pub mod record;
 pub mod rtmp;
 
 #[cfg(all(feature = "nginx", not(test)))]

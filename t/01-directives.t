@@ -99,6 +99,10 @@ my @valid = (
     [app    => 'on_publish http://localhost:8080/auth?x=1; on_play http://[::1]:8080/play; on_done http://127.0.0.1;'],
     [app    => 'on_publish_done http://127.0.0.1/a; on_play_done http://127.0.0.1/b; on_update http://127.0.0.1/c;'],
     [app    => 'notify_method POST; notify_update_timeout 10s; notify_update_strict on; notify_relay_redirect off;'],
+    [app    => 'record all; record_path /tmp/rec; record_suffix -%Y%m%d-%H%M%S.flv; record_unique off; record_append on;'],
+    [app    => 'record audio keyframes; record_path rec; record_lock on; record_max_size 128K; record_max_frames 100;'],
+    [server => 'record_interval 30m; record_notify on; record off;'],
+    [app    => 'record manual; record_path /tmp/rec; recorder hd { record video; record_path /tmp/hd; on_record_done http://127.0.0.1/d; } recorder aud { record audio; }'],
 );
 accepts(@$_) for @valid;
 
@@ -162,6 +166,12 @@ my @invalid = (
     ['netcall_timeout 0;',     'netcall_timeout'],
     ['netcall_buffer 2g;',     'netcall_buffer'],
     ['notify_update_strict 1;', 'notify_update_strict'],
+    ['record sometimes;',      'record'],
+    ['record off all;',        'record'],
+    ['record_suffix a/b.flv;', 'record_suffix'],
+    ['record_max_size lots;',  'record_max_size'],
+    ['record_interval x;',     'record_interval'],
+    ['record_lock 1;',         'record_lock'],
     ['resolver 127.0.0.1 valid=x;', 'resolver'],
     ['resolver 127.0.0.1 ipv6=maybe;', 'resolver'],
 );
@@ -209,7 +219,9 @@ my %implemented = map { $_ => 1 } qw(rtmp server listen application allow deny t
     so_keepalive max_connections live meta wait_key wait_video publish_notify idle_streams
     play_restart interleave drop_idle_publisher sync buffer stream_buckets netcall_timeout
     netcall_buffer on_connect on_disconnect on_publish on_play on_publish_done on_play_done on_done
-    on_update notify_method notify_update_timeout notify_update_strict notify_relay_redirect),
+    on_update notify_method notify_update_timeout notify_update_strict notify_relay_redirect
+    on_record_done record record_path record_suffix record_unique record_append record_lock
+    record_max_size record_max_frames record_interval record_notify recorder),
     grep { /^hls/ } map { (split /\t/)[0] } do { open my $f, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!; <$f> };
 open my $tsv, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!;
 my $count = 0;
@@ -287,11 +299,15 @@ http {
 CONF
 ok(!$ok, 'a typical nginx-rtmp-module config is refused while its features are missing');
 @lines = split /\n/, slurp($t->dir . '/nginx.conf');
-($line) = grep { $lines[$_ - 1] =~ /record all;/ } 1 .. @lines;
-like($out, qr/"record" directive is not supported yet .* in \S+nginx\.conf:$line\b/, '  naming the first unimplemented directive and its line')
+($line) = grep { $lines[$_ - 1] =~ /exec ffmpeg/ } 1 .. @lines;
+like($out, qr/"exec" directive is not supported yet .* in \S+nginx\.conf:$line\b/, '  naming the first unimplemented directive and its line')
     or diag($out);
 
 ($ok, $out) = check(rtmp_conf(main => '', server => '', app => 'hls on;'));
 ok(!$ok && $out =~ /"hls" is on in application "\w+" but "hls_path" is not set/, 'hls on without hls_path fails nginx -t') or diag($out);
+($ok, $out) = check(rtmp_conf(main => '', server => '', app => 'record all;'));
+ok(!$ok && $out =~ /"record" is on in application "\w+" but "record_path" is not set/, 'record without record_path fails nginx -t') or diag($out);
+($ok, $out) = check(rtmp_conf(main => '', server => '', app => 'record_path /tmp; recorder a { record all; } recorder a { }'));
+ok(!$ok && $out =~ /duplicate recorder "a"/, 'two recorders of one name fail nginx -t') or diag($out);
 
 done_testing;

@@ -8,8 +8,10 @@ pub mod directives;
 pub mod hls;
 pub mod listen;
 pub mod notify;
+pub mod record;
 pub mod value;
 
+use crate::record as record_cfg;
 use access::Rule;
 use directives::{Status, DIRECTIVES};
 use listen::{Keepalive, Listen};
@@ -21,6 +23,8 @@ pub enum Pos {
     Main,
     Server(usize),
     App(usize, usize),
+    /// `recorder NAME {}` number 2 in application 1 of server 0.
+    Rec(usize, usize, usize),
 }
 
 /// Settings that may be written at several levels; `None` inherits from the outer level.
@@ -57,6 +61,7 @@ pub struct Settings {
     pub merge_reads: Option<u64>,
     pub hls: hls::HlsSettings,
     pub notify: notify::NotifySettings,
+    pub record: record::RecordSettings,
     /// `resolver`: its arguments (nginx's own resolver is made from them by the glue).
     pub resolver: Option<Vec<String>>,
 }
@@ -109,6 +114,7 @@ impl Settings {
         }
         self.hls.inherit(&outer.hls);
         self.notify.inherit(&outer.notify);
+        self.record.inherit(&outer.record);
         if self.resolver.is_none() {
             self.resolver.clone_from(&outer.resolver);
         }
@@ -137,6 +143,15 @@ pub struct Core {
 pub struct Application {
     pub name: String,
     pub settings: Settings,
+    /// `recorder NAME {}` blocks, in order.
+    pub recorders: Vec<Recorder>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Recorder {
+    pub name: String,
+    /// Its own settings (after `resolve`, with the application's merged in).
+    pub settings: Settings,
 }
 
 impl Application {
@@ -159,6 +174,16 @@ impl Application {
             merge_writes: s.merge_writes.unwrap_or(0),
             merge_reads: s.merge_reads.unwrap_or(0),
         }
+    }
+
+    /// The recorders that record (the `recorder` blocks, then the application's own, as
+    /// nginx-rtmp-module orders them), with the settings each calls `on_record_done` by.
+    pub fn recorders(&self, prefix: &str) -> Vec<(record_cfg::Config, &Settings)> {
+        let blocks = self.recorders.iter().map(|r| (r.name.as_str(), &r.settings));
+        blocks
+            .chain(std::iter::once(("", &self.settings)))
+            .filter_map(|(id, s)| Some((s.record.resolve(id, prefix)?, s)))
+            .collect()
     }
 
     /// The application's HLS settings when `hls` is on; relative paths from `prefix`.
@@ -217,8 +242,22 @@ impl Rtmp {
         if name.is_empty() || name.contains(['/', '\0']) {
             return Err(format!("invalid application name \"{name}\""));
         }
-        server.apps.push(Application { name: name.to_owned(), settings: Settings::default() });
+        server.apps.push(Application { name: name.to_owned(), ..Application::default() });
         Ok(Pos::App(s, server.apps.len() - 1))
+    }
+
+    /// Opens a `recorder NAME {}` block inside an application.
+    pub fn open_recorder(&mut self, pos: Pos, name: &str) -> Result<Pos, String> {
+        let Pos::App(s, a) = pos else { return Err("\"recorder\" directive is not allowed here".into()) };
+        let app = &mut self.servers[s].apps[a];
+        if app.recorders.iter().any(|r| r.name == name) {
+            return Err(format!("duplicate recorder \"{name}\""));
+        }
+        if name.is_empty() || name.contains(['/', '\0']) {
+            return Err(format!("invalid recorder name \"{name}\""));
+        }
+        app.recorders.push(Recorder { name: name.to_owned(), settings: Settings::default() });
+        Ok(Pos::Rec(s, a, app.recorders.len() - 1))
     }
 
     fn settings_mut(&mut self, pos: Pos) -> &mut Settings {
@@ -226,6 +265,7 @@ impl Rtmp {
             Pos::Main => &mut self.main,
             Pos::Server(s) => &mut self.servers[s].settings,
             Pos::App(s, a) => &mut self.servers[s].apps[a].settings,
+            Pos::Rec(s, a, r) => &mut self.servers[s].apps[a].recorders[r].settings,
         }
     }
 
@@ -243,6 +283,9 @@ impl Rtmp {
             return Ok(());
         }
         if self.settings_mut(pos).notify.apply(name, args)? {
+            return Ok(());
+        }
+        if name.starts_with("record") && self.settings_mut(pos).record.apply(name, args)? {
             return Ok(());
         }
         let arg = args.first().copied().unwrap_or("");
@@ -361,10 +404,18 @@ impl Rtmp {
             if h.hls == Some(true) && h.path.is_none() {
                 return Err(format!("\"hls\" is on in application \"{}\" but \"hls_path\" is not set", app.name));
             }
+            let recorders = app.recorders.iter().map(|r| (format!("recorder \"{}\" of application", r.name), &r.settings));
+            for (what, s) in std::iter::once(("application".to_owned(), &app.settings)).chain(recorders) {
+                if s.record.on() && s.record.path.is_none() {
+                    return Err(format!("\"record\" is on in {what} \"{}\" but \"record_path\" is not set", app.name));
+                }
+            }
         }
         let mut known = std::collections::HashMap::new();
         for server in servers.iter_mut().filter(|s| !s.resolver) {
-            let apps = server.apps.iter_mut().map(|a| &mut a.settings.notify);
+            let apps = server.apps.iter_mut().flat_map(|a| {
+                std::iter::once(&mut a.settings.notify).chain(a.recorders.iter_mut().map(|r| &mut r.settings.notify))
+            });
             for (directive, url) in std::iter::once(&mut server.notify).chain(apps).flat_map(|n| n.urls_mut()) {
                 if url.addr.is_none() {
                     let key = (url.host.clone(), url.port);
@@ -419,6 +470,9 @@ impl Rtmp {
                     .map(|a| {
                         let mut app = a.clone();
                         app.settings.inherit(&s);
+                        for r in &mut app.recorders {
+                            r.settings.inherit(&app.settings);
+                        }
                         app
                     })
                     .collect();

@@ -38,6 +38,8 @@ pub struct RtmpConf {
     pub resolvers: Vec<(Pos, *mut ngx::ffi::ngx_resolver_t)>,
     /// The resolver of each server (its own or the `rtmp {}` block's; null: none).
     pub server_resolvers: Vec<*mut ngx::ffi::ngx_resolver_t>,
+    /// The recorders of each application, by server and application.
+    pub records: Vec<Vec<Vec<super::record::RecorderConf>>>,
 }
 
 /// A listening socket's view of the configuration.
@@ -151,6 +153,7 @@ pub unsafe extern "C" fn rtmp_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
         let prefix = String::from_utf8_lossy(core::slice::from_raw_parts((*cycle).prefix.data, (*cycle).prefix.len)).into_owned();
         rc.hls = super::hls::resolve(&rc.servers, &prefix);
         rc.hls_sweeps = super::hls::sweeps(&rc.hls);
+        rc.records = super::record::resolve(&rc.servers, &prefix);
         if rc.tree.max_connections.is_some() {
             rc.limit_zone = limit::add_zone(cf)?;
         }
@@ -183,6 +186,17 @@ pub unsafe extern "C" fn application_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_c
         let pos = (*parent.conf).tree.open_application(parent.pos, name)?;
         let mut frame = Frame { confs: ptr::null_mut(), conf: parent.conf, pos };
         parse_block(cf, &mut frame, NGX_RTMP_APP_CONF)
+    })
+}
+
+/// `recorder NAME { ... }` inside an application.
+pub unsafe extern "C" fn recorder_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    guard(cf, || unsafe {
+        let parent = &*(conf as *const Frame);
+        let name = args(cf)?[0];
+        let pos = (*parent.conf).tree.open_recorder(parent.pos, name)?;
+        let mut frame = Frame { confs: ptr::null_mut(), conf: parent.conf, pos };
+        parse_block(cf, &mut frame, super::NGX_RTMP_REC_CONF)
     })
 }
 

@@ -27,6 +27,7 @@ use ngx::ffi::{
 };
 
 use super::block::{Listener, RtmpConf};
+use super::record as rec;
 use super::{hls, limit, notify};
 use crate::conf::access::{self, Action};
 use crate::conf::notify::Event as Cb;
@@ -134,6 +135,18 @@ struct Conn {
     updates_pending: u32,
     /// The timestamp of the last audio, video or data message from the client.
     last_ts: u32,
+    /// Recordings of the streams this connection publishes, by message stream id.
+    records: Vec<(u32, Vec<Rec>)>,
+}
+
+/// One recorder of a published stream.
+struct Rec {
+    r: crate::record::Recorder<rec::Disk>,
+    /// Its place in the application's recorders (for `on_record_done`).
+    idx: usize,
+    /// The stream name and arguments as the client published them (for the callback).
+    name: String,
+    args: String,
 }
 
 /// A command waiting for its callback's answer.
@@ -286,6 +299,7 @@ unsafe fn init(c: *mut ngx_connection_t) {
         update: core::mem::zeroed(),
         updates_pending: 0,
         last_ts: 0,
+        records: Vec::new(),
     });
     let conn = Box::into_raw(conn);
     (*c).data = conn as *mut c_void;
@@ -669,12 +683,14 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                     start_batch_reads(c, merge_reads);
                 }
             }
+            record_media(c, msid, kind, timestamp, &frame.payload);
         }
         Event::CloseStream { msid } => {
             if let Some(i) = conn.streams.iter().position(|(m, _, _)| *m == msid) {
                 let (_, key, role) = conn.streams.remove(i);
                 leave(c, conn.id, &key, role);
                 end_hls(c, msid);
+                end_record(c, msid);
                 if let Some(i) = conn.notes.iter().position(|n| n.msid == msid) {
                     let note = conn.notes.remove(i);
                     notify_done(c, note.role, &note.name, &note.args);
@@ -821,6 +837,7 @@ unsafe fn start_publish(c: *mut ngx_connection_t, msid: u32, key: StreamKey, nam
     conn.session.accept_publish(msid, &key.name);
     conn.drain_session();
     start_hls(c, msid, &key.name);
+    start_record(c, msid, &key.name, &name, &args);
     // With HLS, batched reading starts once the first playlist is out (so that
     // it comes as soon as it would without).
     if !conn.hls.iter().any(|(m, _)| *m == msid) {
@@ -892,6 +909,9 @@ unsafe fn notify_done(c: *mut ngx_connection_t, role: Role, name: &str, args: &s
 /// `on_disconnect`.
 unsafe fn notify_close(c: *mut ngx_connection_t) {
     let conn = &mut *conn_of(c);
+    for msid in conn.records.iter().map(|(m, _)| *m).collect::<Vec<_>>() {
+        end_record(c, msid);
+    }
     for note in std::mem::take(&mut conn.notes) {
         notify_done(c, note.role, &note.name, &note.args);
     }
@@ -1071,6 +1091,94 @@ unsafe fn end_hls(c: *mut ngx_connection_t, msid: u32) {
         let (_, mut seg) = conn.hls.remove(i);
         seg.finish();
         hls::log_notices((*c).log, &mut seg);
+    }
+}
+
+/// Starts the recorders of the application for a stream this connection now publishes
+/// (`name`, `args`: as the client published it, for `on_record_done`).
+unsafe fn start_record(c: *mut ngx_connection_t, msid: u32, stream: &str, name: &str, args: &str) {
+    let conn = &mut *conn_of(c);
+    let (Some(app), listener) = (conn.app, &*conn.listener) else { return };
+    let rc: &RtmpConf = &*listener.conf;
+    let confs = rec::of(rc, listener.index, app);
+    if confs.is_empty() {
+        return;
+    }
+    let recs = confs
+        .iter()
+        .enumerate()
+        .map(|(idx, rcf)| Rec {
+            r: crate::record::Recorder::new(rcf.cfg.clone(), stream, rec::Disk::default()),
+            idx,
+            name: name.to_owned(),
+            args: args.to_owned(),
+        })
+        .collect();
+    conn.records.push((msid, recs));
+}
+
+/// Gives a publisher's audio, video or metadata to its stream's recorders.
+unsafe fn record_media(c: *mut ngx_connection_t, msid: u32, kind: MediaKind, timestamp: u32, payload: &Bytes) {
+    let conn = &mut *conn_of(c);
+    let Some(at) = conn.records.iter().position(|(m, _)| *m == msid) else { return };
+    let now = rec::now();
+    for k in 0..conn.records[at].1.len() {
+        conn.records[at].1[k].r.media(kind, timestamp, payload, &now);
+        record_notices(c, msid, at, k);
+    }
+}
+
+/// Completes the recordings of a stream whose publisher stopped.
+unsafe fn end_record(c: *mut ngx_connection_t, msid: u32) {
+    let conn = &mut *conn_of(c);
+    let Some(at) = conn.records.iter().position(|(m, _)| *m == msid) else { return };
+    for k in 0..conn.records[at].1.len() {
+        conn.records[at].1[k].r.finish();
+        record_notices(c, msid, at, k);
+    }
+    conn.records.remove(at);
+}
+
+/// Acts on what a recorder reports: log lines, `NetStream.Record.*` statuses to the
+/// publisher (`record_notify`), `on_record_done` for every completed file.
+unsafe fn record_notices(c: *mut ngx_connection_t, msid: u32, at: usize, k: usize) {
+    let conn = &mut *conn_of(c);
+    let r = &mut conn.records[at].1[k];
+    let notices = r.r.take_notices();
+    if notices.is_empty() {
+        return;
+    }
+    let (id, notify) = (r.r.config().id.clone(), r.r.config().notify);
+    let (idx, name, args) = (r.idx, r.name.clone(), r.args.clone());
+    let listener = &*conn.listener;
+    let rc: &RtmpConf = &*listener.conf;
+    let rcf = conn.app.and_then(|app| rec::of(rc, listener.index, app).get(idx));
+    let label = if id.is_empty() { String::new() } else { format!(" (recorder \"{id}\")") };
+    for n in notices {
+        let (level, code) = match &n {
+            crate::record::Notice::Started { path } => {
+                log!(NGX_LOG_INFO, (*c).log, "record{label}: \"{path}\"");
+                ("status", "NetStream.Record.Start")
+            }
+            crate::record::Notice::Done { path } => {
+                log!(NGX_LOG_INFO, (*c).log, "record{label}: \"{path}\" done");
+                if let Some(rcf) = rcf {
+                    if let Some(url) = &rcf.on_done {
+                        let call = Call::RecordDone { recorder: &id, name: &name, path, args: &args };
+                        notify_call(c, url, rcf.method, &call, None);
+                    }
+                }
+                ("status", "NetStream.Record.Stop")
+            }
+            crate::record::Notice::Failed { why, .. } => {
+                log!(NGX_LOG_ERR, (*c).log, "record{label}: {why}; this recording stops, the stream goes on");
+                ("error", "NetStream.Record.Failed")
+            }
+        };
+        if notify {
+            conn.session.status(msid, level, code, &id);
+            conn.drain_session();
+        }
     }
 }
 

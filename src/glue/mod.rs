@@ -17,6 +17,7 @@ mod hls;
 mod limit;
 mod listen;
 mod notify;
+mod record;
 
 use core::ffi::{c_char, c_void};
 use core::ptr;
@@ -112,6 +113,8 @@ const fn handler(d: &Directive) -> (Handler, ngx_uint_t) {
         (block::server_block, 0)
     } else if str_eq(d.name, "application") {
         (block::application_block, 0)
+    } else if str_eq(d.name, "recorder") {
+        (block::recorder_block, 0)
     } else if d.contexts & (dir::HTTP_MAIN | dir::HTTP_SRV | dir::HTTP_LOC) != 0 {
         (block::unsupported, core::mem::offset_of!(ngx_http_conf_ctx_t, loc_conf) as ngx_uint_t)
     } else if d.contexts & dir::CORE != 0 {
