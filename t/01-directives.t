@@ -102,7 +102,7 @@ my @valid = (
     [app    => 'record all; record_path /tmp/rec; record_suffix -%Y%m%d-%H%M%S.flv; record_unique off; record_append on;'],
     [app    => 'record audio keyframes; record_path rec; record_lock on; record_max_size 128K; record_max_frames 100;'],
     [server => 'record_interval 30m; record_notify on; record off;'],
-    [app    => 'record manual; record_path /tmp/rec; recorder hd { record video; record_path /tmp/hd; on_record_done http://127.0.0.1/d; } recorder aud { record audio; }'],
+    [app    => 'record_path /tmp/rec; recorder hd { record video; record_path /tmp/hd; on_record_done http://127.0.0.1/d; } recorder aud { record audio; }'],
 );
 accepts(@$_) for @valid;
 
@@ -172,6 +172,7 @@ my @invalid = (
     ['record_max_size lots;',  'record_max_size'],
     ['record_interval x;',     'record_interval'],
     ['record_lock 1;',         'record_lock'],
+    ['record manual;',         'record manual'],
     ['resolver 127.0.0.1 valid=x;', 'resolver'],
     ['resolver 127.0.0.1 ipv6=maybe;', 'resolver'],
 );

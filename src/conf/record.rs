@@ -62,7 +62,10 @@ impl RecordSettings {
                         "audio" => f.audio = true,
                         "video" => f.video = true,
                         "keyframes" => f.keyframes = true,
-                        "manual" => f.manual = true,
+                        // Manual recorders are started through the control API.
+                        "manual" => {
+                            return Err("\"record manual\" is not supported yet by ngx-rtmp-rs (the control API that starts manual recorders is not implemented)".into())
+                        }
                         other => {
                             return Err(invalid(name, other, "it must be \"off\", \"all\", \"audio\", \"video\", \"keyframes\" or \"manual\""))
                         }
