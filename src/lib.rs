@@ -12,6 +12,7 @@ pub mod live;
 pub mod notify;
 pub mod record;
 pub mod rtmp;
+pub mod stat;
 
 #[cfg(all(feature = "nginx", not(test)))]
 mod glue;

@@ -238,7 +238,7 @@ ok(wait_for(sub { calls(call => 'disconnect', clientid => $pub_id) && calls(call
     '  both killed: on_disconnect fires for each');
 sleep 0.5;
 my %count;
-$count{"$_->{fields}{call} $_->{fields}{clientid}"}++ for calls();
+$count{"$_->{fields}{call} " . ($_->{fields}{clientid} // "")}++ for calls();
 is($count{"publish_done $pub_id"}, 1, '  on_publish_done once for the publisher');
 is($count{"done $pub_id"}, 1, '  on_done once for the publisher');
 is($count{"play_done $play_id"}, 1, '  on_play_done once for the player');

@@ -1,0 +1,130 @@
+//! Statistics, sans-IO: what the worker knows about its streams as plain data
+//! ([`Snapshot`]), bit rates measured over a short sliding window ([`Rate`]), codec details
+//! read from the publisher's sequence headers and metadata ([`Codec`]), and the three
+//! renderings: nginx-rtmp-module's `/stat` XML (same elements, nesting and units), JSON
+//! with the same numbers, and Prometheus text exposition.
+
+pub mod codec;
+mod render;
+#[cfg(test)]
+mod tests;
+
+pub use codec::Codec;
+pub use render::{json, prometheus, xml};
+
+/// What `rtmp_stat` shows (nginx-rtmp-module's flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sections {
+    pub live: bool,
+    pub clients: bool,
+}
+
+impl Sections {
+    pub const ALL: Sections = Sections { live: true, clients: true };
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub nginx_version: String,
+    pub compiler: String,
+    pub built: String,
+    pub pid: u64,
+    /// Seconds since the worker started.
+    pub uptime: u64,
+    pub naccepted: u64,
+    /// Bits per second; bytes.
+    pub bw_in: u64,
+    pub bytes_in: u64,
+    pub bw_out: u64,
+    pub bytes_out: u64,
+    pub servers: Vec<Server>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Server {
+    pub apps: Vec<App>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct App {
+    pub name: String,
+    pub streams: Vec<Stream>,
+}
+
+impl App {
+    pub fn nclients(&self) -> usize {
+        self.streams.iter().map(|s| s.clients.len()).sum()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stream {
+    pub name: String,
+    /// Milliseconds since it was published (or first asked for).
+    pub time: u64,
+    pub bw_in: u64,
+    pub bytes_in: u64,
+    pub bw_out: u64,
+    pub bytes_out: u64,
+    pub bw_audio: u64,
+    pub bw_video: u64,
+    pub clients: Vec<Client>,
+    pub codec: Option<Codec>,
+    pub publishing: bool,
+    /// It has a publisher that sent media.
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Client {
+    pub id: u64,
+    pub address: String,
+    /// Milliseconds since it connected.
+    pub time: u64,
+    pub flashver: String,
+    pub pageurl: String,
+    pub swfurl: String,
+    pub dropped: u64,
+    /// Milliseconds between the last audio and the last video timestamp.
+    pub avsync: i64,
+    pub timestamp: u32,
+    pub publishing: bool,
+    pub active: bool,
+}
+
+/// A byte counter's rate over the last few seconds, from samples taken about once a
+/// second: right from the first second (over what time there is), never a stale figure.
+#[derive(Clone, Debug, Default)]
+pub struct Rate {
+    /// (ms, total bytes), oldest first.
+    samples: std::collections::VecDeque<(u64, u64)>,
+}
+
+/// How far back a rate looks.
+pub const RATE_WINDOW_MS: u64 = 5000;
+
+impl Rate {
+    /// Starts counting at `now_ms` from `total` bytes.
+    pub fn new(now_ms: u64, total: u64) -> Self {
+        let mut r = Rate::default();
+        r.samples.push_back((now_ms, total));
+        r
+    }
+
+    pub fn sample(&mut self, now_ms: u64, total: u64) {
+        self.samples.push_back((now_ms, total));
+        while self.samples.len() > 2 && now_ms.saturating_sub(self.samples[1].0) >= RATE_WINDOW_MS {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Bits per second from the oldest sample in the window to `total` now.
+    pub fn bits_per_sec(&self, now_ms: u64, total: u64) -> u64 {
+        let Some(&(t0, b0)) = self.samples.front() else { return 0 };
+        let ms = now_ms.saturating_sub(t0);
+        if ms < 200 {
+            return 0;
+        }
+        total.saturating_sub(b0) * 8 * 1000 / ms
+    }
+}
