@@ -11,7 +11,30 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// "Nov 24 2026 12:44:45" (UTC), as C's `__DATE__ " " __TIME__` reads, for `/stat`'s
+/// `<built>`; SOURCE_DATE_EPOCH makes it reproducible.
+fn built() -> String {
+    let secs = env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    });
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!("{} {:2} {year} {:02}:{:02}:{:02}", MONTHS[(month - 1) as usize], day, rem / 3600, rem / 60 % 60, rem % 60)
+}
+
 fn main() {
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    println!("cargo:rustc-env=NGX_RTMP_RS_BUILT={}", built());
     // Without the "nginx" feature (fuzzing the pure cores) there is no module to check.
     if env::var_os("CARGO_FEATURE_NGINX").is_none() {
         return;

@@ -23,7 +23,8 @@ cd "$ROOT"
 BUILD_PKGS=(nginx nginx-dev libclang-dev libpcre2-dev libssl-dev zlib1g-dev
             build-essential pkg-config curl ca-certificates)
 TEST_PKGS=(ffmpeg rtmpdump perl procps gstreamer1.0-tools gstreamer1.0-plugins-good
-           gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav chromium)
+           gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav chromium
+           python3 python3-prometheus-client)
 
 # hls.js for the player page (nginx-conf/www/player.html): fetched from the npm registry
 # at build time, pinned and checked, served by nginx (never from a CDN at run time).

@@ -102,7 +102,7 @@ my @valid = (
     [app    => 'record all; record_path /tmp/rec; record_suffix -%Y%m%d-%H%M%S.flv; record_unique off; record_append on;'],
     [app    => 'record audio keyframes; record_path rec; record_lock on; record_max_size 128K; record_max_frames 100;'],
     [server => 'record_interval 30m; record_notify on; record off;'],
-    [app    => 'record_path /tmp/rec; recorder hd { record video; record_path /tmp/hd; on_record_done http://127.0.0.1/d; } recorder aud { record audio; }'],
+    [app    => 'record manual; record_path /tmp/rec; recorder hd { record video; record_path /tmp/hd; on_record_done http://127.0.0.1/d; } recorder aud { record audio; }'],
 );
 accepts(@$_) for @valid;
 
@@ -172,7 +172,6 @@ my @invalid = (
     ['record_max_size lots;',  'record_max_size'],
     ['record_interval x;',     'record_interval'],
     ['record_lock 1;',         'record_lock'],
-    ['record manual;',         'record manual'],
     ['resolver 127.0.0.1 valid=x;', 'resolver'],
     ['resolver 127.0.0.1 ipv6=maybe;', 'resolver'],
 );
@@ -222,7 +221,8 @@ my %implemented = map { $_ => 1 } qw(rtmp server listen application allow deny t
     netcall_buffer on_connect on_disconnect on_publish on_play on_publish_done on_play_done on_done
     on_update notify_method notify_update_timeout notify_update_strict notify_relay_redirect
     on_record_done record record_path record_suffix record_unique record_append record_lock
-    record_max_size record_max_frames record_interval record_notify recorder),
+    record_max_size record_max_frames record_interval record_notify recorder rtmp_stat
+    rtmp_stat_stylesheet rtmp_control),
     grep { /^hls/ } map { (split /\t/)[0] } do { open my $f, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!; <$f> };
 open my $tsv, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!;
 my $count = 0;

@@ -99,7 +99,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"rtmp_auto_push_reconnect", CORE, Take1, NotYet("multi-worker auto push")),
     d(c"rtmp_socket_dir", CORE, Take1, NotYet("multi-worker auto push")),
     d(c"meta", MAIN | SRV | APP, Take1, Core),
-    d(c"rtmp_control", HTTP_MAIN | HTTP_SRV | HTTP_LOC, OneMore, NotYet("the control API")),
+    d(c"rtmp_control", HTTP_MAIN | HTTP_SRV | HTTP_LOC, OneMore, Core),
     d(c"server", MAIN, Block0, Core),
     d(c"listen", SRV, OneMore, Core),
     d(c"application", SRV, Block1, Core),
@@ -180,13 +180,14 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"push_reconnect", MAIN | SRV | APP, Take1, NotYet("relays")),
     d(c"pull_reconnect", MAIN | SRV | APP, Take1, NotYet("relays")),
     d(c"session_relay", MAIN | SRV | APP, Take1, NotYet("relays")),
-    d(c"rtmp_stat", HTTP_MAIN | HTTP_SRV | HTTP_LOC, OneMore, NotYet("statistics")),
-    d(c"rtmp_stat_stylesheet", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, NotYet("statistics")),
+    d(c"rtmp_stat", HTTP_MAIN | HTTP_SRV | HTTP_LOC, OneMore, Core),
+    d(c"rtmp_stat_stylesheet", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
     // ngx-rtmp-rs's own directives.
     d(c"gop_cache", MAIN | SRV | APP, Take1, Core),
     d(c"merge_writes", MAIN | SRV | APP, Take1, Core),
     d(c"merge_reads", MAIN | SRV | APP, Take1, Core),
     d(c"resolver", MAIN | SRV, OneMore, Core),
+    d(c"rtmp_stat_format", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
 ];
 
 /// How many of [`DIRECTIVES`] come from nginx-rtmp-module (the rest are this module's own).
@@ -203,7 +204,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 4, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver");
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 5, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, rtmp_stat_format");
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod directives;
 pub mod hls;
+pub mod http;
 pub mod listen;
 pub mod notify;
 pub mod record;

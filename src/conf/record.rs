@@ -62,14 +62,17 @@ impl RecordSettings {
                         "audio" => f.audio = true,
                         "video" => f.video = true,
                         "keyframes" => f.keyframes = true,
-                        // Manual recorders are started through the control API.
-                        "manual" => {
-                            return Err("\"record manual\" is not supported yet by ngx-rtmp-rs (the control API that starts manual recorders is not implemented)".into())
-                        }
+                        // Started and stopped through the control API.
+                        "manual" => f.manual = true,
                         other => {
                             return Err(invalid(name, other, "it must be \"off\", \"all\", \"audio\", \"video\", \"keyframes\" or \"manual\""))
                         }
                     }
+                }
+                // `record manual` alone would record nothing (as in nginx-rtmp-module): it
+                // means audio and video, as `record all manual` does.
+                if f.manual && !f.audio && !f.video && !f.keyframes {
+                    (f.audio, f.video) = (true, true);
                 }
                 if off && f.any() {
                     return Err(format!("\"off\" cannot be combined with other values in \"{name}\" directive"));
@@ -155,6 +158,11 @@ mod tests {
         off.apply("record", &["off"]).unwrap();
         off.inherit(&app);
         assert!(off.resolve("", "/").is_none() && !off.on());
+        let mut manual = RecordSettings::default();
+        manual.apply("record", &["manual"]).unwrap();
+        manual.apply("record_path", &["/r"]).unwrap();
+        let c = manual.resolve("", "/").unwrap();
+        assert!(c.manual && c.audio && c.video, "record manual alone records audio and video");
         let mut nopath = RecordSettings::default();
         nopath.apply("record", &["all"]).unwrap();
         assert!(nopath.on() && nopath.resolve("", "/").is_none());

@@ -36,6 +36,7 @@ use crate::live::{self, ConnId, Frame, Hub, Out, Slab, StreamKey};
 use crate::rtmp::message::{self as msg, MediaKind};
 use crate::notify::{self as nf, Call, Outcome, Verdict};
 use crate::rtmp::session::{self, ConnectInfo, Event, Session};
+use crate::stat;
 
 macro_rules! log {
     ($level:expr, $log:expr, $($arg:tt)+) => {
@@ -49,6 +50,36 @@ macro_rules! log {
 struct Worker {
     hub: Hub,
     conns: Slab<*mut ngx_connection_t>,
+    stats: WorkerStats,
+}
+
+/// The worker's totals for `/stat`.
+#[derive(Default)]
+struct WorkerStats {
+    started: u64,
+    naccepted: u64,
+    bytes_in: u64,
+    /// Bytes sent to connections that are closed (open ones count their own).
+    bytes_out_closed: u64,
+    in_rate: stat::Rate,
+    out_rate: stat::Rate,
+}
+
+/// What `/stat` says about a stream this connection publishes.
+struct Pub {
+    msid: u32,
+    since: u64,
+    bytes: u64,
+    audio: u64,
+    video: u64,
+    rate: stat::Rate,
+    audio_rate: stat::Rate,
+    video_rate: stat::Rate,
+    codec: stat::Codec,
+    /// Audio or video came.
+    active: bool,
+    audio_ts: u32,
+    video_ts: u32,
 }
 
 thread_local! {
@@ -137,6 +168,11 @@ struct Conn {
     last_ts: u32,
     /// Recordings of the streams this connection publishes, by message stream id.
     records: Vec<(u32, Vec<Rec>)>,
+    /// Bytes read from the client, and the rates `/stat` shows.
+    bytes_in: u64,
+    in_rate: stat::Rate,
+    out_rate: stat::Rate,
+    pubs: Vec<Pub>,
 }
 
 /// One recorder of a published stream.
@@ -266,7 +302,11 @@ unsafe fn init(c: *mut ngx_connection_t) {
         _ => ptr::null_mut(),
     };
     let core = &server.core;
-    let id = WORKER.with(|w| w.borrow_mut().conns.insert(c));
+    let id = WORKER.with(|w| {
+        let mut w = w.borrow_mut();
+        w.stats.naccepted += 1;
+        w.conns.insert(c)
+    });
     let conn = Box::new(Conn {
         id,
         listener,
@@ -300,6 +340,10 @@ unsafe fn init(c: *mut ngx_connection_t) {
         updates_pending: 0,
         last_ts: 0,
         records: Vec::new(),
+        bytes_in: 0,
+        in_rate: stat::Rate::new(ngx_current_msec as u64, 0),
+        out_rate: stat::Rate::new(ngx_current_msec as u64, 0),
+        pubs: Vec::new(),
     });
     let conn = Box::into_raw(conn);
     (*c).data = conn as *mut c_void;
@@ -333,6 +377,13 @@ static mut EXIT_WATCH: core::mem::MaybeUninit<ngx_event_t> = core::mem::MaybeUni
 pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx::ffi::ngx_int_t {
     let ev = (&raw mut EXIT_WATCH).cast::<ngx_event_t>();
     (*ev).handler = Some(on_exit_watch);
+    let now = ngx_current_msec as u64;
+    WORKER.with(|w| {
+        let s = &mut w.borrow_mut().stats;
+        s.started = now;
+        s.in_rate = stat::Rate::new(now, 0);
+        s.out_rate = stat::Rate::new(now, 0);
+    });
     (*ev).log = (*cycle).log;
     (*ev).set_cancelable(1);
     ngx_add_timer(ev, 1000);
@@ -344,6 +395,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx:
 
 unsafe extern "C" fn on_exit_watch(ev: *mut ngx_event_t) {
     let r = catch_unwind(AssertUnwindSafe(|| unsafe {
+        sample_rates();
         if ngx::ffi::ngx_exiting != 0 {
             let orphans: Vec<*mut ngx_connection_t> = WORKER.with(|w| {
                 let w = w.borrow();
@@ -526,6 +578,8 @@ unsafe fn read(c: *mut ngx_connection_t) {
             return;
         }
         budget = budget.saturating_sub(n as usize);
+        (*conn).bytes_in += n as u64;
+        WORKER.with(|w| w.borrow_mut().stats.bytes_in += n as u64);
         ngx_add_timer(rev, timeout as _);
         let seed = (*c).number ^ ((ngx_current_msec as u64) << 20);
         if let Err(e) = (*conn).session.feed(&buf[..n as usize], ngx_current_msec as u32, seed) {
@@ -684,19 +738,9 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                 }
             }
             record_media(c, msid, kind, timestamp, &frame.payload);
+            count_media(c, msid, kind, timestamp, &frame.payload);
         }
-        Event::CloseStream { msid } => {
-            if let Some(i) = conn.streams.iter().position(|(m, _, _)| *m == msid) {
-                let (_, key, role) = conn.streams.remove(i);
-                leave(c, conn.id, &key, role);
-                end_hls(c, msid);
-                end_record(c, msid);
-                if let Some(i) = conn.notes.iter().position(|n| n.msid == msid) {
-                    let note = conn.notes.remove(i);
-                    notify_done(c, note.role, &note.name, &note.args);
-                }
-            }
-        }
+        Event::CloseStream { msid } => end_stream(c, msid),
         Event::Pause { msid, pause } => {
             if let Some((_, key, Role::Player)) = conn.streams.iter().find(|(m, _, _)| *m == msid) {
                 WORKER.with(|w| w.borrow_mut().hub.pause(key, conn.id, pause));
@@ -851,6 +895,22 @@ unsafe fn start_publish(c: *mut ngx_connection_t, msid: u32, key: StreamKey, nam
         ngx_add_timer(&raw mut conn.idle, idle as _);
     }
     noted(c, msid, Role::Publisher, name, args);
+    let now = ngx_current_msec as u64;
+    let rate = stat::Rate::new(now, 0);
+    conn.pubs.push(Pub {
+        msid,
+        since: now,
+        bytes: 0,
+        audio: 0,
+        video: 0,
+        rate: rate.clone(),
+        audio_rate: rate.clone(),
+        video_rate: rate,
+        codec: stat::Codec::default(),
+        active: false,
+        audio_ts: 0,
+        video_ts: 0,
+    });
     apply(c, out);
 }
 
@@ -1030,6 +1090,280 @@ fn cut(s: &mut String, max: usize) {
             i -= 1;
         }
         s.truncate(i);
+    }
+}
+
+/// Ends a stream of this connection (the client closed it, or `/control` moves it): the
+/// hub, HLS, recordings, statistics and the end callbacks.
+unsafe fn end_stream(c: *mut ngx_connection_t, msid: u32) {
+    let conn = &mut *conn_of(c);
+    let Some(i) = conn.streams.iter().position(|(m, _, _)| *m == msid) else { return };
+    let (_, key, role) = conn.streams.remove(i);
+    leave(c, conn.id, &key, role);
+    end_hls(c, msid);
+    end_record(c, msid);
+    let conn = &mut *conn_of(c);
+    conn.pubs.retain(|p| p.msid != msid);
+    if let Some(i) = conn.notes.iter().position(|n| n.msid == msid) {
+        let note = conn.notes.remove(i);
+        notify_done(c, note.role, &note.name, &note.args);
+    }
+}
+
+/// Counts a publisher's media for `/stat` and takes codec details from it.
+unsafe fn count_media(c: *mut ngx_connection_t, msid: u32, kind: MediaKind, timestamp: u32, payload: &Bytes) {
+    let conn = &mut *conn_of(c);
+    let Some(p) = conn.pubs.iter_mut().find(|p| p.msid == msid) else { return };
+    p.bytes += payload.len() as u64;
+    match kind {
+        MediaKind::Video => {
+            p.video += payload.len() as u64;
+            p.video_ts = timestamp;
+            p.active = true;
+            let (_, header, _) = crate::record::flv::video_kind(payload);
+            if header || p.codec.video_codec.is_empty() {
+                p.codec.video(payload);
+            }
+        }
+        MediaKind::Audio => {
+            p.audio += payload.len() as u64;
+            p.audio_ts = timestamp;
+            p.active = true;
+            let (header, _) = crate::record::flv::audio_kind(payload);
+            if header || p.codec.audio_codec.is_empty() {
+                p.codec.audio(payload);
+            }
+        }
+        MediaKind::Data => p.codec.metadata(payload),
+    }
+}
+
+/// Once a second: the samples the `/stat` rates are computed from.
+unsafe fn sample_rates() {
+    let now = ngx_current_msec as u64;
+    WORKER.with(|w| {
+        let mut w = w.borrow_mut();
+        let mut sent = w.stats.bytes_out_closed;
+        for (_, c) in w.conns.iter() {
+            let conn = &mut *conn_of(c);
+            sent += (*c).sent as u64;
+            conn.in_rate.sample(now, conn.bytes_in);
+            conn.out_rate.sample(now, (*c).sent as u64);
+            for p in &mut conn.pubs {
+                p.rate.sample(now, p.bytes);
+                p.audio_rate.sample(now, p.audio);
+                p.video_rate.sample(now, p.video);
+            }
+        }
+        let received = w.stats.bytes_in;
+        w.stats.in_rate.sample(now, received);
+        w.stats.out_rate.sample(now, sent);
+    });
+}
+
+/// The rtmp {} configuration of the running cycle (None without an rtmp block).
+unsafe fn rtmp_conf() -> Option<&'static RtmpConf> {
+    let ctx = (*ngx::ffi::ngx_cycle).conf_ctx as *mut *mut c_void;
+    let rc = *ctx.add(super::ngx_rtmp_module.index) as *const RtmpConf;
+    rc.as_ref()
+}
+
+/// What `/stat` shows: this worker's servers, applications, streams and clients.
+pub unsafe fn snapshot() -> stat::Snapshot {
+    let now = ngx_current_msec as u64;
+    let version = ngx::ffi::NGINX_VERSION.to_str().unwrap_or("");
+    let mut snap = stat::Snapshot {
+        nginx_version: version.to_owned(),
+        compiler: format!("rustc (ngx-rtmp-rs {})", env!("CARGO_PKG_VERSION")),
+        built: env!("NGX_RTMP_RS_BUILT").to_owned(),
+        pid: std::process::id() as u64,
+        ..Default::default()
+    };
+    if let Some(rc) = rtmp_conf() {
+        snap.servers = rc
+            .servers
+            .iter()
+            .map(|s| stat::Server { apps: s.apps.iter().map(|a| stat::App { name: a.name.clone(), streams: vec![] }).collect() })
+            .collect();
+    }
+    WORKER.with(|w| {
+        let w = w.borrow();
+        let st = &w.stats;
+        snap.uptime = now.saturating_sub(st.started) / 1000;
+        snap.naccepted = st.naccepted;
+        snap.bytes_in = st.bytes_in;
+        snap.bytes_out = st.bytes_out_closed + w.conns.iter().map(|(_, c)| (*c).sent as u64).sum::<u64>();
+        snap.bw_in = st.in_rate.bits_per_sec(now, snap.bytes_in);
+        snap.bw_out = st.out_rate.bits_per_sec(now, snap.bytes_out);
+        for (_, c) in w.conns.iter() {
+            let conn = &*conn_of(c);
+            let info = conn.info.as_deref();
+            for (msid, key, role) in &conn.streams {
+                let Some(app) = snap.servers.get_mut(key.server).and_then(|s| s.apps.iter_mut().find(|a| a.name == key.app)) else {
+                    continue;
+                };
+                let i = match app.streams.iter().position(|s| s.name == key.name) {
+                    Some(i) => i,
+                    None => {
+                        app.streams.push(stat::Stream { name: key.name.clone(), ..Default::default() });
+                        app.streams.len() - 1
+                    }
+                };
+                let stream = &mut app.streams[i];
+                let sent = (*c).sent as u64;
+                let mut client = stat::Client {
+                    id: (*c).number,
+                    address: String::from_utf8_lossy((*c).addr_text.as_bytes()).into_owned(),
+                    time: now.saturating_sub((*c).start_time as u64),
+                    flashver: info.map_or(String::new(), |i| i.flash_ver.clone()),
+                    pageurl: info.map_or(String::new(), |i| i.page_url.clone()),
+                    swfurl: info.map_or(String::new(), |i| i.swf_url.clone()),
+                    timestamp: conn.last_ts,
+                    ..Default::default()
+                };
+                match role {
+                    Role::Publisher => {
+                        client.publishing = true;
+                        stream.publishing = true;
+                        if let Some(p) = conn.pubs.iter().find(|p| p.msid == *msid) {
+                            client.active = p.active;
+                            client.avsync = p.audio_ts as i64 - p.video_ts as i64;
+                            stream.active = p.active;
+                            stream.time = now.saturating_sub(p.since);
+                            stream.bytes_in = p.bytes;
+                            stream.bw_in = p.rate.bits_per_sec(now, p.bytes);
+                            stream.bw_audio = p.audio_rate.bits_per_sec(now, p.audio);
+                            stream.bw_video = p.video_rate.bits_per_sec(now, p.video);
+                            stream.codec = Some(p.codec.clone());
+                        }
+                    }
+                    Role::Player => {
+                        client.active = w.hub.is_live(key);
+                        stream.bytes_out += sent;
+                        stream.bw_out += conn.out_rate.bits_per_sec(now, sent);
+                        if !stream.publishing {
+                            stream.time = stream.time.max(client.time);
+                        }
+                    }
+                }
+                stream.clients.push(client);
+            }
+        }
+    });
+    // Players see the publisher's clock.
+    for s in snap.servers.iter_mut().flat_map(|s| &mut s.apps).flat_map(|a| &mut a.streams) {
+        let (ts, avsync) = s.clients.iter().find(|c| c.publishing).map_or((0, 0), |p| (p.timestamp, p.avsync));
+        for c in s.clients.iter_mut().filter(|c| !c.publishing) {
+            c.timestamp = ts;
+            c.avsync = avsync;
+        }
+    }
+    snap
+}
+
+/// What `/control` answers: how many clients it acted on, or a recording's file.
+pub enum Answer {
+    Count(usize),
+    Path(Option<String>),
+}
+
+/// nginx-rtmp-module's control API: `record/start|stop`, `drop/...` and `redirect/...`
+/// with `publisher`, `subscriber` or `client`, filtered by `srv`, `app`, `name`, `addr`,
+/// `clientid`.
+pub unsafe fn control(section: &str, method: &str, arg: &dyn Fn(&str) -> Option<String>) -> Result<Answer, String> {
+    let want = match (section, method) {
+        ("record", _) => Some(Role::Publisher),
+        (_, "publisher") => Some(Role::Publisher),
+        (_, "subscriber") => Some(Role::Player),
+        (_, "client") => None,
+        _ => return Err("Undefined filter".into()),
+    };
+    let srv = arg("srv").map_or(Some(0), |s| s.parse::<usize>().ok());
+    let servers = rtmp_conf().map_or(0, |rc| rc.servers.len());
+    let Some(srv) = srv.filter(|&s| s < servers) else { return Err("Server index out of range".into()) };
+    let (app, name, addr) = (arg("app"), arg("name"), arg("addr"));
+    let clientid = arg("clientid").map(|s| s.parse::<u64>().unwrap_or(u64::MAX));
+    let targets: Vec<(*mut ngx_connection_t, u32, Role)> = WORKER.with(|w| {
+        let w = w.borrow();
+        let mut out = vec![];
+        for (_, c) in w.conns.iter() {
+            let conn = &*conn_of(c);
+            let addr_ok = addr.as_deref().is_none_or(|a| a.as_bytes() == (*c).addr_text.as_bytes());
+            let id_ok = clientid.is_none_or(|id| id == (*c).number);
+            for (msid, key, role) in &conn.streams {
+                if key.server == srv
+                    && app.as_deref().is_none_or(|a| a == key.app)
+                    && name.as_deref().is_none_or(|n| n == key.name)
+                    && want.is_none_or(|r| r == *role)
+                    && addr_ok
+                    && id_ok
+                {
+                    out.push((c, *msid, *role));
+                }
+            }
+        }
+        out
+    });
+    match section {
+        "drop" => {
+            let mut cs: Vec<*mut ngx_connection_t> = targets.iter().map(|t| t.0).collect();
+            cs.sort();
+            cs.dedup();
+            for &c in &cs {
+                log!(NGX_LOG_INFO, (*c).log, "dropped through the control API");
+                close(c);
+            }
+            Ok(Answer::Count(cs.len()))
+        }
+        "redirect" => {
+            let newname = arg("newname").ok_or("newname not specified")?;
+            for &(c, msid, role) in &targets {
+                log!(NGX_LOG_INFO, (*c).log, "redirected to \"{}\" through the control API", newname.escape_debug());
+                end_stream(c, msid);
+                let action = if role == Role::Publisher { Action::Publish } else { Action::Play };
+                if let Some(key) = admit(c, msid, &newname, action) {
+                    match role {
+                        Role::Publisher => start_publish(c, msid, key, newname.clone(), String::new()),
+                        Role::Player => start_play(c, msid, key, newname.clone(), String::new()),
+                    }
+                }
+                post_write(c);
+            }
+            Ok(Answer::Count(targets.len()))
+        }
+        _ => {
+            let start = match method {
+                "start" => true,
+                "stop" => false,
+                _ => return Err("Undefined method".into()),
+            };
+            let rec = arg("rec").unwrap_or_default();
+            let now = rec::now();
+            let mut path = None;
+            for &(c, msid, _) in &targets {
+                let conn = &mut *conn_of(c);
+                let Some(at) = conn.records.iter().position(|(m, _)| *m == msid) else { return Err("Recorder not found".into()) };
+                let Some(k) = conn.records[at].1.iter().position(|r| r.r.config().id == rec) else {
+                    return Err("Recorder not found".into());
+                };
+                let r = &mut conn.records[at].1[k].r;
+                let p = if start { r.start(&now) } else { r.stop() };
+                path = p.or(path);
+                record_notices(c, msid, at, k);
+                post_write(c);
+            }
+            Ok(Answer::Path(path))
+        }
+    }
+}
+
+/// Has a connection's queue written soon (for output made outside its own handlers).
+unsafe fn post_write(c: *mut ngx_connection_t) {
+    if !(*c).data.is_null() {
+        let wev = (*c).write;
+        if (*wev).posted() == 0 {
+            ngx_post_event(wev, &raw mut ngx_posted_events);
+        }
     }
 }
 
@@ -1349,7 +1683,11 @@ unsafe fn close(c: *mut ngx_connection_t) {
     let data = core::mem::replace(&mut (*c).data, ptr::null_mut());
     if !data.is_null() {
         let mut conn = Box::from_raw(data as *mut Conn);
-        WORKER.with(|w| w.borrow_mut().conns.remove(conn.id));
+        WORKER.with(|w| {
+            let mut w = w.borrow_mut();
+            w.conns.remove(conn.id);
+            w.stats.bytes_out_closed += (*c).sent as u64;
+        });
         for (_, key, role) in std::mem::take(&mut conn.streams) {
             leave(c, conn.id, &key, role);
         }

@@ -14,6 +14,7 @@
 mod block;
 mod conn;
 mod hls;
+mod http;
 mod limit;
 mod listen;
 mod notify;
@@ -116,7 +117,11 @@ const fn handler(d: &Directive) -> (Handler, ngx_uint_t) {
     } else if str_eq(d.name, "recorder") {
         (block::recorder_block, 0)
     } else if d.contexts & (dir::HTTP_MAIN | dir::HTTP_SRV | dir::HTTP_LOC) != 0 {
-        (block::unsupported, core::mem::offset_of!(ngx_http_conf_ctx_t, loc_conf) as ngx_uint_t)
+        let conf = core::mem::offset_of!(ngx_http_conf_ctx_t, loc_conf) as ngx_uint_t;
+        match d.status {
+            dir::Status::Core => (http::directive, conf),
+            dir::Status::NotYet(_) => (block::unsupported, conf),
+        }
     } else if d.contexts & dir::CORE != 0 {
         (block::unsupported, 0)
     } else {
@@ -172,8 +177,8 @@ static mut HTTP_CTX: ngx_http_module_t = ngx_http_module_t {
     init_main_conf: None,
     create_srv_conf: None,
     merge_srv_conf: None,
-    create_loc_conf: None,
-    merge_loc_conf: None,
+    create_loc_conf: Some(http::create_loc_conf),
+    merge_loc_conf: Some(http::merge_loc_conf),
 };
 
 /// Modules of type RTMP have no context nginx reads; a non-null placeholder.

@@ -1,0 +1,225 @@
+//! The `http {}` side: `rtmp_stat` and `rtmp_control` locations. Their per-location
+//! settings live in `ngx_rtmp_http_module`'s location configuration; the content handlers
+//! read the worker's live state (`conn::snapshot`, `conn::control`) and answer.
+
+use core::ffi::{c_char, c_void};
+use core::ptr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use ngx::ffi::{
+    ngx_command_t, ngx_conf_log_error, ngx_conf_t, ngx_create_temp_buf, ngx_http_conf_ctx_t,
+    ngx_http_core_loc_conf_t, ngx_http_core_module, ngx_http_discard_request_body,
+    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_pcalloc,
+    ngx_str_t, NGX_DECLINED, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    NGX_HTTP_NOT_ALLOWED, NGX_HTTP_NO_CONTENT, NGX_LOG_EMERG, NGX_OK,
+};
+
+use super::conn;
+use crate::conf::directives::DIRECTIVES;
+use crate::conf::http::{self as h, Format};
+use crate::stat::{self, Sections};
+
+const NGX_CONF_OK: *mut c_char = ptr::null_mut();
+const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
+
+/// A location's settings (plain data: nginx allocates and zeroes it).
+#[repr(C)]
+pub struct LocConf {
+    stat: usize,
+    control: usize,
+    format: usize,
+    stylesheet: ngx_str_t,
+}
+
+pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    ngx_pcalloc((*cf).pool, core::mem::size_of::<LocConf>())
+}
+
+pub unsafe extern "C" fn merge_loc_conf(_cf: *mut ngx_conf_t, parent: *mut c_void, child: *mut c_void) -> *mut c_char {
+    let (p, c) = (&*(parent as *const LocConf), &mut *(child as *mut LocConf));
+    if c.stat == 0 {
+        c.stat = p.stat;
+    }
+    if c.control == 0 {
+        c.control = p.control;
+    }
+    if c.format == 0 {
+        c.format = p.format;
+    }
+    if c.stylesheet.len == 0 {
+        c.stylesheet = p.stylesheet;
+    }
+    NGX_CONF_OK
+}
+
+unsafe fn loc_conf(r: *mut ngx_http_request_t) -> &'static LocConf {
+    &*(*(*r).loc_conf.add(super::ngx_rtmp_http_module.ctx_index) as *const LocConf)
+}
+
+/// The location being configured's core settings (to install a content handler).
+unsafe fn core_loc_conf(cf: *mut ngx_conf_t) -> *mut ngx_http_core_loc_conf_t {
+    let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
+    *(*ctx).loc_conf.add(ngx_http_core_module.ctx_index) as *mut ngx_http_core_loc_conf_t
+}
+
+/// `rtmp_stat`, `rtmp_stat_stylesheet`, `rtmp_stat_format`, `rtmp_control`.
+pub unsafe extern "C" fn directive(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    let r = catch_unwind(AssertUnwindSafe(|| unsafe {
+        let lc = &mut *(conf as *mut LocConf);
+        let words: &[ngx_str_t] = (*(*cf).args).as_slice();
+        let args: Vec<String> = words[1..].iter().map(|w| String::from_utf8_lossy(w.as_bytes()).into_owned()).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let name = DIRECTIVES[(*cmd).offset].name;
+        let dup = || Err(format!("\"{name}\" directive is duplicate"));
+        match name {
+            "rtmp_stat" => {
+                if lc.stat != 0 {
+                    return dup();
+                }
+                lc.stat = h::stat(&args)? as usize;
+                (*core_loc_conf(cf)).handler = Some(stat_handler);
+            }
+            "rtmp_control" => {
+                if lc.control != 0 {
+                    return dup();
+                }
+                lc.control = h::control(&args)? as usize;
+                (*core_loc_conf(cf)).handler = Some(control_handler);
+            }
+            "rtmp_stat_format" => {
+                if lc.format != 0 {
+                    return dup();
+                }
+                lc.format = h::format(args[0])? as usize;
+            }
+            "rtmp_stat_stylesheet" => {
+                if lc.stylesheet.len != 0 {
+                    return dup();
+                }
+                lc.stylesheet = words[1];
+            }
+            _ => return Err(format!("\"{name}\" directive has no handler")),
+        }
+        Ok(())
+    }));
+    let msg = match r {
+        Ok(Ok(())) => return NGX_CONF_OK,
+        Ok(Err(m)) => m,
+        Err(_) => "internal error in ngx-rtmp-rs while reading the configuration".to_owned(),
+    };
+    ngx_conf_log_error(NGX_LOG_EMERG as usize, cf, 0, c"%*s".as_ptr(), msg.len(), msg.as_ptr());
+    NGX_CONF_ERROR
+}
+
+fn query(r: *mut ngx_http_request_t) -> String {
+    // SAFETY: nginx sets r->args (possibly empty) for every request it hands a handler.
+    unsafe { String::from_utf8_lossy((*r).args.as_bytes()).into_owned() }
+}
+
+/// Sends a whole response.
+unsafe fn respond(r: *mut ngx_http_request_t, status: usize, content_type: &'static str, body: &[u8]) -> ngx_int_t {
+    (*r).headers_out.status = status;
+    (*r).headers_out.content_type = ngx_str_t { len: content_type.len(), data: content_type.as_ptr() as *mut u8 };
+    (*r).headers_out.content_type_len = content_type.len();
+    (*r).headers_out.content_length_n = body.len() as _;
+    let rc = ngx_http_send_header(r);
+    if rc == NGX_ERROR as isize || rc > NGX_OK as isize || (*r).header_only() != 0 || body.is_empty() {
+        return rc;
+    }
+    let b = ngx_create_temp_buf((*r).pool, body.len());
+    if b.is_null() {
+        return NGX_ERROR as isize;
+    }
+    ptr::copy_nonoverlapping(body.as_ptr(), (*b).last, body.len());
+    (*b).last = (*b).last.add(body.len());
+    (*b).set_last_buf(1);
+    (*b).set_last_in_chain(1);
+    let mut chain = ngx::ffi::ngx_chain_t { buf: b, next: ptr::null_mut() };
+    ngx_http_output_filter(r, &mut chain)
+}
+
+unsafe fn guarded(r: *mut ngx_http_request_t, f: impl FnOnce() -> ngx_int_t) -> ngx_int_t {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(rc) => rc,
+        Err(_) => {
+            ngx::ngx_log_error!(ngx::ffi::NGX_LOG_ALERT, (*(*r).connection).log, "ngx-rtmp-rs: internal error (panic) answering a request");
+            NGX_HTTP_INTERNAL_SERVER_ERROR as isize
+        }
+    }
+}
+
+/// Only GET and HEAD; a body is discarded.
+unsafe fn read_only(r: *mut ngx_http_request_t) -> Option<ngx_int_t> {
+    if (*r).method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as usize == 0 {
+        return Some(NGX_HTTP_NOT_ALLOWED as isize);
+    }
+    let rc = ngx_http_discard_request_body(r);
+    (rc != NGX_OK as isize).then_some(rc)
+}
+
+unsafe extern "C" fn stat_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    guarded(r, || unsafe {
+        let lc = loc_conf(r);
+        if lc.stat == 0 {
+            return NGX_DECLINED as isize;
+        }
+        if let Some(rc) = read_only(r) {
+            return rc;
+        }
+        let q = query(r);
+        let format = match h::arg(&q, "format") {
+            Some(f) => match Format::parse(&f) {
+                Some(f) => f,
+                None => return respond(r, 400, "text/plain", b"format must be xml, json or prometheus\n"),
+            },
+            None => match lc.format {
+                2 => Format::Json,
+                3 => Format::Prometheus,
+                _ => Format::Xml,
+            },
+        };
+        let bits = lc.stat as u8;
+        let sections = Sections { live: bits & h::STAT_LIVE != 0, clients: bits & h::STAT_CLIENTS != 0 };
+        let snap = conn::snapshot();
+        match format {
+            Format::Xml => {
+                let sheet = (lc.stylesheet.len > 0).then(|| String::from_utf8_lossy(lc.stylesheet.as_bytes()).into_owned());
+                respond(r, 200, "text/xml", &stat::xml(&snap, sections, sheet.as_deref()))
+            }
+            Format::Json => respond(r, 200, "application/json", &stat::json(&snap, sections)),
+            Format::Prometheus => respond(r, 200, "text/plain; version=0.0.4", &stat::prometheus(&snap)),
+        }
+    })
+}
+
+unsafe extern "C" fn control_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    guarded(r, || unsafe {
+        let lc = loc_conf(r);
+        if lc.control == 0 {
+            return NGX_DECLINED as isize;
+        }
+        if let Some(rc) = read_only(r) {
+            return rc;
+        }
+        // .../SECTION/METHOD?args
+        let uri = String::from_utf8_lossy((*r).uri.as_bytes()).into_owned();
+        let mut parts = uri.rsplit('/');
+        let (method, section) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let bit = match section {
+            "record" => h::CONTROL_RECORD,
+            "drop" => h::CONTROL_DROP,
+            "redirect" => h::CONTROL_REDIRECT,
+            _ => 0,
+        };
+        if bit == 0 || lc.control as u8 & bit == 0 {
+            return NGX_DECLINED as isize;
+        }
+        let q = query(r);
+        match conn::control(section, method, &|name| h::arg(&q, name)) {
+            Ok(conn::Answer::Count(n)) => respond(r, 200, "text/plain", n.to_string().as_bytes()),
+            Ok(conn::Answer::Path(Some(p))) => respond(r, 200, "text/plain", p.as_bytes()),
+            Ok(conn::Answer::Path(None)) => respond(r, NGX_HTTP_NO_CONTENT as usize, "text/plain", b""),
+            Err(why) => respond(r, NGX_HTTP_INTERNAL_SERVER_ERROR as usize, "text/plain", format!("{why}\n").as_bytes()),
+        }
+    })
+}
