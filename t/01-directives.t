@@ -306,6 +306,28 @@ like($out, qr/"exec" directive is not supported yet .* in \S+nginx\.conf:$line\b
 
 ($ok, $out) = check(rtmp_conf(main => '', server => '', app => 'hls on;'));
 ok(!$ok && $out =~ /"hls" is on in application "\w+" but "hls_path" is not set/, 'hls on without hls_path fails nginx -t') or diag($out);
+# --- the http {} directives -------------------------------------------------------------
+($ok, $out) = check(<<'CONF');
+rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; application live { live on; } } }
+http {
+    server {
+        listen 127.0.0.1:%%PORT_HTTP%%;
+        location /stat { rtmp_stat all; rtmp_stat_stylesheet stat.xsl; }
+        location /stat2 { rtmp_stat live clients; rtmp_stat_format json; }
+        location /metrics { rtmp_stat global live; rtmp_stat_format prometheus; }
+        location /control { rtmp_control record drop redirect; }
+        location /hls/ { rtmp_hls_viewers on; }
+    }
+}
+CONF
+ok($ok, 'rtmp_stat, rtmp_stat_stylesheet, rtmp_stat_format, rtmp_control, rtmp_hls_viewers') or diag($out);
+for (['rtmp_stat everything;', 'rtmp_stat'], ['rtmp_stat_format yaml;', 'rtmp_stat_format'],
+     ['rtmp_control kill;', 'rtmp_control'], ['rtmp_hls_viewers maybe;', 'rtmp_hls_viewers'],
+     ['rtmp_stat all; rtmp_stat live;', 'rtmp_stat']) {
+    my ($line, $name) = @$_;
+    rejects("http { server { listen 127.0.0.1:%%PORT_HTTP%%; location / { $line } } }", qr/"$name"/, $line);
+}
+
 ($ok, $out) = check(rtmp_conf(main => '', server => '', app => 'record all;'));
 ok(!$ok && $out =~ /"record" is on in application "\w+" but "record_path" is not set/, 'record without record_path fails nginx -t') or diag($out);
 ($ok, $out) = check(rtmp_conf(main => '', server => '', app => 'record_path /tmp; recorder a { record all; } recorder a { }'));

@@ -52,7 +52,7 @@ http {
         location = /stat-live { rtmp_stat live; }
         location = /metrics { rtmp_stat all; rtmp_stat_format prometheus; }
         location /control { rtmp_control all; }
-        location /hls/ { alias %%DIR%%/hls/; }
+        location /hls/ { alias %%DIR%%/hls/; rtmp_hls_viewers on; }
         location / { root %%DIR%%/www; }
     }
 }
@@ -138,7 +138,7 @@ is(get_status('/control/drop/everyone?app=live'), '500', 'an unknown control fil
 # --- stat.xsl and the dashboard in Chromium ------------------------------------------------
 SKIP: {
     my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
-    skip 'chromium is not installed', 4 unless $chromium;
+    skip 'chromium is not installed', 6 unless $chromium;
     my @flags = ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--autoplay-policy=no-user-gesture-required');
     my $dom = qx{timeout 30 $chromium @flags --user-data-dir=$dir/chromium-xsl --dump-dom $http/stat 2>/dev/null};
     like($dom, qr{<table id="streams">.*<td>live</td>\s*<td>s</td>\s*<td class="num">3</td>}s, 'stat.xsl renders the XML as a table with the stream (Chromium XSLT)');
@@ -153,6 +153,9 @@ SKIP: {
     }, 40);
     ok($t0, 'the dashboard lists live/s and its hls.js preview plays');
     cmp_ok(($tn // 0) - ($t0 // 0), '>=', 3, sprintf('  for %.1f s', ($tn // 0) - ($t0 // 0)));
+    my ($hv) = get('/stat?format=json') =~ /"name":"s".*?"hls_viewers":(\d+)/s;
+    is($hv, 1, 'the dashboard\'s preview counts as one HLS viewer of live/s (JSON)');
+    like(get('/metrics'), qr/^rtmp_stream_hls_viewers\{server="0",app="live",stream="s"\} 1$/m, '  and in Prometheus');
     kill 'TERM', $dash;
 }
 

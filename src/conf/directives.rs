@@ -188,6 +188,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"merge_reads", MAIN | SRV | APP, Take1, Core),
     d(c"resolver", MAIN | SRV, OneMore, Core),
     d(c"rtmp_stat_format", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
+    d(c"rtmp_hls_viewers", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
 ];
 
 /// How many of [`DIRECTIVES`] come from nginx-rtmp-module (the rest are this module's own).
@@ -204,7 +205,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 5, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, rtmp_stat_format");
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 6, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, rtmp_stat_format, rtmp_hls_viewers");
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);

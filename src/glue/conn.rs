@@ -63,6 +63,7 @@ struct WorkerStats {
     bytes_out_closed: u64,
     in_rate: stat::Rate,
     out_rate: stat::Rate,
+    hls: stat::HlsViewers,
 }
 
 /// What `/stat` says about a stream this connection publishes.
@@ -1158,6 +1159,7 @@ unsafe fn sample_rates() {
         let received = w.stats.bytes_in;
         w.stats.in_rate.sample(now, received);
         w.stats.out_rate.sample(now, sent);
+        w.stats.hls.prune(now);
     });
 }
 
@@ -1250,8 +1252,13 @@ pub unsafe fn snapshot() -> stat::Snapshot {
             }
         }
     });
-    // Players see the publisher's clock.
-    for s in snap.servers.iter_mut().flat_map(|s| &mut s.apps).flat_map(|a| &mut a.streams) {
+    // Players see the publisher's clock; HLS viewers are counted by stream name.
+    let hls = WORKER.with(|w| {
+        let w = w.borrow();
+        snap.servers.iter().flat_map(|s| &s.apps).flat_map(|a| &a.streams).map(|s| w.stats.hls.count(&s.name, now)).collect::<Vec<_>>()
+    });
+    for (s, viewers) in snap.servers.iter_mut().flat_map(|s| &mut s.apps).flat_map(|a| &mut a.streams).zip(hls) {
+        s.hls_viewers = viewers;
         let (ts, avsync) = s.clients.iter().find(|c| c.publishing).map_or((0, 0), |p| (p.timestamp, p.avsync));
         for c in s.clients.iter_mut().filter(|c| !c.publishing) {
             c.timestamp = ts;
@@ -1259,6 +1266,13 @@ pub unsafe fn snapshot() -> stat::Snapshot {
         }
     }
     snap
+}
+
+/// An HLS segment of `stream` was served to `viewer` (from the http log phase).
+pub fn hls_seen(stream: &str, viewer: u64) {
+    // SAFETY: nginx's cached clock, read on the worker's own thread.
+    let now = unsafe { ngx_current_msec } as u64;
+    WORKER.with(|w| w.borrow_mut().stats.hls.seen(stream, viewer, now));
 }
 
 /// What `/control` answers: how many clients it acted on, or a recording's file.

@@ -29,6 +29,8 @@ pub struct LocConf {
     control: usize,
     format: usize,
     stylesheet: ngx_str_t,
+    /// `rtmp_hls_viewers`: 0 unset, 1 on, 2 off.
+    hls_viewers: usize,
 }
 
 pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
@@ -48,6 +50,9 @@ pub unsafe extern "C" fn merge_loc_conf(_cf: *mut ngx_conf_t, parent: *mut c_voi
     }
     if c.stylesheet.len == 0 {
         c.stylesheet = p.stylesheet;
+    }
+    if c.hls_viewers == 0 {
+        c.hls_viewers = p.hls_viewers;
     }
     NGX_CONF_OK
 }
@@ -91,6 +96,16 @@ pub unsafe extern "C" fn directive(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t,
                     return dup();
                 }
                 lc.format = h::format(args[0])? as usize;
+            }
+            "rtmp_hls_viewers" => {
+                if lc.hls_viewers != 0 {
+                    return dup();
+                }
+                lc.hls_viewers = match args[0] {
+                    "on" => 1,
+                    "off" => 2,
+                    other => return Err(format!("invalid value \"{other}\" in \"{name}\" directive, it must be \"on\" or \"off\"")),
+                };
             }
             "rtmp_stat_stylesheet" => {
                 if lc.stylesheet.len != 0 {
@@ -222,4 +237,37 @@ unsafe extern "C" fn control_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             Err(why) => respond(r, NGX_HTTP_INTERNAL_SERVER_ERROR as usize, "text/plain", format!("{why}\n").as_bytes()),
         }
     })
+}
+
+/// Registers the log-phase handler that counts HLS viewers.
+pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
+    let cmcf = *(*ctx).main_conf.add(ngx_http_core_module.ctx_index) as *mut ngx::ffi::ngx_http_core_main_conf_t;
+    let phase = &mut (*cmcf).phases[ngx::ffi::ngx_http_phases_NGX_HTTP_LOG_PHASE as usize];
+    let h = ngx::ffi::ngx_array_push(&mut phase.handlers) as *mut ngx::ffi::ngx_http_handler_pt;
+    if h.is_null() {
+        return NGX_ERROR as isize;
+    }
+    *h = Some(log_handler);
+    NGX_OK as isize
+}
+
+/// Counts a served HLS segment for its stream's viewers (`rtmp_hls_viewers on`).
+unsafe extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+        if loc_conf(r).hls_viewers != 1 || !matches!((*r).headers_out.status, 200 | 206) {
+            return;
+        }
+        let uri = (*r).uri.as_bytes();
+        let Some(name) = core::str::from_utf8(uri).ok().and_then(stat::hls_stream_of) else { return };
+        // A viewer: the client's address and user agent.
+        let mut viewer = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash((*(*r).connection).addr_text.as_bytes(), &mut viewer);
+        let ua = (*r).headers_in.user_agent;
+        if !ua.is_null() {
+            std::hash::Hash::hash((*ua).value.as_bytes(), &mut viewer);
+        }
+        conn::hls_seen(name, std::hash::Hasher::finish(&viewer));
+    }));
+    NGX_OK as isize
 }

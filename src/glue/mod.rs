@@ -172,7 +172,7 @@ static mut CORE_CTX: ngx_core_module_t = ngx_core_module_t {
 
 static mut HTTP_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: None,
-    postconfiguration: None,
+    postconfiguration: Some(http::postconfiguration),
     create_main_conf: None,
     init_main_conf: None,
     create_srv_conf: None,

@@ -73,6 +73,8 @@ pub struct Stream {
     pub publishing: bool,
     /// It has a publisher that sent media.
     pub active: bool,
+    /// HLS viewers (JSON and Prometheus only: nginx-rtmp-module's XML has no place for it).
+    pub hls_viewers: usize,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -127,4 +129,67 @@ impl Rate {
         }
         total.saturating_sub(b0) * 8 * 1000 / ms
     }
+}
+
+/// HLS viewers per stream: who fetched one of its segments lately (a viewer is a client
+/// address and user agent), counted in nginx's log phase for locations with
+/// `rtmp_hls_viewers on`.
+#[derive(Default)]
+pub struct HlsViewers {
+    streams: std::collections::HashMap<String, std::collections::HashMap<u64, u64>>,
+}
+
+/// How long after its last segment request a viewer still counts (ms).
+pub const HLS_VIEWER_WINDOW_MS: u64 = 20_000;
+/// Bounds on what requests can make this remember.
+const MAX_HLS_STREAMS: usize = 10_000;
+const MAX_HLS_VIEWERS: usize = 100_000;
+
+impl HlsViewers {
+    /// A segment of `stream` was served to `viewer`.
+    pub fn seen(&mut self, stream: &str, viewer: u64, now_ms: u64) {
+        if !self.streams.contains_key(stream) {
+            if self.streams.len() >= MAX_HLS_STREAMS {
+                self.prune(now_ms);
+                if self.streams.len() >= MAX_HLS_STREAMS {
+                    return;
+                }
+            }
+            self.streams.insert(stream.to_owned(), Default::default());
+        }
+        let v = self.streams.get_mut(stream).expect("inserted");
+        if v.len() >= MAX_HLS_VIEWERS && !v.contains_key(&viewer) {
+            v.retain(|_, &mut t| now_ms.saturating_sub(t) < HLS_VIEWER_WINDOW_MS);
+            if v.len() >= MAX_HLS_VIEWERS {
+                return;
+            }
+        }
+        v.insert(viewer, now_ms);
+    }
+
+    /// Viewers of `stream` now.
+    pub fn count(&self, stream: &str, now_ms: u64) -> usize {
+        self.streams.get(stream).map_or(0, |v| v.values().filter(|&&t| now_ms.saturating_sub(t) < HLS_VIEWER_WINDOW_MS).count())
+    }
+
+    /// Forgets viewers that left (and streams without any).
+    pub fn prune(&mut self, now_ms: u64) {
+        for v in self.streams.values_mut() {
+            v.retain(|_, &mut t| now_ms.saturating_sub(t) < HLS_VIEWER_WINDOW_MS);
+        }
+        self.streams.retain(|_, v| !v.is_empty());
+    }
+}
+
+/// The stream an HLS segment URI belongs to: `.../NAME-N.ts`, or `.../NAME/N.ts` with
+/// `hls_nested on`.
+pub fn hls_stream_of(uri: &str) -> Option<&str> {
+    let path = uri.strip_suffix(".ts")?;
+    let (dir, file) = path.rsplit_once('/')?;
+    if !file.is_empty() && file.bytes().all(|b| b.is_ascii_digit()) {
+        let (_, name) = dir.rsplit_once('/')?;
+        return (!name.is_empty()).then_some(name);
+    }
+    let (name, n) = file.rsplit_once('-')?;
+    (!name.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(name)
 }

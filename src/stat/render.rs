@@ -257,7 +257,14 @@ pub fn json(snap: &Snapshot, sections: Sections) -> Vec<u8> {
                         Some(m) => json_meta(o, m),
                         None => o.push_str("null"),
                     }
-                    let _ = write!(o, ",\"nclients\":{},\"publishing\":{},\"active\":{}}}", s.clients.len(), s.publishing, s.active);
+                    let _ = write!(
+                        o,
+                        ",\"nclients\":{},\"hls_viewers\":{},\"publishing\":{},\"active\":{}}}",
+                        s.clients.len(),
+                        s.hls_viewers,
+                        s.publishing,
+                        s.active
+                    );
                 });
                 let _ = write!(o, "],\"nclients\":{}}}", app.nclients());
             }
@@ -300,9 +307,10 @@ pub fn prometheus(snap: &Snapshot) -> Vec<u8> {
         let _ = writeln!(o, "{name} {v}");
     }
     type Get = fn(&Stream) -> u64;
-    let series: [(&str, &str, &str, Get); 10] = [
+    let series: [(&str, &str, &str, Get); 11] = [
         ("rtmp_stream_clients", "gauge", "RTMP clients of the stream (its publisher and players).", |s| s.clients.len() as u64),
         ("rtmp_stream_players", "gauge", "RTMP players of the stream.", |s| s.clients.iter().filter(|c| !c.publishing).count() as u64),
+        ("rtmp_stream_hls_viewers", "gauge", "HLS viewers of the stream (segment requests in the last 20 s).", |s| s.hls_viewers as u64),
         ("rtmp_stream_publishing", "gauge", "1 while the stream has a publisher.", |s| s.publishing as u64),
         ("rtmp_stream_uptime_seconds", "gauge", "Seconds since the stream started.", |s| s.time / 1000),
         ("rtmp_stream_received_bytes_total", "counter", "Bytes received for the stream.", |s| s.bytes_in),

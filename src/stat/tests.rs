@@ -82,6 +82,7 @@ fn reference_snapshot() -> Snapshot {
                         codec: Some(codec),
                         publishing: true,
                         active: true,
+                        hls_viewers: 4,
                     }],
                 },
                 App { name: "auth".into(), streams: vec![] },
@@ -116,7 +117,7 @@ fn xml_sections_and_stylesheet() {
 #[test]
 fn json_and_prometheus_carry_the_numbers() {
     let j = String::from_utf8(json(&reference_snapshot(), Sections::ALL)).unwrap();
-    for want in ["\"bw_in\":984904", "\"nclients\":3", "\"flashver\":\"FMLE/3.0 (compatible; Lavf59.27\"", "\"profile\":\"High\"", "\"sample_rate\":44100", "\"publishing\":true"] {
+    for want in ["\"bw_in\":984904", "\"nclients\":3", "\"hls_viewers\":4", "\"flashver\":\"FMLE/3.0 (compatible; Lavf59.27\"", "\"profile\":\"High\"", "\"sample_rate\":44100", "\"publishing\":true"] {
         assert!(j.contains(want), "{want} in {j}");
     }
     let p = String::from_utf8(prometheus(&reference_snapshot())).unwrap();
@@ -125,6 +126,7 @@ fn json_and_prometheus_carry_the_numbers() {
         "rtmp_stream_players{server=\"0\",app=\"live\",stream=\"test\"} 2",
         "rtmp_stream_receive_bits_per_second{server=\"0\",app=\"live\",stream=\"test\"} 984904",
         "rtmp_received_bytes_total 1736898",
+        "rtmp_stream_hls_viewers{server=\"0\",app=\"live\",stream=\"test\"} 4",
         "# TYPE rtmp_stream_sent_bytes_total counter",
         "rtmp_stream_info{server=\"0\",app=\"live\",stream=\"test\",video_codec=\"H264\",video_profile=\"High\",width=\"640\"",
     ] {
@@ -172,4 +174,27 @@ fn rates_are_right_from_the_first_second() {
         r.sample(s * 1000, 20 * 125_000);
     }
     assert_eq!(r.bits_per_sec(26_000, 20 * 125_000), 0);
+}
+
+#[test]
+fn hls_viewers() {
+    assert_eq!(hls_stream_of("/hls/cam-1764000000123.ts"), Some("cam"));
+    assert_eq!(hls_stream_of("/hls/my-cam_hi-12.ts"), Some("my-cam_hi"));
+    assert_eq!(hls_stream_of("/hls/cam/17.ts"), Some("cam"));
+    for not in ["/hls/cam.m3u8", "/hls/cam-x.ts", "/hls/-1.ts", "/17.ts", "cam-1.ts", "/hls/cam-.ts"] {
+        assert_eq!(hls_stream_of(not), None, "{not}");
+    }
+    let mut v = HlsViewers::default();
+    v.seen("cam", 1, 0);
+    v.seen("cam", 2, 1000);
+    v.seen("cam", 1, 2000);
+    assert_eq!(v.count("cam", 2000), 2);
+    assert_eq!(v.count("cam", 21_500), 1, "viewer 2 left");
+    assert_eq!(v.count("cam", 30_000), 0);
+    v.prune(30_000);
+    assert!(v.streams.is_empty());
+    for i in 0..(MAX_HLS_VIEWERS as u64 + 10) {
+        v.seen("cam", i, 5);
+    }
+    assert_eq!(v.count("cam", 5), MAX_HLS_VIEWERS, "bounded");
 }
