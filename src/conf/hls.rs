@@ -36,17 +36,12 @@ impl HlsSettings {
     /// Applies an `hls*` directive. `Ok(false)`: not one of them.
     pub fn apply(&mut self, name: &str, args: &[&str]) -> Result<bool, String> {
         let arg = args.first().copied().unwrap_or("");
-        let dup = || format!("\"{name}\" directive is duplicate");
         let flag = "it must be \"on\" or \"off\"";
         let time = "it must be a time such as \"5s\" or \"500ms\"";
         macro_rules! set {
-            ($field:ident, $parse:expr, $why:expr) => {{
-                let v = $parse(arg).ok_or_else(|| invalid(name, arg, $why))?;
-                if self.$field.is_some() {
-                    return Err(dup());
-                }
-                self.$field = Some(v);
-            }};
+            ($field:ident, $parse:expr, $why:expr) => {
+                set_once!(self.$field, name, arg, $parse, $why)
+            };
         }
         let positive = |s: &str| parse_msec(s).filter(|&t| t > 0);
         let text = |s: &str| (!s.is_empty() && !s.contains('\0')).then(|| s.to_owned());

@@ -3,6 +3,18 @@
 //! here: the glue (`crate::glue`) feeds it the arguments nginx tokenised, and reads back
 //! the resolved settings.
 
+/// Sets a setting (an `Option`) from a directive's argument, once: a value `$parse`
+/// rejects, or a second setting, is an error naming the directive.
+macro_rules! set_once {
+    ($slot:expr, $name:expr, $arg:expr, $parse:expr, $why:expr) => {{
+        let v = $parse($arg).ok_or_else(|| $crate::conf::invalid($name, $arg, $why))?;
+        if $slot.is_some() {
+            return Err(format!("\"{}\" directive is duplicate", $name));
+        }
+        $slot = Some(v);
+    }};
+}
+
 pub mod access;
 pub mod directives;
 pub mod hls;
@@ -222,7 +234,7 @@ pub struct ResolvedServer {
     pub resolver: bool,
 }
 
-fn invalid(name: &str, value: &str, why: &str) -> String {
+pub(crate) fn invalid(name: &str, value: &str, why: &str) -> String {
     format!("invalid value \"{value}\" in \"{name}\" directive, {why}")
 }
 
@@ -292,14 +304,9 @@ impl Rtmp {
         let arg = args.first().copied().unwrap_or("");
         let dup = || format!("\"{name}\" directive is duplicate");
         macro_rules! set {
-            ($field:ident, $parse:expr, $why:expr) => {{
-                let v = $parse(arg).ok_or_else(|| invalid(name, arg, $why))?;
-                let s = self.settings_mut(pos);
-                if s.$field.is_some() {
-                    return Err(dup());
-                }
-                s.$field = Some(v);
-            }};
+            ($field:ident, $parse:expr, $why:expr) => {
+                set_once!(self.settings_mut(pos).$field, name, arg, $parse, $why)
+            };
         }
         let time = "it must be a time such as \"30s\" or \"500ms\"";
         let range = |lo: u64, hi: u64| move |s: &str| parse_num(s).filter(|n| (lo..=hi).contains(n));

@@ -1,7 +1,6 @@
 //! The notify directives (`on_*`, `notify_*`) and the netcall settings, parsed per level
 //! and inherited main -> server -> application, with nginx-rtmp-module's defaults.
 
-use super::invalid;
 use super::value::{parse_flag, parse_msec, parse_size};
 use crate::notify::{Method, Url};
 
@@ -49,13 +48,9 @@ impl NotifySettings {
         let arg = args.first().copied().unwrap_or("");
         let dup = || format!("\"{name}\" directive is duplicate");
         macro_rules! set {
-            ($field:ident, $parse:expr, $why:expr) => {{
-                let v = $parse(arg).ok_or_else(|| invalid(name, arg, $why))?;
-                if self.$field.is_some() {
-                    return Err(dup());
-                }
-                self.$field = Some(v);
-            }};
+            ($field:ident, $parse:expr, $why:expr) => {
+                set_once!(self.$field, name, arg, $parse, $why)
+            };
         }
         if let Some(&(_, event)) = NAMES.iter().find(|(n, _)| *n == name) {
             let url = Url::parse(arg).map_err(|e| format!("{e} in \"{name}\" URL \"{arg}\""))?;

@@ -42,13 +42,9 @@ impl RecordSettings {
         let dup = || format!("\"{name}\" directive is duplicate");
         let flag = "it must be \"on\" or \"off\"";
         macro_rules! set {
-            ($field:ident, $parse:expr, $why:expr) => {{
-                let v = $parse(arg).ok_or_else(|| invalid(name, arg, $why))?;
-                if self.$field.is_some() {
-                    return Err(dup());
-                }
-                self.$field = Some(v);
-            }};
+            ($field:ident, $parse:expr, $why:expr) => {
+                set_once!(self.$field, name, arg, $parse, $why)
+            };
         }
         let text = |s: &str| (!s.is_empty() && !s.contains('\0')).then(|| s.to_owned());
         match name {

@@ -189,8 +189,8 @@ struct Rec {
 /// A command waiting for its callback's answer.
 enum Waiting {
     Connect,
-    Publish { msid: u32, name: String, args: String },
-    Play { msid: u32, name: String, args: String },
+    /// `publish` (role Publisher) or `play` (Player).
+    Stream { role: Role, msid: u32, name: String, args: String },
 }
 
 /// A stream of this connection as its callbacks see it: the name as the client asked for
@@ -683,8 +683,8 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             let conn = &mut *conn_of(c);
             let n = &conn.app().expect("admitted").settings.notify;
             if let Some(url) = n.url(Cb::Publish) {
-                notify_call(c, url, n.method(), &Call::Publish { name: &name, kind: &kind, args: &args }, Some(publish_decided));
-                conn.waiting = Some(Waiting::Publish { msid, name, args });
+                notify_call(c, url, n.method(), &Call::Publish { name: &name, kind: &kind, args: &args }, Some(stream_decided));
+                conn.waiting = Some(Waiting::Stream { role: Role::Publisher, msid, name, args });
                 return;
             }
             start_publish(c, msid, key, name, args);
@@ -698,8 +698,8 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             let n = &conn.app().expect("admitted").settings.notify;
             if let Some(url) = n.url(Cb::Play) {
                 let call = Call::Play { name: &name, start, duration, reset, args: &args };
-                notify_call(c, url, n.method(), &call, Some(play_decided));
-                conn.waiting = Some(Waiting::Play { msid, name, args });
+                notify_call(c, url, n.method(), &call, Some(stream_decided));
+                conn.waiting = Some(Waiting::Stream { role: Role::Player, msid, name, args });
                 return;
             }
             start_play(c, msid, key, name, args);
@@ -813,57 +813,45 @@ unsafe fn connect_decided(c: *mut ngx_connection_t, outcome: Outcome) {
     resume(c);
 }
 
-/// `on_publish` answered.
-unsafe fn publish_decided(c: *mut ngx_connection_t, outcome: Outcome) {
+/// `on_publish` or `on_play` answered: go on (under the redirected name), or refuse with
+/// the action's status.
+unsafe fn stream_decided(c: *mut ngx_connection_t, outcome: Outcome) {
     let conn = &mut *conn_of(c);
-    let Some(Waiting::Publish { msid, name, args, .. }) = conn.waiting.take() else { return };
+    let Some(Waiting::Stream { role, msid, name, args }) = conn.waiting.take() else { return };
+    let (action, what, relay, code) = match role {
+        Role::Publisher => (Action::Publish, "publish", "push", "NetStream.Publish.Unauthorized"),
+        Role::Player => (Action::Play, "play", "pull", "NetStream.Play.Forbidden"),
+    };
+    let start = |c, msid, key, name, args| unsafe {
+        match role {
+            Role::Publisher => start_publish(c, msid, key, name, args),
+            Role::Player => start_play(c, msid, key, name, args),
+        }
+    };
     match nf::verdict(&outcome) {
         Verdict::Allow => {
-            if let Some(key) = admit(c, msid, &name, Action::Publish) {
-                start_publish(c, msid, key, name, args);
+            if let Some(key) = admit(c, msid, &name, action) {
+                start(c, msid, key, name, args);
             }
         }
         Verdict::Rename(to) => {
-            log!(NGX_LOG_INFO, (*c).log, "notify: publish redirect to \"{}\"", to.escape_debug());
-            if let Some(key) = admit(c, msid, &to, Action::Publish) {
-                start_publish(c, msid, key, name, args);
+            log!(NGX_LOG_INFO, (*c).log, "notify: {what} redirect to \"{}\"", to.escape_debug());
+            if let Some(key) = admit(c, msid, &to, action) {
+                start(c, msid, key, name, args);
             }
         }
         Verdict::Relay(to) => {
-            log!(NGX_LOG_ERR, (*c).log, "notify: on_publish redirects \"{name}\" to {}, a relay push: relays are not supported yet, refusing", to.escape_debug());
-            refuse(c, msid, "NetStream.Publish.Unauthorized", "Publishing refused: relay redirects are not supported");
+            log!(
+                NGX_LOG_ERR,
+                (*c).log,
+                "notify: on_{what} redirects \"{name}\" to {}, a relay {relay}: relays are not supported yet, refusing",
+                to.escape_debug()
+            );
+            refuse(c, msid, code, "Refused: relay redirects are not supported");
         }
         Verdict::Deny(_) => {
-            log_refusal(c, &format!("publish \"{name}\""), &outcome);
-            refuse(c, msid, "NetStream.Publish.Unauthorized", "Publishing refused by on_publish");
-        }
-    }
-    resume(c);
-}
-
-/// `on_play` answered.
-unsafe fn play_decided(c: *mut ngx_connection_t, outcome: Outcome) {
-    let conn = &mut *conn_of(c);
-    let Some(Waiting::Play { msid, name, args, .. }) = conn.waiting.take() else { return };
-    match nf::verdict(&outcome) {
-        Verdict::Allow => {
-            if let Some(key) = admit(c, msid, &name, Action::Play) {
-                start_play(c, msid, key, name, args);
-            }
-        }
-        Verdict::Rename(to) => {
-            log!(NGX_LOG_INFO, (*c).log, "notify: play redirect to \"{}\"", to.escape_debug());
-            if let Some(key) = admit(c, msid, &to, Action::Play) {
-                start_play(c, msid, key, name, args);
-            }
-        }
-        Verdict::Relay(to) => {
-            log!(NGX_LOG_ERR, (*c).log, "notify: on_play redirects \"{name}\" to {}, a relay pull: relays are not supported yet, refusing", to.escape_debug());
-            refuse(c, msid, "NetStream.Play.Forbidden", "Playing refused: relay redirects are not supported");
-        }
-        Verdict::Deny(_) => {
-            log_refusal(c, &format!("play \"{name}\""), &outcome);
-            refuse(c, msid, "NetStream.Play.Forbidden", "Playing refused by on_play");
+            log_refusal(c, &format!("{what} \"{name}\""), &outcome);
+            refuse(c, msid, code, &format!("Refused by on_{what}"));
         }
     }
     resume(c);
@@ -976,10 +964,8 @@ unsafe fn notify_close(c: *mut ngx_connection_t) {
     for note in std::mem::take(&mut conn.notes) {
         notify_done(c, note.role, &note.name, &note.args);
     }
-    match conn.waiting.take() {
-        Some(Waiting::Publish { name, args, .. }) => notify_done(c, Role::Publisher, &name, &args),
-        Some(Waiting::Play { name, args, .. }) => notify_done(c, Role::Player, &name, &args),
-        _ => {}
+    if let Some(Waiting::Stream { role, name, args, .. }) = conn.waiting.take() {
+        notify_done(c, role, &name, &args);
     }
     let srv = &conn.server().notify;
     if let (Some(url), Some(_)) = (srv.url(Cb::Disconnect), &conn.info) {
