@@ -50,6 +50,11 @@ rtmp {
             notify_method get;
             on_publish http://127.0.0.1:%%PORT_CB%%/auth/get?x=1;
         }
+        application push    { live on; on_publish http://127.0.0.1:%%PORT_CB%%/relay/%%PORT_RTMP%%/dst; }
+        application dst     { live on; }
+        application pushr   { live on; notify_relay_redirect on; on_publish http://127.0.0.1:%%PORT_CB%%/relay/%%PORT_RTMP%%/dst; }
+        application pull    { live on; on_play http://127.0.0.1:%%PORT_CB%%/relay/%%PORT_RTMP%%/src; }
+        application src     { live on; }
         application named   { live on; on_publish http://callback.test:%%PORT_CB%%/auth/named; }
         application unknown { live on; on_publish http://nosuch.test:%%PORT_CB%%/auth/unknown; }
         application down    { live on; on_publish http://127.0.0.1:%%PORT_DOWN%%/p; }
@@ -126,10 +131,49 @@ while (!$video && time < $deadline) {
 ok($video, '  and gets its video');
 undef $p;
 
+# --- redirects to rtmp:// URLs: relays -------------------------------------------------------
 my $relay = client();
 $relay->connect_app('auth');
-is($relay->publish('relayme'), 'NetStream.Publish.Unauthorized', 'a redirect to rtmp:// (a relay) is refused while relays are missing');
-like($t->error_log, qr/relays are not supported yet/, '  and the log says so');
+is($relay->publish('relayme'), 'NetStream.Publish.Start', 'a redirect to an unreachable rtmp:// server: the stream is still published here');
+ok(wait_for(sub { $t->error_log =~ m{\*(\d+) relay: pushing "auth/relayme" to rtmp://127\.0\.0\.1:1/app/stream.*\n.*\[error\].* \*\1 recv\(\) failed \(111: Connection refused\)} }, 3),
+    '  and the relay\'s failure is logged as an error') or diag(join "\n", grep { /relay|refused/ } split /\n/, $t->error_log);
+undef $relay;
+
+sub plays_video {
+    my ($app, $name, $secs) = @_;
+    my $p = client();
+    $p->connect_app($app);
+    my $code = $p->play($name) // '';
+    my ($video, $deadline) = (0, time + $secs);
+    while (time < $deadline) {
+        my $m = $p->read_message($deadline - time) or last;
+        $video++ if $m->{type} == 9;
+        last if $video >= 20;
+    }
+    return ($code, $video);
+}
+
+my $pushed = $t->ffmpeg_publish("$url/push/k", 12, gop => 30);
+ok(wait_for(sub { $t->error_log =~ m{relay: pushing "push/k" to rtmp://127\.0\.0\.1:\d+/dst/k} }, 8), 'on_publish 302 to rtmp://.../dst/k: a relay pushes the stream there');
+my ($code, $frames) = plays_video('dst', 'k', 6);
+is($code, 'NetStream.Play.Start', '  a player of dst/k starts');
+cmp_ok($frames, '>=', 20, "  and gets the pushed video ($frames frames)");
+($code, $frames) = plays_video('push', 'k', 6);
+cmp_ok($frames, '>=', 20, "  the stream plays locally too ($frames frames)");
+
+my $r2 = client();
+$r2->connect_app('pushr');
+is($r2->publish('q'), 'NetStream.Publish.Start', 'notify_relay_redirect on: the publish goes on');
+like($t->error_log, qr{notify: push "[0-9a-f]{32}" to rtmp://127\.0\.0\.1:\d+/dst/q}, '  under a local name made from the URL');
+undef $r2;
+
+my $source = $t->ffmpeg_publish("$url/src/s", 12, gop => 30);
+ok(wait_for(sub { $t->error_log =~ m{publish: "src/s"} }, 8), 'a stream src/s');
+($code, $frames) = plays_video('pull', 's', 8);
+is($code, 'NetStream.Play.Start', 'on_play 302 to rtmp://.../src/s: a player of pull/s starts');
+cmp_ok($frames, '>=', 20, "  and gets src/s's video through a pull relay ($frames frames)");
+like($t->error_log, qr{relay: pulling "pull/s" from rtmp://127\.0\.0\.1:\d+/src/s}, '  (the relay is logged)');
+kill 'TERM', $pushed, $source;
 
 # --- a callback service that fails denies within netcall_timeout (2s) --------------------
 my %failing = (down => 'refused connection', never => 'no answer', garbage => 'not HTTP', err => 'HTTP 500');

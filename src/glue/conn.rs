@@ -174,7 +174,23 @@ struct Conn {
     in_rate: stat::Rate,
     out_rate: stat::Rate,
     pubs: Vec<Pub>,
+    /// Set when this is an outgoing relay connection (ours, to another RTMP server).
+    relay: Option<Box<Relay>>,
 }
+
+/// A relay: this connection pushes a local stream to another server, or pulls one from it
+/// into a local stream.
+struct Relay {
+    client: crate::rtmp::client::Client,
+    mode: crate::rtmp::client::Mode,
+    key: StreamKey,
+    url: String,
+    /// When the pulled stream last had no player (a pull ends 10 s after its last player).
+    idle_since: Option<u64>,
+}
+
+/// How long a pull relay stays without players.
+const PULL_IDLE_MS: u64 = 10_000;
 
 /// One recorder of a published stream.
 struct Rec {
@@ -239,7 +255,16 @@ impl Conn {
 
     fn drain_session(&mut self) {
         while let Some(b) = self.session.take_output() {
-            self.queue(b);
+            // (A relay talks to its server through its client session: what the server
+            // session says for it, such as statuses, goes nowhere.)
+            if self.relay.is_none() {
+                self.queue(b);
+            }
+        }
+        if let Some(r) = self.relay.as_mut() {
+            while let Some(b) = r.client.take_output() {
+                self.out.push_back(b);
+            }
         }
     }
 }
@@ -345,6 +370,7 @@ unsafe fn init(c: *mut ngx_connection_t) {
         in_rate: stat::Rate::new(ngx_current_msec as u64, 0),
         out_rate: stat::Rate::new(ngx_current_msec as u64, 0),
         pubs: Vec::new(),
+        relay: None,
     });
     let conn = Box::into_raw(conn);
     (*c).data = conn as *mut c_void;
@@ -397,6 +423,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx:
 unsafe extern "C" fn on_exit_watch(ev: *mut ngx_event_t) {
     let r = catch_unwind(AssertUnwindSafe(|| unsafe {
         sample_rates();
+        end_idle_pulls(ngx_current_msec as u64);
         if ngx::ffi::ngx_exiting != 0 {
             let orphans: Vec<*mut ngx_connection_t> = WORKER.with(|w| {
                 let w = w.borrow();
@@ -582,6 +609,12 @@ unsafe fn read(c: *mut ngx_connection_t) {
         (*conn).bytes_in += n as u64;
         WORKER.with(|w| w.borrow_mut().stats.bytes_in += n as u64);
         ngx_add_timer(rev, timeout as _);
+        if (*conn).relay.is_some() {
+            if !relay_read(c, &buf[..n as usize]) {
+                return;
+            }
+            continue;
+        }
         let seed = (*c).number ^ ((ngx_current_msec as u64) << 20);
         if let Err(e) = (*conn).session.feed(&buf[..n as usize], ngx_current_msec as u32, seed) {
             log!(NGX_LOG_INFO, (*c).log, "client error: {e}");
@@ -841,13 +874,22 @@ unsafe fn stream_decided(c: *mut ngx_connection_t, outcome: Outcome) {
             }
         }
         Verdict::Relay(to) => {
-            log!(
-                NGX_LOG_ERR,
-                (*c).log,
-                "notify: on_{what} redirects \"{name}\" to {}, a relay {relay}: relays are not supported yet, refusing",
-                to.escape_debug()
-            );
-            refuse(c, msid, code, "Refused: relay redirects are not supported");
+            // The stream stays local (under a name made from the URL with
+            // notify_relay_redirect); a relay pushes it to, or pulls it from, `to`.
+            let local = if conn.app().is_some_and(|a| a.settings.notify.relay_redirect()) { relay_name(&to) } else { name.clone() };
+            let dir = if role == Role::Publisher { "to" } else { "from" };
+            log!(NGX_LOG_INFO, (*c).log, "notify: {relay} \"{local}\" {dir} {}", to.escape_debug());
+            if let Some(key) = admit(c, msid, &local, action) {
+                let mode = if role == Role::Publisher { crate::rtmp::client::Mode::Publish } else { crate::rtmp::client::Mode::Play };
+                let pulled = role == Role::Player && (WORKER.with(|w| w.borrow().hub.is_live(&key)) || pulling(&key));
+                start(c, msid, key.clone(), name, args);
+                let started = !(*c).data.is_null() && !(*conn_of(c)).close_after_flush;
+                if started && !pulled {
+                    if let Err(why) = start_relay(c, mode, &to, key) {
+                        log!(NGX_LOG_ERR, (*c).log, "relay {relay} {dir} {}: {why}", to.escape_debug());
+                    }
+                }
+            }
         }
         Verdict::Deny(_) => {
             log_refusal(c, &format!("{what} \"{name}\""), &outcome);
@@ -926,7 +968,8 @@ unsafe fn noted(c: *mut ngx_connection_t, msid: u32, role: Role, name: String, a
     let conn = &mut *conn_of(c);
     let Some(app) = conn.app() else { return };
     let n = &app.settings.notify;
-    if !n.any_stream_callback() {
+    // (Relays make no callbacks, as in nginx-rtmp-module.)
+    if !n.any_stream_callback() || conn.relay.is_some() {
         return;
     }
     let every = n.update_timeout();
@@ -968,7 +1011,7 @@ unsafe fn notify_close(c: *mut ngx_connection_t) {
         notify_done(c, role, &name, &args);
     }
     let srv = &conn.server().notify;
-    if let (Some(url), Some(_)) = (srv.url(Cb::Disconnect), &conn.info) {
+    if let (Some(url), Some(_), None) = (srv.url(Cb::Disconnect), &conn.info, &conn.relay) {
         notify_call(c, url, srv.method(), &Call::Disconnect, None);
     }
 }
@@ -1077,6 +1120,220 @@ fn cut(s: &mut String, max: usize) {
             i -= 1;
         }
         s.truncate(i);
+    }
+}
+
+/// The local name of a relayed stream with `notify_relay_redirect on`: made from the URL
+/// (nginx-rtmp-module uses its MD5; here the first 16 bytes of its SHA-256, in hex).
+fn relay_name(url: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(url.as_bytes())[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a pull relay into `key` is under way.
+fn pulling(key: &StreamKey) -> bool {
+    WORKER.with(|w| {
+        w.borrow().conns.iter().any(|(_, c)| {
+            // SAFETY: registered connections have their Conn.
+            let conn = unsafe { &*conn_of(c) };
+            conn.relay.as_ref().is_some_and(|r| r.mode == crate::rtmp::client::Mode::Play && r.key == *key)
+        })
+    })
+}
+
+/// Opens a relay connection for the stream `key` of connection `from`'s server: pushing it
+/// to `url` (`Mode::Publish`) or pulling `url` into it (`Mode::Play`).
+unsafe fn start_relay(from: *mut ngx_connection_t, mode: crate::rtmp::client::Mode, url: &str, key: StreamKey) -> Result<(), String> {
+    use crate::rtmp::client::{parse_url, Client, Mode};
+    let (host, port, app, stream) = parse_url(url).ok_or("not an rtmp://HOST[:PORT]/APP/STREAM URL")?;
+    // nginx-rtmp-module wants an IP address here too.
+    let ip: IpAddr = host.parse().map_err(|_| format!("\"{host}\" is not an IP address"))?;
+    let from_conn = &*conn_of(from);
+    let (listener, server) = (from_conn.listener, from_conn.server());
+    let mut pc: ngx::ffi::ngx_peer_connection_t = core::mem::zeroed();
+    let (sockaddr, socklen) = notify::sockaddr(std::net::SocketAddr::new(ip, port));
+    let mut name = ngx::ffi::ngx_str_t { len: url.len(), data: url.as_ptr() as *mut u8 };
+    pc.sockaddr = (&raw const sockaddr).cast_mut().cast();
+    pc.socklen = socklen;
+    pc.name = &mut name;
+    pc.get = Some(ngx::ffi::ngx_event_get_peer);
+    pc.log = (*from).log;
+    // A relay that cannot reach its server, or loses it, is an error worth seeing.
+    pc.set_log_error(ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_ERR);
+    let rc = ngx::ffi::ngx_event_connect_peer(&mut pc);
+    if rc != NGX_OK as isize && rc != NGX_AGAIN as isize {
+        return Err("cannot connect".into());
+    }
+    let c = pc.connection;
+    let pool = ngx::ffi::ngx_create_pool(4096, (*from).log);
+    let log = if pool.is_null() { ptr::null_mut() } else { ngx::ffi::ngx_pcalloc(pool, core::mem::size_of::<ngx_log_t>()) as *mut ngx_log_t };
+    if log.is_null() {
+        if !pool.is_null() {
+            ngx_destroy_pool(pool);
+        }
+        ngx_close_connection(c);
+        return Err("out of memory".into());
+    }
+    (*c).pool = pool;
+    *log = *(*ngx::ffi::ngx_cycle).log;
+    (*log).connection = (*c).number;
+    (*log).data = c as *mut c_void;
+    (*log).handler = Some(log_handler);
+    (*c).log = log;
+    (*(*c).read).log = log;
+    (*(*c).write).log = log;
+    // For log lines and /stat: the server it belongs to, and the address it goes to.
+    (*c).listening = (*from).listening;
+    let text = format!("{ip}:{port}");
+    let mem = ngx::ffi::ngx_pnalloc(pool, text.len()) as *mut u8;
+    if !mem.is_null() {
+        ptr::copy_nonoverlapping(text.as_ptr(), mem, text.len());
+        (*c).addr_text = ngx::ffi::ngx_str_t { len: text.len(), data: mem };
+    }
+    let core = &server.core;
+    let id = WORKER.with(|w| w.borrow_mut().conns.insert(c));
+    let seed = (*c).number ^ ((ngx_current_msec as u64) << 20);
+    let tc_url = url.rsplit_once('/').map_or(url, |(a, _)| a);
+    let mut client = Client::new(mode, &app, tc_url, &stream, core.chunk_size as usize, core.max_message as usize, seed);
+    let mut out = VecDeque::new();
+    if let Some(b) = client.take_output() {
+        out.push_back(b);
+    }
+    let (verb, dir) = if mode == Mode::Publish { ("pushing", "to") } else { ("pulling", "from") };
+    let what = format!("{verb} \"{}/{}\" {dir} {url}", key.app, key.name);
+    let conn = Box::new(Conn {
+        id,
+        listener,
+        session: Session::new(session::Config::default()),
+        out,
+        sent: 0,
+        burst: 0,
+        fanout: Fanout::new(server, from_conn.live.as_ref()),
+        app: from_conn.app,
+        streams: Vec::new(),
+        close_after_flush: false,
+        close_now: false,
+        limit_zone: ptr::null_mut(),
+        live: from_conn.live.clone(),
+        last_media: 0,
+        hls: Vec::new(),
+        ping: core::mem::zeroed(),
+        idle: core::mem::zeroed(),
+        merge: core::mem::zeroed(),
+        batch: core::mem::zeroed(),
+        batching: false,
+        info: Some(Box::new(ConnectInfo {
+            app: key.app.clone(),
+            flash_ver: "ngx-rtmp-rs relay".into(),
+            tc_url: url.to_owned(),
+            ..ConnectInfo::default()
+        })),
+        waiting: None,
+        notes: Vec::new(),
+        update: core::mem::zeroed(),
+        updates_pending: 0,
+        last_ts: 0,
+        records: Vec::new(),
+        bytes_in: 0,
+        in_rate: stat::Rate::new(ngx_current_msec as u64, 0),
+        out_rate: stat::Rate::new(ngx_current_msec as u64, 0),
+        pubs: Vec::new(),
+        relay: Some(Box::new(Relay { client, mode, key, url: url.to_owned(), idle_since: None })),
+    });
+    let conn = Box::into_raw(conn);
+    (*c).data = conn as *mut c_void;
+    init_event(&raw mut (*conn).ping, c, on_ping);
+    init_event(&raw mut (*conn).idle, c, on_idle_check);
+    init_event(&raw mut (*conn).batch, c, on_batch_read);
+    init_event(&raw mut (*conn).merge, c, on_merged_write);
+    init_event(&raw mut (*conn).update, c, on_update);
+    (*(*c).read).handler = Some(on_read);
+    (*(*c).write).handler = Some(on_write);
+    ngx_add_timer((*c).read, core.timeout as _);
+    log!(NGX_LOG_INFO, (*c).log, "relay: {what}");
+    // Connected at once (loopback): write now; else when the connection is made.
+    if rc == NGX_OK as isize {
+        ngx_post_event((*c).write, &raw mut ngx_posted_events);
+    }
+    Ok(())
+}
+
+/// Bytes from the server a relay talks to. False: the connection was closed.
+unsafe fn relay_read(c: *mut ngx_connection_t, data: &[u8]) -> bool {
+    use crate::rtmp::client::{ClientEvent, Mode};
+    let conn = &mut *conn_of(c);
+    let r = conn.relay.as_mut().expect("a relay");
+    if let Err(e) = r.client.feed(data) {
+        log!(NGX_LOG_INFO, (*c).log, "relay {}: {e}", r.url);
+        close(c);
+        return false;
+    }
+    while let Some(ev) = (*conn_of(c)).relay.as_mut().and_then(|r| r.client.poll_event()) {
+        let conn = &mut *conn_of(c);
+        let (mode, key) = {
+            let r = conn.relay.as_ref().expect("a relay");
+            (r.mode, r.key.clone())
+        };
+        match ev {
+            ClientEvent::Ready { msid } => match mode {
+                Mode::Publish => {
+                    let settings = conn.hub_settings();
+                    let mut out = Vec::new();
+                    WORKER.with(|w| w.borrow_mut().hub.play(&key, conn.id, msid, &settings, &mut out));
+                    conn.streams.push((msid, key, Role::Player));
+                    apply(c, out);
+                    // (apply does not schedule writes for the connection it runs for)
+                    schedule_write(c, &mut *conn_of(c));
+                }
+                Mode::Play => {
+                    let name = key.name.clone();
+                    start_publish(c, msid, key, name, String::new());
+                }
+            },
+            ClientEvent::Media { kind, timestamp, payload } => {
+                let msid = conn.streams.first().map_or(0, |s| s.0);
+                handle_event(c, Event::Media { msid, kind, timestamp, payload });
+            }
+            ClientEvent::Failed(why) => {
+                log!(NGX_LOG_INFO, (*c).log, "relay {}: the server said {why}", conn.relay.as_ref().expect("a relay").url);
+                close(c);
+                return false;
+            }
+        }
+        if (*c).data.is_null() {
+            return false;
+        }
+        if (*conn_of(c)).close_now {
+            close(c);
+            return false;
+        }
+    }
+    (*conn_of(c)).drain_session();
+    true
+}
+
+/// Ends pull relays whose stream has had no player for a while (from the 1 s tick).
+unsafe fn end_idle_pulls(now: u64) {
+    let idle: Vec<*mut ngx_connection_t> = WORKER.with(|w| {
+        let w = w.borrow();
+        let mut out = vec![];
+        for (_, c) in w.conns.iter() {
+            let conn = &mut *conn_of(c);
+            let Some(r) = conn.relay.as_mut() else { continue };
+            if r.mode != crate::rtmp::client::Mode::Play {
+                continue;
+            }
+            if w.hub.player_count(&r.key) > 0 {
+                r.idle_since = None;
+            } else if now.saturating_sub(*r.idle_since.get_or_insert(now)) >= PULL_IDLE_MS {
+                out.push(c);
+            }
+        }
+        out
+    });
+    for c in idle {
+        log!(NGX_LOG_INFO, (*c).log, "relay: no players left, ending the pull");
+        close(c);
     }
 }
 
@@ -1570,6 +1827,11 @@ unsafe fn apply_to(conns: &Slab<*mut ngx_connection_t>, from: *mut ngx_connectio
                 conn.burst += v.len();
                 conn.out.extend(v);
             }
+            Out::Unpublished { .. } if conn.relay.is_some() => {
+                // A push relay ends with its stream.
+                conn.close_after_flush = true;
+            }
+            Out::Published { .. } if conn.relay.is_some() => {}
             Out::Unpublished { msid, .. } => {
                 let name = name_of(conn, msid);
                 conn.session.unpublished(msid, &name, f.publish_notify, f.play_restart);

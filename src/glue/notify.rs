@@ -29,7 +29,12 @@ pub type Done = Box<dyn FnOnce(Outcome)>;
 
 /// A `struct sockaddr_in` or `sockaddr_in6`, built by hand.
 #[repr(C, align(8))]
-struct SockAddr([u8; 28]);
+pub struct SockAddr([u8; 28]);
+
+/// `addr` as a `struct sockaddr` and its length.
+pub fn sockaddr(addr: SocketAddr) -> (SockAddr, u32) {
+    SockAddr::new(addr)
+}
 
 impl SockAddr {
     fn new(addr: SocketAddr) -> (SockAddr, u32) {

@@ -5,6 +5,7 @@ each, written before it answers) and answers by the first part of the path:
   /ok/...       200
   /auth/...     publish "bad" or play "forbidden": 403; "redirectme": 302 to "renamed";
                 "relayme": 302 to an rtmp:// URL; anything else 200
+  /relay/PORT/APP/...  publish or play: 302 to rtmp://127.0.0.1:PORT/APP/NAME
   /slow/...     200 after one second
   /never/...    no answer for a minute
   /garbage/...  bytes that are not HTTP, then close
@@ -58,6 +59,10 @@ class Handler(BaseHTTPRequestHandler):
                 status, location = 302, "renamed"
             elif name == "relayme" and call in ("publish", "play"):
                 status, location = 302, "rtmp://127.0.0.1:1/app/stream"
+        elif kind == "relay" and call in ("publish", "play"):
+            # /relay/PORT/APP: a relay to rtmp://127.0.0.1:PORT/APP/NAME
+            _, _, port, app = path.split("/")[:4]
+            status, location = 302, f"rtmp://127.0.0.1:{port}/{app}/{name}"
         elif kind == "slow":
             time.sleep(1)
         elif kind == "never":
