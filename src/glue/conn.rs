@@ -431,7 +431,10 @@ unsafe extern "C" fn on_exit_watch(ev: *mut ngx_event_t) {
                     .iter()
                     .filter(|&(_, c)| {
                         let conn = &*conn_of(c);
-                        !conn.streams.iter().any(|(_, key, role)| *role == Role::Publisher || w.hub.is_live(key))
+                        // A pull relay ends too: its players reconnect to the new workers,
+                        // which pull again.
+                        let pull = conn.relay.as_ref().is_some_and(|r| r.mode == crate::rtmp::client::Mode::Play);
+                        pull || !conn.streams.iter().any(|(_, key, role)| *role == Role::Publisher || w.hub.is_live(key))
                     })
                     .map(|(_, c)| c)
                     .collect()
@@ -1276,6 +1279,11 @@ unsafe fn relay_read(c: *mut ngx_connection_t, data: &[u8]) -> bool {
         };
         match ev {
             ClientEvent::Ready { msid } => match mode {
+                Mode::Publish if !WORKER.with(|w| w.borrow().hub.is_live(&key)) => {
+                    // The stream ended before the server took the push.
+                    close(c);
+                    return false;
+                }
                 Mode::Publish => {
                     let settings = conn.hub_settings();
                     let mut out = Vec::new();
