@@ -44,10 +44,15 @@ NGINX_USER=${NGINX_USER:-www-data}
 validation=$(bool STREAM_KEY_VALIDATION true)
 recording=$(bool RECORDING_ENABLED false)
 max=${MAX_CONNECTIONS:-1000}
-[[ $max =~ ^[0-9]+$ ]] && ((max >= 1 && max <= 1000000)) ||
+# (at most 7 digits, read as decimal even with leading zeros)
+if ! [[ $max =~ ^[0-9]{1,7}$ ]] || ((10#$max < 1 || 10#$max > 1000000)); then
     die "MAX_CONNECTIONS must be a number from 1 to 1000000, not \"$max\""
+fi
+max=$((10#$max))
 for port in RTMP_PORT HTTP_PORT WHIP_PORT; do
-    [[ ${!port} =~ ^[0-9]+$ ]] && ((${!port} >= 1 && ${!port} <= 65535)) || die "$port must be a port number, not \"${!port}\""
+    if ! [[ ${!port} =~ ^[0-9]{1,5}$ ]] || ((10#${!port} < 1 || 10#${!port} > 65535)); then
+        die "$port must be a port number, not \"${!port}\""
+    fi
 done
 # Each RTMP client may hold a callback or an HLS request besides its own connection.
 worker_connections=$((max * 2 + 256))

@@ -77,6 +77,8 @@ unlike($conf{open}, qr/on_publish/, 'STREAM_KEY_VALIDATION=false: no on_publish'
 for (
     [MAX_CONNECTIONS => 'lots', qr/MAX_CONNECTIONS must be a number from 1 to 1000000, not "lots"/],
     [MAX_CONNECTIONS => '0', qr/MAX_CONNECTIONS must be a number/],
+    [MAX_CONNECTIONS => '99999999999999999999', qr/MAX_CONNECTIONS must be a number/],
+    [MAX_CONNECTIONS => '1000001', qr/MAX_CONNECTIONS must be a number/],
     [STREAM_KEY_VALIDATION => 'maybe', qr/STREAM_KEY_VALIDATION must be true or false, not "maybe"/],
     [RECORDING_ENABLED => 'sometimes', qr/RECORDING_ENABLED must be true or false/],
     [STREAM_KEYS => '', qr/STREAM_KEY_VALIDATION is on: set AUTH_URL, STREAM_KEYS or STREAM_KEYS_FILE/],
