@@ -11,7 +11,7 @@ use super::amf::{self, Value};
 use super::chunk::{self, Message};
 use super::handshake::{C0, SIZE};
 use super::message::{self as msg, MediaKind};
-use super::session::Error;
+use super::session::{Error, Link};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -47,13 +47,10 @@ pub struct Client {
     chunk_size: usize,
     state: State,
     hs: Vec<u8>,
-    reader: chunk::Reader,
+    link: Link,
     out: BytesMut,
     events: VecDeque<ClientEvent>,
     msid: u32,
-    received: u64,
-    acked: u64,
-    peer_window: u32,
 }
 
 /// `rtmp://HOST[:PORT]/APP/STREAM` split into (host, port, app, stream): the stream is
@@ -96,13 +93,10 @@ impl Client {
             chunk_size,
             state: State::Handshake,
             hs: Vec::new(),
-            reader: chunk::Reader::new(max_message),
+            link: Link::new(max_message),
             out,
             events: VecDeque::new(),
             msid: 0,
-            received: 0,
-            acked: 0,
-            peer_window: 0,
         }
     }
 
@@ -120,7 +114,7 @@ impl Client {
 
     /// Bytes from the server. An error means the connection must be closed.
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), Error> {
-        self.received += data.len() as u64;
+        self.link.count(data.len());
         if self.state == State::Handshake {
             let need = 1 + 2 * SIZE;
             let take = (need - self.hs.len()).min(data.len());
@@ -145,35 +139,19 @@ impl Client {
             self.command(0, &[Value::str("connect"), Value::Number(1.0), connect]);
             self.state = State::Connecting;
         }
-        self.reader.push(data);
-        while let Some(m) = self.reader.read_message()? {
+        self.link.reader.push(data);
+        while let Some(m) = self.link.reader.read_message()? {
             self.message(m)?;
         }
-        if self.peer_window > 0 && self.received - self.acked >= self.peer_window as u64 {
-            self.acked = self.received;
-            msg::ack(&mut self.out, self.received as u32, self.chunk_size);
-        }
+        self.link.ack_if_due(&mut self.out, self.chunk_size);
         Ok(())
     }
 
-    fn be32(body: &[u8]) -> Result<u32, Error> {
-        body.get(..4).map(|b| u32::from_be_bytes(b.try_into().expect("4"))).ok_or_else(|| Error::Protocol("control message too short".into()))
-    }
-
     fn message(&mut self, m: Message) -> Result<(), Error> {
+        if self.link.control(&m, &mut self.out, self.chunk_size)? {
+            return Ok(());
+        }
         match m.type_id {
-            msg::SET_CHUNK_SIZE => {
-                let n = Self::be32(&m.payload)?;
-                if n == 0 || n > chunk::MAX_CHUNK_SIZE as u32 {
-                    return Err(Error::BadChunkSize(n));
-                }
-                self.reader.set_chunk_size(n as usize);
-            }
-            msg::ABORT => self.reader.abort(Self::be32(&m.payload)?),
-            msg::WINDOW_ACK_SIZE => self.peer_window = Self::be32(&m.payload)?,
-            msg::USER_CONTROL if m.payload.len() >= 6 && u16::from_be_bytes([m.payload[0], m.payload[1]]) == msg::UC_PING_REQUEST => {
-                msg::user_control(&mut self.out, msg::UC_PING_RESPONSE, Self::be32(&m.payload[2..])?, self.chunk_size);
-            }
             msg::COMMAND_AMF0 => self.command_reply(&m.payload)?,
             msg::COMMAND_AMF3 => self.command_reply(m.payload.get(1..).unwrap_or_default())?,
             msg::AUDIO | msg::VIDEO | msg::DATA_AMF0 if self.state == State::Ready && self.mode == Mode::Play => {

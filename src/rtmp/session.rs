@@ -109,16 +109,78 @@ enum State {
     Open,
 }
 
+/// The peer-to-peer housekeeping both ends of a connection do alike: reading chunks, and
+/// the protocol and user control messages (chunk size, abort, acknowledgement window,
+/// pings).
+pub(crate) struct Link {
+    pub reader: chunk::Reader,
+    received: u64,
+    acked: u64,
+    peer_window: u32,
+}
+
+fn be32(body: &[u8]) -> Result<u32, Error> {
+    match body.get(..4) {
+        Some(b) => Ok(u32::from_be_bytes(b.try_into().expect("4"))),
+        None => protocol("control message too short"),
+    }
+}
+
+impl Link {
+    pub fn new(max_message: usize) -> Self {
+        Link { reader: chunk::Reader::new(max_message), received: 0, acked: 0, peer_window: 0 }
+    }
+
+    /// Bytes came from the peer (the acknowledgements count them all).
+    pub fn count(&mut self, n: usize) {
+        self.received += n as u64;
+    }
+
+    /// Handles a protocol or user control message (answering pings into `out`); false
+    /// for any other message.
+    pub fn control(&mut self, m: &Message, out: &mut BytesMut, chunk_size: usize) -> Result<bool, Error> {
+        match m.type_id {
+            msg::SET_CHUNK_SIZE => {
+                let n = be32(&m.payload)?;
+                if n == 0 || n > chunk::MAX_CHUNK_SIZE as u32 {
+                    return Err(Error::BadChunkSize(n));
+                }
+                self.reader.set_chunk_size(n as usize);
+            }
+            msg::ABORT => self.reader.abort(be32(&m.payload)?),
+            msg::ACK | msg::SET_PEER_BANDWIDTH => {}
+            msg::WINDOW_ACK_SIZE => self.peer_window = be32(&m.payload)?,
+            msg::USER_CONTROL => {
+                if m.payload.len() < 2 {
+                    return protocol("user control message too short");
+                }
+                let event = u16::from_be_bytes([m.payload[0], m.payload[1]]);
+                // Only a ping needs an answer; SetBufferLength and the rest do not, live.
+                if event == msg::UC_PING_REQUEST {
+                    msg::user_control(out, msg::UC_PING_RESPONSE, be32(&m.payload[2..])?, chunk_size);
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Acknowledges what came once the peer's window of bytes is full.
+    pub fn ack_if_due(&mut self, out: &mut BytesMut, chunk_size: usize) {
+        if self.peer_window > 0 && self.received - self.acked >= self.peer_window as u64 {
+            self.acked = self.received;
+            msg::ack(out, self.received as u32, chunk_size);
+        }
+    }
+}
+
 pub struct Session {
     cfg: Config,
     state: State,
     hs: Vec<u8>,
-    reader: chunk::Reader,
+    link: Link,
     out: BytesMut,
     events: VecDeque<Event>,
-    received: u64,
-    acked: u64,
-    peer_window: u32,
     connected: bool,
     connect_txid: f64,
     streams: Vec<u32>,
@@ -136,15 +198,12 @@ fn split_args(s: &str) -> (String, String) {
 impl Session {
     pub fn new(cfg: Config) -> Self {
         Session {
-            reader: chunk::Reader::new(cfg.max_message),
+            link: Link::new(cfg.max_message),
             cfg,
             state: State::Handshake0,
             hs: Vec::new(),
             out: BytesMut::new(),
             events: VecDeque::new(),
-            received: 0,
-            acked: 0,
-            peer_window: 0,
             connected: false,
             connect_txid: 1.0,
             streams: Vec::new(),
@@ -169,7 +228,7 @@ impl Session {
     /// Takes bytes from the client. `now_ms` is any millisecond clock (for the handshake's
     /// time field), `seed` any varying number. An error means the client must be closed.
     pub fn feed(&mut self, mut data: &[u8], now_ms: u32, seed: u64) -> Result<(), Error> {
-        self.received += data.len() as u64;
+        self.link.count(data.len());
         while !data.is_empty() && self.state != State::Open {
             let need = match self.state {
                 State::Handshake0 => 1 + handshake::SIZE,
@@ -200,14 +259,11 @@ impl Session {
             return Ok(());
         }
         self.hs = Vec::new();
-        self.reader.push(data);
-        while let Some(m) = self.reader.read_message()? {
+        self.link.reader.push(data);
+        while let Some(m) = self.link.reader.read_message()? {
             self.message(m)?;
         }
-        if self.peer_window > 0 && self.received - self.acked >= self.peer_window as u64 {
-            self.acked = self.received;
-            msg::ack(&mut self.out, self.received as u32, self.cfg.chunk_size);
-        }
+        self.link.ack_if_due(&mut self.out, self.cfg.chunk_size);
         Ok(())
     }
 
@@ -216,37 +272,11 @@ impl Session {
         msg::user_control(&mut self.out, msg::UC_PING_REQUEST, now_ms, self.cfg.chunk_size);
     }
 
-    fn be32(body: &[u8]) -> Result<u32, Error> {
-        match body.get(..4) {
-            Some(b) => Ok(u32::from_be_bytes(b.try_into().expect("4"))),
-            None => protocol("control message too short"),
-        }
-    }
-
     fn message(&mut self, m: Message) -> Result<(), Error> {
-        let cs = self.cfg.chunk_size;
+        if self.link.control(&m, &mut self.out, self.cfg.chunk_size)? {
+            return Ok(());
+        }
         match m.type_id {
-            msg::SET_CHUNK_SIZE => {
-                let n = Self::be32(&m.payload)?;
-                if n == 0 || n > chunk::MAX_CHUNK_SIZE as u32 {
-                    return Err(Error::BadChunkSize(n));
-                }
-                self.reader.set_chunk_size(n as usize);
-            }
-            msg::ABORT => self.reader.abort(Self::be32(&m.payload)?),
-            msg::ACK | msg::SET_PEER_BANDWIDTH => {}
-            msg::WINDOW_ACK_SIZE => self.peer_window = Self::be32(&m.payload)?,
-            msg::USER_CONTROL => {
-                if m.payload.len() < 2 {
-                    return protocol("user control message too short");
-                }
-                let event = u16::from_be_bytes([m.payload[0], m.payload[1]]);
-                // Only a ping needs an answer; SetBufferLength and the rest do not, live.
-                if event == msg::UC_PING_REQUEST {
-                    let t = Self::be32(&m.payload[2..])?;
-                    msg::user_control(&mut self.out, msg::UC_PING_RESPONSE, t, cs);
-                }
-            }
             msg::COMMAND_AMF0 => self.command(&m.payload, m.msid)?,
             msg::COMMAND_AMF3 => {
                 // An AMF3 command message is a 0 byte then AMF0 values.
