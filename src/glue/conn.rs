@@ -269,6 +269,63 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// A connection's state before it says anything: the settings of its server, no
+    /// application yet.
+    unsafe fn new(id: ConnId, listener: *const Listener, session: Session, limit_zone: *mut ngx::ffi::ngx_shm_zone_t) -> Conn {
+        let now = ngx_current_msec as u64;
+        Conn {
+            id,
+            listener,
+            session,
+            out: VecDeque::new(),
+            sent: 0,
+            burst: 0,
+            fanout: Fanout::new(&*(*listener).server, None),
+            app: None,
+            streams: Vec::new(),
+            close_after_flush: false,
+            close_now: false,
+            limit_zone,
+            live: None,
+            last_media: 0,
+            hls: Vec::new(),
+            ping: core::mem::zeroed(),
+            idle: core::mem::zeroed(),
+            merge: core::mem::zeroed(),
+            batch: core::mem::zeroed(),
+            batching: false,
+            info: None,
+            waiting: None,
+            notes: Vec::new(),
+            update: core::mem::zeroed(),
+            updates_pending: 0,
+            last_ts: 0,
+            records: Vec::new(),
+            bytes_in: 0,
+            in_rate: stat::Rate::new(now, 0),
+            out_rate: stat::Rate::new(now, 0),
+            pubs: Vec::new(),
+            relay: None,
+        }
+    }
+}
+
+/// Gives `conn` to nginx's connection `c` (as `c->data`): its timers and the read and
+/// write handlers are set up.
+unsafe fn attach(c: *mut ngx_connection_t, conn: Conn) -> *mut Conn {
+    let conn = Box::into_raw(Box::new(conn));
+    (*c).data = conn as *mut c_void;
+    init_event(&raw mut (*conn).ping, c, on_ping);
+    init_event(&raw mut (*conn).idle, c, on_idle_check);
+    init_event(&raw mut (*conn).batch, c, on_batch_read);
+    init_event(&raw mut (*conn).merge, c, on_merged_write);
+    init_event(&raw mut (*conn).update, c, on_update);
+    (*(*c).read).handler = Some(on_read);
+    (*(*c).write).handler = Some(on_write);
+    conn
+}
+
 unsafe fn conn_of(c: *mut ngx_connection_t) -> *mut Conn {
     (*c).data as *mut Conn
 }
@@ -333,57 +390,15 @@ unsafe fn init(c: *mut ngx_connection_t) {
         w.stats.naccepted += 1;
         w.conns.insert(c)
     });
-    let conn = Box::new(Conn {
-        id,
-        listener,
-        session: Session::new(session::Config {
-            chunk_size: core.chunk_size as usize,
-            ack_window: core.ack_window as u32,
-            max_message: core.max_message as usize,
-            max_streams: core.max_streams as u32,
-        }),
-        out: VecDeque::new(),
-        sent: 0,
-        burst: 0,
-        fanout: Fanout::new(server, None),
-        app: None,
-        streams: Vec::new(),
-        close_after_flush: false,
-        close_now: false,
-        limit_zone,
-        live: None,
-        last_media: 0,
-        hls: Vec::new(),
-        ping: core::mem::zeroed(),
-        idle: core::mem::zeroed(),
-        merge: core::mem::zeroed(),
-        batch: core::mem::zeroed(),
-        batching: false,
-        info: None,
-        waiting: None,
-        notes: Vec::new(),
-        update: core::mem::zeroed(),
-        updates_pending: 0,
-        last_ts: 0,
-        records: Vec::new(),
-        bytes_in: 0,
-        in_rate: stat::Rate::new(ngx_current_msec as u64, 0),
-        out_rate: stat::Rate::new(ngx_current_msec as u64, 0),
-        pubs: Vec::new(),
-        relay: None,
-    });
-    let conn = Box::into_raw(conn);
-    (*c).data = conn as *mut c_void;
+    let conn = attach(c, Conn::new(id, listener, Session::new(session::Config {
+        chunk_size: core.chunk_size as usize,
+        ack_window: core.ack_window as u32,
+        max_message: core.max_message as usize,
+        max_streams: core.max_streams as u32,
+    }), limit_zone));
     let ping = &raw mut (*conn).ping;
-    init_event(ping, c, on_ping);
-    init_event(&raw mut (*conn).idle, c, on_idle_check);
-    init_event(&raw mut (*conn).batch, c, on_batch_read);
-    init_event(&raw mut (*conn).merge, c, on_merged_write);
-    init_event(&raw mut (*conn).update, c, on_update);
     log!(NGX_LOG_INFO, log, "client connected");
 
-    (*(*c).read).handler = Some(on_read);
-    (*(*c).write).handler = Some(on_write);
     ngx_add_timer((*c).read, core.timeout as _);
     if core.ping > 0 {
         ngx_add_timer(ping, core.ping as _);
@@ -1197,61 +1212,23 @@ unsafe fn start_relay(from: *mut ngx_connection_t, mode: crate::rtmp::client::Mo
     let id = WORKER.with(|w| w.borrow_mut().conns.insert(c));
     let seed = (*c).number ^ ((ngx_current_msec as u64) << 20);
     let tc_url = url.rsplit_once('/').map_or(url, |(a, _)| a);
-    let mut client = Client::new(mode, &app, tc_url, &stream, core.chunk_size as usize, core.max_message as usize, seed);
-    let mut out = VecDeque::new();
-    if let Some(b) = client.take_output() {
-        out.push_back(b);
-    }
+    let client = Client::new(mode, &app, tc_url, &stream, core.chunk_size as usize, core.max_message as usize, seed);
     let (verb, dir) = if mode == Mode::Publish { ("pushing", "to") } else { ("pulling", "from") };
     let what = format!("{verb} \"{}/{}\" {dir} {url}", key.app, key.name);
-    let conn = Box::new(Conn {
-        id,
-        listener,
-        session: Session::new(session::Config::default()),
-        out,
-        sent: 0,
-        burst: 0,
-        fanout: Fanout::new(server, from_conn.live.as_ref()),
-        app: from_conn.app,
-        streams: Vec::new(),
-        close_after_flush: false,
-        close_now: false,
-        limit_zone: ptr::null_mut(),
-        live: from_conn.live.clone(),
-        last_media: 0,
-        hls: Vec::new(),
-        ping: core::mem::zeroed(),
-        idle: core::mem::zeroed(),
-        merge: core::mem::zeroed(),
-        batch: core::mem::zeroed(),
-        batching: false,
-        info: Some(Box::new(ConnectInfo {
-            app: key.app.clone(),
-            flash_ver: "ngx-rtmp-rs relay".into(),
-            tc_url: url.to_owned(),
-            ..ConnectInfo::default()
-        })),
-        waiting: None,
-        notes: Vec::new(),
-        update: core::mem::zeroed(),
-        updates_pending: 0,
-        last_ts: 0,
-        records: Vec::new(),
-        bytes_in: 0,
-        in_rate: stat::Rate::new(ngx_current_msec as u64, 0),
-        out_rate: stat::Rate::new(ngx_current_msec as u64, 0),
-        pubs: Vec::new(),
-        relay: Some(Box::new(Relay { client, mode, key, url: url.to_owned(), idle_since: None })),
-    });
-    let conn = Box::into_raw(conn);
-    (*c).data = conn as *mut c_void;
-    init_event(&raw mut (*conn).ping, c, on_ping);
-    init_event(&raw mut (*conn).idle, c, on_idle_check);
-    init_event(&raw mut (*conn).batch, c, on_batch_read);
-    init_event(&raw mut (*conn).merge, c, on_merged_write);
-    init_event(&raw mut (*conn).update, c, on_update);
-    (*(*c).read).handler = Some(on_read);
-    (*(*c).write).handler = Some(on_write);
+    let mut conn = Conn::new(id, listener, Session::new(session::Config::default()), ptr::null_mut());
+    conn.fanout = Fanout::new(server, from_conn.live.as_ref());
+    conn.app = from_conn.app;
+    conn.live = from_conn.live.clone();
+    conn.info = Some(Box::new(ConnectInfo {
+        app: key.app.clone(),
+        flash_ver: "ngx-rtmp-rs relay".into(),
+        tc_url: url.to_owned(),
+        ..ConnectInfo::default()
+    }));
+    conn.relay = Some(Box::new(Relay { client, mode, key, url: url.to_owned(), idle_since: None }));
+    // C0 C1, queued for when the connection is made.
+    conn.drain_session();
+    attach(c, conn);
     ngx_add_timer((*c).read, core.timeout as _);
     log!(NGX_LOG_INFO, (*c).log, "relay: {what}");
     // Connected at once (loopback): write now; else when the connection is made.
