@@ -1168,21 +1168,9 @@ unsafe fn start_relay(from: *mut ngx_connection_t, mode: crate::rtmp::client::Mo
     let ip: IpAddr = host.parse().map_err(|_| format!("\"{host}\" is not an IP address"))?;
     let from_conn = &*conn_of(from);
     let (listener, server) = (from_conn.listener, from_conn.server());
-    let mut pc: ngx::ffi::ngx_peer_connection_t = core::mem::zeroed();
-    let (sockaddr, socklen) = notify::sockaddr(std::net::SocketAddr::new(ip, port));
-    let mut name = ngx::ffi::ngx_str_t { len: url.len(), data: url.as_ptr() as *mut u8 };
-    pc.sockaddr = (&raw const sockaddr).cast_mut().cast();
-    pc.socklen = socklen;
-    pc.name = &mut name;
-    pc.get = Some(ngx::ffi::ngx_event_get_peer);
-    pc.log = (*from).log;
     // A relay that cannot reach its server, or loses it, is an error worth seeing.
-    pc.set_log_error(ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_ERR);
-    let rc = ngx::ffi::ngx_event_connect_peer(&mut pc);
-    if rc != NGX_OK as isize && rc != NGX_AGAIN as isize {
-        return Err("cannot connect".into());
-    }
-    let c = pc.connection;
+    let log_error = ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_ERR;
+    let (c, connected) = notify::connect_peer(std::net::SocketAddr::new(ip, port), url, (*from).log, log_error).ok_or("cannot connect")?;
     let pool = ngx::ffi::ngx_create_pool(4096, (*from).log);
     let log = if pool.is_null() { ptr::null_mut() } else { ngx::ffi::ngx_pcalloc(pool, core::mem::size_of::<ngx_log_t>()) as *mut ngx_log_t };
     if log.is_null() {
@@ -1232,7 +1220,7 @@ unsafe fn start_relay(from: *mut ngx_connection_t, mode: crate::rtmp::client::Mo
     ngx_add_timer((*c).read, core.timeout as _);
     log!(NGX_LOG_INFO, (*c).log, "relay: {what}");
     // Connected at once (loopback): write now; else when the connection is made.
-    if rc == NGX_OK as isize {
+    if connected {
         ngx_post_event((*c).write, &raw mut ngx_posted_events);
     }
     Ok(())

@@ -29,11 +29,30 @@ pub type Done = Box<dyn FnOnce(Outcome)>;
 
 /// A `struct sockaddr_in` or `sockaddr_in6`, built by hand.
 #[repr(C, align(8))]
-pub struct SockAddr([u8; 28]);
+struct SockAddr([u8; 28]);
 
-/// `addr` as a `struct sockaddr` and its length.
-pub fn sockaddr(addr: SocketAddr) -> (SockAddr, u32) {
-    SockAddr::new(addr)
+/// Opens a non-blocking TCP connection to `addr` with nginx's `ngx_event_connect_peer`
+/// (`name` is what nginx's own messages call it; connection errors are logged at
+/// `log_error`). Returns the connection and whether it is connected already; None if it
+/// failed at once (nginx logged why).
+pub unsafe fn connect_peer(
+    addr: SocketAddr,
+    name: &str,
+    log: *mut ngx::ffi::ngx_log_t,
+    log_error: ngx::ffi::ngx_connection_log_error_e,
+) -> Option<(*mut ngx_connection_t, bool)> {
+    let (mut sockaddr, socklen) = SockAddr::new(addr);
+    let mut name = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
+    // (nginx reads these only during the call.)
+    let mut pc: ngx_peer_connection_t = core::mem::zeroed();
+    pc.sockaddr = (&raw mut sockaddr).cast();
+    pc.socklen = socklen;
+    pc.name = &mut name;
+    pc.get = Some(ngx_event_get_peer);
+    pc.log = log;
+    pc.set_log_error(log_error);
+    let rc = ngx_event_connect_peer(&mut pc);
+    (rc == NGX_OK as isize || rc == NGX_AGAIN as isize).then_some((pc.connection, rc == NGX_OK as isize))
 }
 
 impl SockAddr {
@@ -56,10 +75,8 @@ impl SockAddr {
 }
 
 struct Call {
-    pc: ngx_peer_connection_t,
-    sockaddr: SockAddr,
-    /// `pc.name` (nginx logs it when connecting fails); points into `url`.
-    name: ngx_str_t,
+    /// The connection, while it is open.
+    conn: *mut ngx_connection_t,
     url: String,
     /// The host name and port when the resolver finds the address.
     host: String,
@@ -86,9 +103,7 @@ pub enum Target {
 /// (resolving, connecting, sending, reading), a reply's headers at most `limit` bytes.
 pub unsafe fn start(to: Target, url: &str, request: Vec<u8>, timeout: u64, limit: usize, done: Done) {
     let p = Box::into_raw(Box::new(Call {
-        pc: core::mem::zeroed(),
-        sockaddr: SockAddr([0; 28]),
-        name: ngx_str_t { len: 0, data: ptr::null_mut() },
+        conn: ptr::null_mut(),
         url: url.to_owned(),
         host: String::new(),
         port: 0,
@@ -103,7 +118,6 @@ pub unsafe fn start(to: Target, url: &str, request: Vec<u8>, timeout: u64, limit
         finished: core::mem::zeroed(),
     }));
     let call = &mut *p;
-    call.name = ngx_str_t { len: call.url.len(), data: call.url.as_ptr() as *mut u8 };
     call.finished.handler = Some(on_finished);
     call.finished.data = p as *mut c_void;
     call.finished.log = (*ngx_cycle).log;
@@ -178,29 +192,19 @@ unsafe fn sockaddr_to_std(sa: *const u8, len: u32, port: u16) -> Option<SocketAd
 /// Opens the call's connection and sends the request when it can.
 unsafe fn connect(p: *mut Call, addr: SocketAddr) {
     let call = &mut *p;
-    let (sockaddr, socklen) = SockAddr::new(addr);
-    call.sockaddr = sockaddr;
-    let pc = &mut call.pc;
-    pc.sockaddr = (&raw mut call.sockaddr).cast();
-    pc.socklen = socklen;
-    pc.name = &raw mut call.name;
-    pc.get = Some(ngx_event_get_peer);
-    pc.log = (*ngx_cycle).log;
-    pc.set_log_error(ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_INFO);
-    let rc = ngx_event_connect_peer(pc);
-    if rc != NGX_OK as isize && rc != NGX_AGAIN as isize {
-        // nginx said why (connection refused, no free connections, ...); it closed the socket.
-        pc.connection = ptr::null_mut();
+    let log_error = ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_INFO;
+    let Some((c, connected)) = connect_peer(addr, &call.url, (*ngx_cycle).log, log_error) else {
+        // nginx said why (connection refused, no free connections, ...).
         return finish(p, Err(format!("cannot connect to {}", call.url)));
-    }
-    let c = pc.connection;
+    };
+    call.conn = c;
     (*c).data = p as *mut c_void;
     (*(*c).read).handler = Some(on_readable);
     (*(*c).write).handler = Some(on_writable);
     // One deadline for the whole call (resolving included), on the read event.
     let spent = ngx_current_msec.wrapping_sub(call.started) as u64;
     ngx_add_timer((*c).read, call.timeout.saturating_sub(spent).max(1) as _);
-    if rc == NGX_OK as isize {
+    if connected {
         ngx_post_event((*c).write, &raw mut ngx_posted_events);
     }
 }
@@ -309,7 +313,7 @@ unsafe fn finish(p: *mut Call, outcome: Outcome) {
         // Messages from the reply parser do not say whose reply it was.
         if why.contains(&call.url) { why } else { format!("{why} from {}", call.url) }
     });
-    let c = core::mem::replace(&mut call.pc.connection, ptr::null_mut());
+    let c = core::mem::replace(&mut call.conn, ptr::null_mut());
     if !c.is_null() {
         (*c).data = ptr::null_mut();
         ngx_close_connection(c);
