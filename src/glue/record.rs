@@ -99,29 +99,46 @@ fn not_open() -> io::Error {
     io::Error::other("no file open")
 }
 
-/// Now, for recorders: nginx's millisecond clock and the local wall clock.
-pub fn now() -> Now {
-    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+/// The local time of a second (for file names), from `localtime_r`.
+fn local_time(unix: i64) -> Tm {
     // SAFETY: localtime_r writes only the tm we give it.
-    let local = unsafe {
+    unsafe {
         let mut tm: ngx::ffi::tm = core::mem::zeroed();
         let t = unix as ngx::ffi::time_t;
         if ngx::ffi::localtime_r(&t, &mut tm).is_null() {
-            Tm::default()
-        } else {
-            Tm {
-                year: tm.tm_year + 1900,
-                month: (tm.tm_mon + 1) as u32,
-                day: tm.tm_mday as u32,
-                hour: tm.tm_hour as u32,
-                minute: tm.tm_min as u32,
-                second: tm.tm_sec as u32,
-                weekday: tm.tm_wday as u32,
-                yearday: tm.tm_yday as u32,
-            }
+            return Tm::default();
         }
-    };
-    // SAFETY: nginx's cached clock, read on the worker's own thread.
-    let ms = unsafe { ngx::ffi::ngx_current_msec } as u64;
+        Tm {
+            year: tm.tm_year + 1900,
+            month: (tm.tm_mon + 1) as u32,
+            day: tm.tm_mday as u32,
+            hour: tm.tm_hour as u32,
+            minute: tm.tm_min as u32,
+            second: tm.tm_sec as u32,
+            weekday: tm.tm_wday as u32,
+            yearday: tm.tm_yday as u32,
+        }
+    }
+}
+
+thread_local! {
+    /// The last second turned into local time: recorders ask for the time on every frame.
+    static LOCAL: std::cell::Cell<(i64, Tm)> = std::cell::Cell::new((i64::MIN, Tm::default()));
+}
+
+/// Now, for recorders: nginx's cached clocks (milliseconds, and the wall clock's second)
+/// and the local time of that second.
+pub fn now() -> Now {
+    // SAFETY: nginx's cached clocks, read on the worker's own thread.
+    let (ms, unix) = unsafe { (ngx::ffi::ngx_current_msec as u64, (*ngx::ffi::ngx_cached_time).sec) };
+    let local = LOCAL.with(|l| {
+        let (sec, tm) = l.get();
+        if sec == unix {
+            return tm;
+        }
+        let tm = local_time(unix);
+        l.set((unix, tm));
+        tm
+    });
     Now { ms, unix, local }
 }
