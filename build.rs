@@ -39,6 +39,12 @@ fn main() {
     if env::var_os("CARGO_FEATURE_NGINX").is_none() {
         return;
     }
+    // WHIP's Opus-to-AAC transcoder: a small C shim over FFmpeg's libavcodec (Debian's
+    // libavcodec-dev / libavutil-dev to build, libavcodec59 / libavutil57 to run).
+    println!("cargo:rerun-if-changed=src/whip/opus_aac.c");
+    cc::Build::new().file("src/whip/opus_aac.c").warnings(true).extra_warnings(true).compile("opus_aac");
+    println!("cargo:rustc-link-lib=dylib=avcodec");
+    println!("cargo:rustc-link-lib=dylib=avutil");
     println!("cargo:rerun-if-env-changed=NGINX_BINARY");
     println!("cargo:rerun-if-env-changed=DEP_NGINX_BUILD_DIR");
     println!("cargo:rerun-if-changed=build.rs");

@@ -13,6 +13,11 @@ pub mod notify;
 pub mod record;
 pub mod rtmp;
 pub mod stat;
+pub mod whip;
+
+/// The WHIP sidecar thread (no nginx symbols: tested by `cargo test`, run by the glue).
+#[cfg(feature = "nginx")]
+pub mod sidecar;
 
 #[cfg(all(feature = "nginx", not(test)))]
 mod glue;

@@ -189,6 +189,17 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"resolver", MAIN | SRV, OneMore, Core),
     d(c"rtmp_stat_format", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
     d(c"rtmp_hls_viewers", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
+    // WHIP ingest (http): the endpoint, and the sidecar's settings.
+    d(c"whip_publish", HTTP_LOC, Take12, Core),
+    d(c"whip_udp_listen", HTTP_MAIN | HTTP_SRV, Take1, Core),
+    d(c"whip_candidate", HTTP_MAIN | HTTP_SRV, Take1, Core),
+    d(c"whip_ice_server", HTTP_MAIN | HTTP_SRV, OneMore, Core),
+    d(c"whip_max_sessions", HTTP_MAIN | HTTP_SRV, Take1, Core),
+    d(c"whip_max_sessions_per_ip", HTTP_MAIN | HTTP_SRV, Take1, Core),
+    d(c"whip_max_sdp", HTTP_MAIN | HTTP_SRV, Take1, Core),
+    d(c"whip_ice_timeout", HTTP_MAIN | HTTP_SRV, Take1, Core),
+    d(c"whip_timeout", HTTP_MAIN | HTTP_SRV, Take1, Core),
+    d(c"whip_keyframe_interval", HTTP_MAIN | HTTP_SRV, Take1, Core),
 ];
 
 /// How many of [`DIRECTIVES`] come from nginx-rtmp-module (the rest are this module's own).
@@ -205,7 +216,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 6, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, rtmp_stat_format, rtmp_hls_viewers");
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 16, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, rtmp_stat_format, rtmp_hls_viewers and ten whip_*");
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);

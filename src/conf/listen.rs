@@ -180,16 +180,16 @@ mod tests {
     #[test]
     fn address_forms() {
         let l = one(&["1935"]);
-        assert_eq!(l.addr, "0.0.0.0:1935".parse().unwrap());
+        assert_eq!(l.addr, "0.0.0.0:1935".parse::<std::net::SocketAddr>().unwrap());
         assert!(l.wildcard);
         assert_eq!(one(&["*:1936"]).addr.port(), 1936);
         let l = one(&["127.0.0.1:19350"]);
         assert!(!l.wildcard);
-        assert_eq!(l.addr, "127.0.0.1:19350".parse().unwrap());
+        assert_eq!(l.addr, "127.0.0.1:19350".parse::<std::net::SocketAddr>().unwrap());
         assert_eq!(one(&["127.0.0.1"]).addr.port(), 1935);
         let l = one(&["[::]:1935"]);
         assert!(l.wildcard && l.addr.is_ipv6() && l.ipv6only);
-        assert_eq!(one(&["[::1]:1000"]).addr, "[::1]:1000".parse().unwrap());
+        assert_eq!(one(&["[::1]:1000"]).addr, "[::1]:1000".parse::<std::net::SocketAddr>().unwrap());
         assert!(parse(&["localhost:1935"]).unwrap().iter().all(|l| l.addr.port() == 1935));
     }
 

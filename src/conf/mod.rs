@@ -23,6 +23,7 @@ pub mod listen;
 pub mod notify;
 pub mod record;
 pub mod value;
+pub mod whip;
 
 use crate::record as record_cfg;
 use access::Rule;

@@ -347,6 +347,93 @@ fn client_ip(c: *const ngx_connection_t) -> IpAddr {
     }
 }
 
+/// The peer's address of any nginx connection (an HTTP client's, for WHIP).
+pub fn peer_ip(c: *const ngx_connection_t) -> IpAddr {
+    client_ip(c)
+}
+
+/// The address the client reached us on (a WHIP answer's candidate by default).
+pub unsafe fn local_ip(c: *mut ngx_connection_t) -> IpAddr {
+    if ngx::ffi::ngx_connection_local_sockaddr(c, ptr::null_mut(), 0) != NGX_OK as isize || (*c).local_sockaddr.is_null() {
+        return IpAddr::V4(Ipv4Addr::LOCALHOST);
+    }
+    let sa = (*c).local_sockaddr as *const u8;
+    let family = u16::from_ne_bytes([*sa, *sa.add(1)]) as u32;
+    if family == AF_INET {
+        let b = core::slice::from_raw_parts(sa.add(4), 4);
+        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    } else if family == AF_INET6 {
+        let b: [u8; 16] = core::slice::from_raw_parts(sa.add(8), 16).try_into().expect("16");
+        IpAddr::V6(Ipv6Addr::from(b))
+    } else {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    }
+}
+
+/// Makes `fd` (the worker's end of a WHIP session's socketpair) an RTMP client
+/// connection of the server that has application `app`, standing for the client of the
+/// HTTP connection `http` (its address, for `allow`/`deny`, callbacks and `/stat`).
+pub unsafe fn accept_local(fd: i32, app: &str, http: *mut ngx_connection_t) -> Result<(), String> {
+    let close_fd = |fd| drop(std::fs::File::from_raw_fd(fd));
+    let Some(rc) = rtmp_conf() else {
+        close_fd(fd);
+        return Err("there is no rtmp {} block".into());
+    };
+    let Some(server) = rc.servers.iter().position(|s| s.apps.iter().any(|a| a.name == app)) else {
+        close_fd(fd);
+        return Err(format!("whip_publish: no rtmp application \"{app}\""));
+    };
+    let cycle = ngx::ffi::ngx_cycle;
+    let all = &(*cycle).listening;
+    let listening = core::slice::from_raw_parts_mut(all.elts as *mut ngx::ffi::ngx_listening_t, all.nelts);
+    let ours = init_connection as unsafe extern "C" fn(*mut ngx_connection_t) as usize;
+    let Some(ls) = listening.iter_mut().find(|l| {
+        l.handler.map(|h| h as usize) == Some(ours) && !l.servers.is_null() && (*(l.servers as *const Listener)).index == server
+    }) else {
+        close_fd(fd);
+        return Err(format!("whip_publish: the rtmp server of application \"{app}\" has no listening socket"));
+    };
+    let c = ngx::ffi::ngx_get_connection(fd, (*cycle).log);
+    if c.is_null() {
+        close_fd(fd);
+        return Err("no free connection (worker_connections)".into());
+    }
+    let pool = ngx::ffi::ngx_create_pool(ls.pool_size, (*cycle).log);
+    let log = if pool.is_null() { ptr::null_mut() } else { ngx::ffi::ngx_pcalloc(pool, core::mem::size_of::<ngx_log_t>()) as *mut ngx_log_t };
+    let sockaddr = if pool.is_null() { ptr::null_mut() } else { ngx::ffi::ngx_pnalloc(pool, (*http).socklen as usize) as *mut u8 };
+    let text = (*http).addr_text;
+    let addr = if pool.is_null() { ptr::null_mut() } else { ngx::ffi::ngx_pnalloc(pool, text.len.max(1)) as *mut u8 };
+    if log.is_null() || sockaddr.is_null() || addr.is_null() {
+        if !pool.is_null() {
+            ngx_destroy_pool(pool);
+        }
+        ngx_close_connection(c);
+        return Err("out of memory".into());
+    }
+    *log = ls.log;
+    (*c).pool = pool;
+    (*c).log = log;
+    (*(*c).read).log = log;
+    (*(*c).write).log = log;
+    (*c).recv = ngx::ffi::ngx_io.recv;
+    (*c).send = ngx::ffi::ngx_io.send;
+    (*c).recv_chain = ngx::ffi::ngx_io.recv_chain;
+    (*c).send_chain = ngx::ffi::ngx_io.send_chain;
+    ptr::copy_nonoverlapping((*http).sockaddr as *const u8, sockaddr, (*http).socklen as usize);
+    (*c).sockaddr = sockaddr.cast();
+    (*c).socklen = (*http).socklen;
+    if !text.data.is_null() {
+        ptr::copy_nonoverlapping(text.data, addr, text.len);
+    }
+    (*c).addr_text = ngx::ffi::ngx_str_t { len: text.len, data: addr };
+    (*c).listening = ls;
+    (*c).number = core::sync::atomic::AtomicUsize::from_ptr(ngx::ffi::ngx_connection_counter as *mut usize)
+        .fetch_add(1, core::sync::atomic::Ordering::SeqCst) as _;
+    (*(*c).write).set_ready(1);
+    guarded(c, || unsafe { init(c) });
+    Ok(())
+}
+
 /// Runs an event handler body; a panic is logged and closes that one connection.
 unsafe fn guarded(c: *mut ngx_connection_t, f: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(f)).is_err() {
@@ -1747,6 +1834,11 @@ unsafe fn record_notices(c: *mut ngx_connection_t, msid: u32, at: usize, k: usiz
 }
 
 /// Stream names become file names (HLS, recordings): no paths, no control characters.
+/// Whether a stream name is one we publish under (WHIP checks it before it starts).
+pub fn valid_stream_name(name: &str) -> bool {
+    valid_name(name)
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255

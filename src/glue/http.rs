@@ -31,6 +31,8 @@ pub struct LocConf {
     stylesheet: ngx_str_t,
     /// `rtmp_hls_viewers`: 0 unset, 1 on, 2 off.
     hls_viewers: usize,
+    /// `whip_publish` (this location only, not inherited).
+    whip: *mut super::whip::Publish,
 }
 
 pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
@@ -57,6 +59,60 @@ pub unsafe extern "C" fn merge_loc_conf(_cf: *mut ngx_conf_t, parent: *mut c_voi
     NGX_CONF_OK
 }
 
+/// The location's `whip_publish`.
+pub(super) unsafe fn whip_publish(r: *mut ngx_http_request_t) -> Option<&'static super::whip::Publish> {
+    loc_conf(r).whip.as_ref()
+}
+
+unsafe extern "C" fn drop_publish(data: *mut c_void) {
+    drop(Box::from_raw(data as *mut super::whip::Publish));
+}
+
+/// The `whip_*` directives: `whip_publish` in a location, the others (the sidecar's, one
+/// per nginx) in `http` or a `server`, kept in the main configuration.
+unsafe fn whip_directive(cf: *mut ngx_conf_t, lc: &mut LocConf, name: &'static str, words: &mut [ngx_str_t], args: &[&str]) -> Result<(), String> {
+    use crate::conf::whip as w;
+    let mc = super::whip::main_conf_of(cf);
+    if name == "whip_publish" {
+        if !lc.whip.is_null() {
+            return Err(format!("\"{name}\" directive is duplicate"));
+        }
+        let app = w::publish_app(args[0])?;
+        let name_cv = if words.len() > 2 { super::whip::compile_name(cf, &mut words[2])? } else { ptr::null_mut() };
+        let cln = ngx::ffi::ngx_pool_cleanup_add((*cf).pool, 0);
+        if cln.is_null() {
+            return Err("out of memory".into());
+        }
+        let p = Box::into_raw(Box::new(super::whip::Publish { app, name: name_cv }));
+        (*cln).handler = Some(drop_publish);
+        (*cln).data = p as *mut c_void;
+        lc.whip = p;
+        mc.enabled = true;
+        (*core_loc_conf(cf)).handler = Some(super::whip::handler);
+        return Ok(());
+    }
+    if name != "whip_ice_server" {
+        if mc.set.contains(&name) {
+            return Err(format!("\"{name}\" directive is duplicate (it is set once, for the whole http block)"));
+        }
+        mc.set.push(name);
+    }
+    let s = &mut mc.settings;
+    match name {
+        "whip_udp_listen" => s.udp = w::udp_listen(args[0])?,
+        "whip_candidate" => s.candidate = Some(w::candidate(args[0])?),
+        "whip_ice_server" => s.ice_servers.push(w::ice_server(args)?),
+        "whip_max_sessions" => s.max_sessions = w::count(name, args[0])?,
+        "whip_max_sessions_per_ip" => s.max_per_ip = w::count(name, args[0])?,
+        "whip_max_sdp" => s.max_sdp = w::max_sdp(args[0])?,
+        "whip_ice_timeout" => s.ice_timeout = w::time(name, args[0], false)?,
+        "whip_timeout" => s.idle_timeout = w::time(name, args[0], false)?,
+        "whip_keyframe_interval" => s.keyframe_interval = w::time(name, args[0], true)?,
+        _ => return Err(format!("\"{name}\" directive has no handler")),
+    }
+    Ok(())
+}
+
 unsafe fn loc_conf(r: *mut ngx_http_request_t) -> &'static LocConf {
     &*(*(*r).loc_conf.add(super::ngx_rtmp_http_module.ctx_index) as *const LocConf)
 }
@@ -71,11 +127,14 @@ unsafe fn core_loc_conf(cf: *mut ngx_conf_t) -> *mut ngx_http_core_loc_conf_t {
 pub unsafe extern "C" fn directive(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     let r = catch_unwind(AssertUnwindSafe(|| unsafe {
         let lc = &mut *(conf as *mut LocConf);
-        let words: &[ngx_str_t] = (*(*cf).args).as_slice();
+        let words: &mut [ngx_str_t] = (*(*cf).args).as_slice_mut();
         let args: Vec<String> = words[1..].iter().map(|w| String::from_utf8_lossy(w.as_bytes()).into_owned()).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let name = DIRECTIVES[(*cmd).offset].name;
         let dup = || Err(format!("\"{name}\" directive is duplicate"));
+        if name.starts_with("whip_") {
+            return whip_directive(cf, lc, name, words, &args);
+        }
         match name {
             "rtmp_stat" => {
                 if lc.stat != 0 {
@@ -132,14 +191,18 @@ fn query(r: *mut ngx_http_request_t) -> String {
 }
 
 /// Sends a whole response.
-unsafe fn respond(r: *mut ngx_http_request_t, status: usize, content_type: &'static str, body: &[u8]) -> ngx_int_t {
+pub(super) unsafe fn respond(r: *mut ngx_http_request_t, status: usize, content_type: &'static str, body: &[u8]) -> ngx_int_t {
     (*r).headers_out.status = status;
     (*r).headers_out.content_type = ngx_str_t { len: content_type.len(), data: content_type.as_ptr() as *mut u8 };
     (*r).headers_out.content_type_len = content_type.len();
     (*r).headers_out.content_length_n = body.len() as _;
     let rc = ngx_http_send_header(r);
-    if rc == NGX_ERROR as isize || rc > NGX_OK as isize || (*r).header_only() != 0 || body.is_empty() {
+    if rc == NGX_ERROR as isize || rc > NGX_OK as isize || (*r).header_only() != 0 {
         return rc;
+    }
+    if body.is_empty() {
+        // The end of an empty body: without it the header could wait in nginx's buffer.
+        return ngx::ffi::ngx_http_send_special(r, ngx::ffi::NGX_HTTP_LAST as _);
     }
     let b = ngx_create_temp_buf((*r).pool, body.len());
     if b.is_null() {
@@ -153,7 +216,7 @@ unsafe fn respond(r: *mut ngx_http_request_t, status: usize, content_type: &'sta
     ngx_http_output_filter(r, &mut chain)
 }
 
-unsafe fn guarded(r: *mut ngx_http_request_t, f: impl FnOnce() -> ngx_int_t) -> ngx_int_t {
+pub(super) unsafe fn guarded(r: *mut ngx_http_request_t, f: impl FnOnce() -> ngx_int_t) -> ngx_int_t {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(rc) => rc,
         Err(_) => {

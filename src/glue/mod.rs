@@ -19,6 +19,7 @@ mod limit;
 mod listen;
 mod notify;
 mod record;
+mod whip;
 
 use core::ffi::{c_char, c_void};
 use core::ptr;
@@ -173,7 +174,7 @@ static mut CORE_CTX: ngx_core_module_t = ngx_core_module_t {
 static mut HTTP_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: None,
     postconfiguration: Some(http::postconfiguration),
-    create_main_conf: None,
+    create_main_conf: Some(whip::create_main_conf),
     init_main_conf: None,
     create_srv_conf: None,
     merge_srv_conf: None,
@@ -222,8 +223,20 @@ pub static mut ngx_rtmp_http_module: ngx_module_t = ngx_module_t {
     ctx: &raw mut HTTP_CTX as *mut c_void,
     commands: &raw mut HTTP_COMMANDS as *mut ngx_command_t,
     type_: NGX_HTTP_MODULE as ngx_uint_t,
+    init_process: Some(http_init_process),
+    exit_process: Some(http_exit_process),
     ..ngx_module_t::default()
 };
+
+/// The worker's WHIP sidecar starts with the worker, and is joined when it exits.
+unsafe extern "C" fn http_init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx::ffi::ngx_int_t {
+    let _ = std::panic::catch_unwind(|| unsafe { whip::init_process(cycle) });
+    ngx::ffi::NGX_OK as ngx::ffi::ngx_int_t
+}
+
+unsafe extern "C" fn http_exit_process(_cycle: *mut ngx::ffi::ngx_cycle_t) {
+    let _ = std::panic::catch_unwind(|| unsafe { whip::exit_process() });
+}
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]

@@ -68,7 +68,7 @@ fn escaping_is_nginx_args_escaping() {
 fn urls() {
     let u = Url::parse("http://127.0.0.1:8080/auth/on_publish?x=1").unwrap();
     assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 8080, "/auth/on_publish?x=1"));
-    assert_eq!(u.addr, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(u.addr, Some("127.0.0.1:8080".parse::<std::net::SocketAddr>().unwrap()));
     let mut u = Url::parse("http://localhost:81/x").unwrap();
     assert_eq!(u.addr, None, "a name is not resolved while parsing");
     u.resolve_now().unwrap();

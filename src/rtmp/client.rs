@@ -44,6 +44,7 @@ pub struct Client {
     app: String,
     tc_url: String,
     stream: String,
+    flash_ver: String,
     chunk_size: usize,
     state: State,
     hs: Vec<u8>,
@@ -90,6 +91,7 @@ impl Client {
             app: app.to_owned(),
             tc_url: tc_url.to_owned(),
             stream: stream.to_owned(),
+            flash_ver: "ngx-rtmp-rs relay".to_owned(),
             chunk_size,
             state: State::Handshake,
             hs: Vec::new(),
@@ -98,6 +100,17 @@ impl Client {
             events: VecDeque::new(),
             msid: 0,
         }
+    }
+
+    /// The `flashVer` sent in `connect` (what `/stat` and `on_connect` show for us).
+    pub fn with_flash_ver(mut self, flash_ver: &str) -> Self {
+        self.flash_ver = flash_ver.to_owned();
+        self
+    }
+
+    /// The message stream id the server gave (0 before `createStream` is answered).
+    pub fn msid(&self) -> u32 {
+        self.msid
     }
 
     pub fn take_output(&mut self) -> Option<Bytes> {
@@ -133,7 +146,7 @@ impl Client {
             let connect = Value::object(&[
                 ("app", Value::str(&self.app)),
                 ("type", Value::str("nonprivate")),
-                ("flashVer", Value::str("ngx-rtmp-rs relay")),
+                ("flashVer", Value::str(&self.flash_ver)),
                 ("tcUrl", Value::str(&self.tc_url)),
             ]);
             self.command(0, &[Value::str("connect"), Value::Number(1.0), connect]);

@@ -1,0 +1,470 @@
+//! One WHIP session: its peer connection (ICE-lite, DTLS, SRTP through `rtc`, datagrams
+//! routed to it by the sidecar's one UDP socket), and its RTMP publish into the worker.
+//! H.264 is depacketized into the FLV video tags an RTMP publisher sends; Opus is
+//! transcoded to AAC for RTMP players and HLS.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{UdpSocket, UnixStream};
+use tokio::sync::mpsc;
+
+use super::{Offer, Out, Reply};
+use crate::conf::whip::Settings;
+use crate::rtmp::amf::Value;
+use crate::rtmp::chunk;
+use crate::rtmp::client::{Client, ClientEvent, Mode};
+use crate::rtmp::message::{self as msg, MediaKind};
+use crate::whip::aac::{self, Transcoder};
+use crate::whip::h264::Depacketizer;
+
+pub enum Input {
+    Datagram(SocketAddr, BytesMut, Instant),
+    Stop(String),
+}
+
+pub struct Session {
+    pub id: String,
+    pub ufrag: String,
+    pub pwd: String,
+    pub settings: Arc<Settings>,
+    pub sock: Arc<UdpSocket>,
+    pub local: SocketAddr,
+    pub out: Arc<Out>,
+}
+
+/// Our chunk size towards the worker, and the largest message we accept from it.
+const CHUNK: usize = 60_000;
+const MAX_MESSAGE: usize = 1 << 20;
+/// The largest access unit assembled (a 4K keyframe fits many times over).
+const MAX_AU: usize = 8 << 20;
+/// How long the worker has to accept the publish (its `on_publish` may take its time).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// A write to the worker that takes longer than this means it stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Keyframe requests no closer than this.
+const PLI_GAP: Duration = Duration::from_millis(500);
+
+fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str, pt: u8, fb: &[(&str, &str)]) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: fb.iter().map(|(t, p)| RTCPFeedback { typ: (*t).to_owned(), parameter: (*p).to_owned() }).collect(),
+        },
+        payload_type: pt,
+        ..Default::default()
+    }
+}
+
+impl Session {
+    fn peer_connection(&self, o: &Offer) -> Result<(RTCPeerConnection, String), String> {
+        let now = Instant::now();
+        let mut me = MediaEngine::default();
+        let e = |e: rtc::shared::error::Error| e.to_string();
+        me.register_codec(codec(MIME_TYPE_OPUS, 48000, 2, "minptime=10;useinbandfec=1", 111, &[]), RtpCodecKind::Audio).map_err(e)?;
+        let fb = [("nack", ""), ("nack", "pli"), ("ccm", "fir")];
+        for (pt, profile) in [(102, "42001f"), (106, "42e01f"), (108, "4d001f"), (112, "64001f")] {
+            let fmtp = format!("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}");
+            me.register_codec(codec(MIME_TYPE_H264, 90000, 0, &fmtp, pt, &fb), RtpCodecKind::Video).map_err(e)?;
+        }
+        let registry = register_default_interceptors(Registry::new(), &mut me).map_err(e)?;
+        let se = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(self.ufrag.clone(), self.pwd.clone())
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(se)
+            .with_media_engine(me)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(e)?;
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            pc.add_transceiver_from_kind(kind, Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() }))
+                .map_err(e)?;
+        }
+        let offer = RTCSessionDescription::offer(o.sdp.clone()).map_err(|e| format!("the offer was not accepted: {e}"))?;
+        pc.set_remote_description(now, offer).map_err(|e| format!("the offer was not accepted: {e}"))?;
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: o.candidate.to_string(),
+                port: self.local.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(e)?;
+        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().map_err(e)?).map_err(e)?;
+        let answer = pc.create_answer(None).map_err(|e| format!("no answer to this offer: {e}"))?;
+        pc.set_local_description(now, answer).map_err(e)?;
+        let sdp = pc.local_description().map(|d| d.sdp).ok_or("no local description")?;
+        Ok((pc, sdp))
+    }
+
+    /// Runs the session to its end; returns why it ended ("" when it never started: the
+    /// request was already answered with the reason).
+    pub async fn run(self, o: Offer, mut input: mpsc::Receiver<Input>) -> String {
+        let req = o.req;
+        let refuse = |status: u16, reason: String| {
+            self.out.send(Reply::Refused { req, status, reason });
+            String::new()
+        };
+        let (mut pc, answer) = match self.peer_connection(&o) {
+            Ok(x) => x,
+            Err(why) => return refuse(400, why),
+        };
+        let Ok(rtmp) = o.rtmp.set_nonblocking(true).and_then(|_| UnixStream::from_std(o.rtmp)) else {
+            return refuse(500, "internal error: the publish socket".into());
+        };
+        let mut link = Link { rtmp, client: Client::new(Mode::Publish, &o.app, &o.tc_url, &o.stream, CHUNK, MAX_MESSAGE, seed()).with_flash_ver("WHIP ngx-rtmp-rs"), rbuf: vec![0; 16 << 10] };
+        // Publish first: refused (on_publish, allow/deny, a busy stream) means no answer.
+        let msid = match tokio::time::timeout(PUBLISH_TIMEOUT, link.publish()).await {
+            Ok(Ok(msid)) => msid,
+            Ok(Err(code)) => return refuse(crate::whip::refusal_status(&code), format!("publishing was refused: {code}")),
+            Err(_) => return refuse(504, "publishing was not accepted in time".into()),
+        };
+        self.out.send(Reply::Answer { req, session: self.id.clone(), sdp: answer });
+
+        let mut m = Media::new(msid, o.sprop.as_deref());
+        if let Err(e) = link.send(m.metadata()).await {
+            return e;
+        }
+        let started = Instant::now();
+        let mut connected = false;
+        let mut last_media = Instant::now();
+        loop {
+            // What the peer connection has to send, and what happened.
+            while let Some(w) = pc.poll_write() {
+                let _ = self.sock.send_to(&w.message, w.transport.peer_addr).await;
+            }
+            while let Some(ev) = pc.poll_event() {
+                match ev {
+                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => match s {
+                        RTCPeerConnectionState::Connected => {
+                            connected = true;
+                            last_media = Instant::now();
+                            m.want_keyframe = true;
+                        }
+                        RTCPeerConnectionState::Failed => return self.end(&mut pc, "the connection failed".into()),
+                        RTCPeerConnectionState::Closed => return self.end(&mut pc, "the peer closed the connection".into()),
+                        _ => {}
+                    },
+                    RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                        let kind = pc.rtp_receiver(init.receiver_id).map(|r| r.track().kind());
+                        m.tracks.push((init.track_id.clone(), init.receiver_id, kind));
+                    }
+                    _ => {}
+                }
+            }
+            let mut frames = Vec::new();
+            while let Some(TaggedRTCMessage { message, .. }) = pc.poll_read() {
+                if let RTCMessage::RtpPacket(track, p) = message {
+                    last_media = Instant::now();
+                    m.rtp(&track, &p, &mut frames);
+                }
+            }
+            for f in frames {
+                if let Err(e) = link.send(f).await {
+                    return self.end(&mut pc, e);
+                }
+            }
+            if let Some(out) = link.client.take_output() {
+                if let Err(e) = link.write(&out).await {
+                    return self.end(&mut pc, e);
+                }
+            }
+            let now = Instant::now();
+            m.keyframe_requests(&mut pc, now, self.settings.keyframe_interval);
+            if !connected && now.duration_since(started) > Duration::from_millis(self.settings.ice_timeout) {
+                return self.end(&mut pc, format!("ICE did not connect within {} ms", self.settings.ice_timeout));
+            }
+            if connected && now.duration_since(last_media) > Duration::from_millis(self.settings.idle_timeout) {
+                return self.end(&mut pc, format!("no media for {} ms", self.settings.idle_timeout));
+            }
+
+            let deadline = pc.poll_timeout().unwrap_or(now + Duration::from_secs(1)).min(now + Duration::from_millis(250));
+            tokio::select! {
+                i = input.recv() => match i {
+                    Some(Input::Datagram(from, data, at)) => {
+                        let t = TaggedBytesMut {
+                            now: at,
+                            transport: TransportContext { local_addr: self.local, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
+                            message: data,
+                        };
+                        let _ = pc.handle_read(t);
+                    }
+                    Some(Input::Stop(why)) => return self.end(&mut pc, why),
+                    None => return self.end(&mut pc, "the sidecar stopped".into()),
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let _ = pc.handle_timeout(Instant::now());
+                }
+                r = link.rtmp.readable() => {
+                    if r.is_err() {
+                        return self.end(&mut pc, "the publish socket failed".into());
+                    }
+                    match link.read_some() {
+                        Ok(true) => {}
+                        Ok(false) => return self.end(&mut pc, "the stream was ended by the server (dropped or refused)".into()),
+                        Err(e) => return self.end(&mut pc, e),
+                    }
+                }
+            }
+        }
+    }
+
+    fn end(&self, pc: &mut RTCPeerConnection, why: String) -> String {
+        let _ = pc.close();
+        why
+    }
+}
+
+/// The RTMP side: our client session over the socketpair to the worker.
+struct Link {
+    rtmp: UnixStream,
+    client: Client,
+    rbuf: Vec<u8>,
+}
+
+impl Link {
+    async fn write(&mut self, b: &[u8]) -> Result<(), String> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.rtmp.write_all(b)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err("the stream was ended by the server (dropped or refused)".into()),
+            Err(_) => Err("the server stopped reading the stream".into()),
+        }
+    }
+
+    async fn send(&mut self, b: Bytes) -> Result<(), String> {
+        if let Some(out) = self.client.take_output() {
+            self.write(&out).await?;
+        }
+        self.write(&b).await
+    }
+
+    /// Reads what is there: false at the end of the stream.
+    fn read_some(&mut self) -> Result<bool, String> {
+        loop {
+            match self.rtmp.try_read(&mut self.rbuf) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.client.feed(&self.rbuf[..n]).map_err(|e| format!("the server's RTMP: {e:?}"))?;
+                    while let Some(ev) = self.client.poll_event() {
+                        if let ClientEvent::Failed(code) = ev {
+                            return Err(format!("the server ended the stream: {code}"));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+
+    /// Handshake, connect, createStream, publish: the stream id, or the refusal.
+    async fn publish(&mut self) -> Result<u32, String> {
+        loop {
+            if let Some(out) = self.client.take_output() {
+                self.write(&out).await?;
+            }
+            self.rtmp.readable().await.map_err(|e| e.to_string())?;
+            match self.rtmp.try_read(&mut self.rbuf) {
+                Ok(0) => return Err("the server closed the connection".into()),
+                Ok(n) => self.client.feed(&self.rbuf[..n]).map_err(|e| format!("{e:?}"))?,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+            while let Some(ev) = self.client.poll_event() {
+                match ev {
+                    ClientEvent::Ready { msid } => return Ok(msid),
+                    ClientEvent::Failed(code) => return Err(code),
+                    ClientEvent::Media { .. } => {}
+                }
+            }
+        }
+    }
+}
+
+/// Turns RTP into RTMP messages.
+struct Media {
+    msid: u32,
+    tracks: Vec<(rtc::media_stream::MediaStreamTrackId, RTCRtpReceiverId, Option<RtpCodecKind>)>,
+    h264: Depacketizer,
+    aac: Option<Transcoder>,
+    aac_header_sent: bool,
+    /// When the first media packet came: the zero of both tracks' timestamps.
+    t0: Option<Instant>,
+    video: Clock,
+    audio_offset: Option<u64>,
+    video_ssrc: Option<(RTCRtpReceiverId, u32)>,
+    want_keyframe: bool,
+    last_pli: Option<Instant>,
+    last_keyframe: Option<Instant>,
+}
+
+/// A video RTP clock turned into milliseconds since `t0`.
+#[derive(Default)]
+struct Clock {
+    base: Option<(u32, u64)>,
+    last: u32,
+    ext: i64,
+}
+
+impl Clock {
+    fn ms(&mut self, ts: u32, offset_ms: u64, rate: u64) -> u64 {
+        match self.base {
+            None => {
+                self.base = Some((ts, offset_ms));
+                self.last = ts;
+                offset_ms
+            }
+            Some((_, off)) => {
+                self.ext += ts.wrapping_sub(self.last) as i32 as i64;
+                self.last = ts;
+                (off as i64 + self.ext.max(0) * 1000 / rate as i64) as u64
+            }
+        }
+    }
+}
+
+impl Media {
+    fn new(msid: u32, sprop: Option<&str>) -> Self {
+        let mut h264 = Depacketizer::new(MAX_AU);
+        if let Some(s) = sprop {
+            h264.set_sprop(s);
+        }
+        Media {
+            msid,
+            tracks: Vec::new(),
+            h264,
+            aac: None,
+            aac_header_sent: false,
+            t0: None,
+            video: Clock::default(),
+            audio_offset: None,
+            video_ssrc: None,
+            want_keyframe: true,
+            last_pli: None,
+            last_keyframe: None,
+        }
+    }
+
+    fn message(&self, kind: MediaKind, ts: u64, payload: &[u8]) -> Bytes {
+        chunk::encode(kind.csid(), ts as u32, kind.type_id(), self.msid, payload, CHUNK)
+    }
+
+    /// `@setDataFrame onMetaData`, as encoders send it.
+    fn metadata(&self) -> Bytes {
+        let meta = Value::EcmaArray(vec![
+            ("videocodecid".into(), Value::Number(7.0)),
+            ("audiocodecid".into(), Value::Number(10.0)),
+            ("audiosamplerate".into(), Value::Number(48000.0)),
+            ("audiochannels".into(), Value::Number(2.0)),
+            ("encoder".into(), Value::str("ngx-rtmp-rs WHIP")),
+        ]);
+        let mut out = BytesMut::new();
+        msg::amf0(&mut out, msg::CSID_DATA, msg::DATA_AMF0, self.msid, &[Value::str("@setDataFrame"), Value::str("onMetaData"), meta], CHUNK);
+        out.freeze()
+    }
+
+    fn offset(&mut self, now: Instant) -> u64 {
+        let t0 = *self.t0.get_or_insert(now);
+        now.duration_since(t0).as_millis() as u64
+    }
+
+    fn rtp(&mut self, track: &rtc::media_stream::MediaStreamTrackId, p: &rtc::rtp::packet::Packet, frames: &mut Vec<Bytes>) {
+        let Some(&(_, receiver, kind)) = self.tracks.iter().find(|(t, _, _)| t == track) else { return };
+        let now = Instant::now();
+        match kind {
+            Some(RtpCodecKind::Video) => {
+                self.video_ssrc = Some((receiver, p.header.ssrc));
+                let tags = self.h264.push(p.header.sequence_number, p.header.timestamp, p.header.marker, &p.payload);
+                if self.h264.take_keyframe_request() {
+                    self.want_keyframe = true;
+                }
+                for tag in tags {
+                    let off = self.offset(now);
+                    let ms = self.video.ms(tag.rtp_ts, off, 90_000);
+                    if tag.keyframe {
+                        self.last_keyframe = Some(now);
+                    }
+                    frames.push(self.message(MediaKind::Video, ms, &tag.body));
+                }
+            }
+            Some(RtpCodecKind::Audio) => {
+                if self.aac.is_none() {
+                    match Transcoder::new(2, 128_000) {
+                        Ok(t) => self.aac = Some(t),
+                        Err(_) => return,
+                    }
+                }
+                let off = *self.audio_offset.get_or_insert_with(|| {
+                    let t0 = *self.t0.get_or_insert(now);
+                    now.duration_since(t0).as_millis() as u64
+                });
+                let Some(t) = self.aac.as_mut() else { return };
+                let _ = t.push(p.header.timestamp, &p.payload);
+                let mut ready = Vec::new();
+                while let Some(f) = t.pull() {
+                    ready.push(f);
+                }
+                if !ready.is_empty() && !self.aac_header_sent {
+                    self.aac_header_sent = true;
+                    let asc = t.asc();
+                    frames.push(self.message(MediaKind::Audio, off + ready[0].0, &aac::flv_sequence_header(&asc)));
+                }
+                for (ms, data) in ready {
+                    frames.push(self.message(MediaKind::Audio, off + ms, &aac::flv_frame(&data)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// PLI when the stream starts or lost a picture, and every `interval` ms without a
+    /// keyframe (browsers send keyframes only when asked; HLS cuts segments at them).
+    fn keyframe_requests(&mut self, pc: &mut RTCPeerConnection, now: Instant, interval: u64) {
+        let Some((receiver, ssrc)) = self.video_ssrc else { return };
+        let since = |t: Option<Instant>| t.map_or(Duration::MAX, |t| now.duration_since(t));
+        let due = interval > 0 && since(self.last_keyframe) >= Duration::from_millis(interval) && since(self.last_pli) >= Duration::from_millis(interval);
+        if !(self.want_keyframe || due) || since(self.last_pli) < PLI_GAP {
+            return;
+        }
+        if let Some(mut r) = pc.rtp_receiver(receiver) {
+            let _ = r.write_rtcp(now, vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]);
+        }
+        self.want_keyframe = false;
+        self.last_pli = Some(now);
+    }
+}
+
+fn seed() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+}
