@@ -11,6 +11,7 @@ each, written before it answers) and answers by the first part of the path:
   /garbage/...  bytes that are not HTTP, then close
   /500/...      500
   /refuse/...   403
+  /token/...    200 only for a "token" argument equal to "s3cret" (WHIP bearer tokens)
 
 Usage: notify-server.py PORT RECORD_FILE
 """
@@ -75,6 +76,8 @@ class Handler(BaseHTTPRequestHandler):
             status = 500
         elif kind == "refuse":
             status = 403
+        elif kind == "token" and call == "publish":
+            status = 200 if entry["fields"].get("token") == "s3cret" else 403
         self.send_response(status)
         if location:
             self.send_header("Location", location)

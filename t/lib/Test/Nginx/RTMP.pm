@@ -258,6 +258,7 @@ sub write_default_config {
     $conf =~ s{\blisten 1935;}{listen 127.0.0.1:%%PORT_RTMP%%;};
     $conf =~ s{\blisten 8888;}{listen 127.0.0.1:%%PORT_HTTP%%;};
     $conf =~ s{\blisten 8889;}{listen 127.0.0.1:%%PORT_WHIP%%;};
+    $conf =~ s{\bwhip_udp_listen 8889;}{whip_udp_listen 127.0.0.1:%%PORT_WHIPUDP%%;};
     # The web pages, copied into the prefix: the clone may sit where nginx's workers
     # (nobody) cannot read (a 0700 home or temporary directory).
     $conf =~ s{\broot nginx-conf/www;}{root $self->{dir}/www;}g;
