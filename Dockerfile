@@ -28,7 +28,8 @@ RUN mkdir -p /etc/ngx-rtmp-rs /var/www/html/hls /recordings \
     && chown www-data /var/www/html/hls /recordings \
     && ln -sf /dev/stderr /var/log/nginx/error.log
 # The master binds the ports and prepares the volumes; the workers run as www-data.
-EXPOSE 1935 8888 8889
+# 8889/udp: WHIP media (WebRTC), one port for every session.
+EXPOSE 1935 8888 8889 8889/udp
 # docker stop: a graceful quit (publishers finish, recordings are completed).
 STOPSIGNAL SIGQUIT
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s CMD curl -fsS http://127.0.0.1:8888/healthz || exit 1

@@ -11,6 +11,9 @@
 #   STREAM_KEYS_FILE       ... or a file of them, one per line (# comments allowed)
 #   RECORDING_ENABLED      true|false (default false): record every stream to /recordings
 #   MAX_CONNECTIONS        1..1000000 (default 1000): RTMP connections at once
+#   WHIP_CANDIDATE         the IP address WebRTC clients reach the host on (the address
+#                          put in WHIP answers; default: the address the client used)
+#   WHIP_UDP_PORT          WHIP's one UDP port (default: WHIP_PORT, 8889)
 #
 # `entrypoint.sh render` only writes the configuration (the tests use it; paths and ports
 # can then be moved with NGX_CONF_DIR, HLS_DIR, RECORD_DIR, WWW_DIR, MODULE, RTMP_PORT,
@@ -39,6 +42,8 @@ MODULE=${MODULE:-/usr/lib/nginx/modules/libngx_rtmp_rs.so}
 RTMP_PORT=${RTMP_PORT:-1935}
 HTTP_PORT=${HTTP_PORT:-8888}
 WHIP_PORT=${WHIP_PORT:-8889}
+WHIP_UDP_PORT=${WHIP_UDP_PORT:-$WHIP_PORT}
+WHIP_CANDIDATE=${WHIP_CANDIDATE:-}
 NGINX_USER=${NGINX_USER:-www-data}
 
 validation=$(bool STREAM_KEY_VALIDATION true)
@@ -49,11 +54,17 @@ if ! [[ $max =~ ^[0-9]{1,7}$ ]] || ((10#$max < 1 || 10#$max > 1000000)); then
     die "MAX_CONNECTIONS must be a number from 1 to 1000000, not \"$max\""
 fi
 max=$((10#$max))
-for port in RTMP_PORT HTTP_PORT WHIP_PORT; do
+for port in RTMP_PORT HTTP_PORT WHIP_PORT WHIP_UDP_PORT; do
     if ! [[ ${!port} =~ ^[0-9]{1,5}$ ]] || ((10#${!port} < 1 || 10#${!port} > 65535)); then
         die "$port must be a port number, not \"${!port}\""
     fi
 done
+whip_candidate=
+if [ -n "$WHIP_CANDIDATE" ]; then
+    # (nginx -t checks it is an address; here only that it cannot break the config)
+    [[ $WHIP_CANDIDATE =~ ^[0-9A-Fa-f.:]{2,45}$ ]] || die "WHIP_CANDIDATE must be an IP address, not \"$WHIP_CANDIDATE\""
+    whip_candidate="whip_candidate $WHIP_CANDIDATE;"
+fi
 # Each RTMP client may hold a callback or an HLS request besides its own connection.
 worker_connections=$((max * 2 + 256))
 
@@ -193,11 +204,22 @@ http {
         }
     }
 
-    # WHIP (WebRTC ingest) is not implemented yet.
+    # WHIP (WebRTC ingest): POST offers to /STREAM_KEY/whip; the stream joins "live"
+    # (the same stream key checks as RTMP). Media on one UDP port.
+    whip_udp_listen $WHIP_UDP_PORT;
+    $whip_candidate
     server {
         listen $WHIP_PORT;
+        location ~ ^/[^/]+/whip(/[^/]*)?\$ {
+            whip_publish live;
+        }
         location / {
-            return 501 "WHIP ingest is not implemented yet in ngx-rtmp-rs\\n";
+            root $WWW_DIR;
+            index publish.html;
+        }
+        location = /report {
+            access_log off;
+            return 204;
         }
     }
 }

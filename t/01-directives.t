@@ -328,6 +328,43 @@ for (['rtmp_stat everything;', 'rtmp_stat'], ['rtmp_stat_format yaml;', 'rtmp_st
     rejects("http { server { listen 127.0.0.1:%%PORT_HTTP%%; location / { $line } } }", qr/"$name"/, $line);
 }
 
+# WHIP: the endpoint per location, the sidecar's settings once per http block.
+($ok, $out) = check(<<'CONF');
+rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; application live { live on; } } }
+http {
+    whip_udp_listen 127.0.0.1:%%PORT_UDP%%;
+    whip_candidate 203.0.113.7;
+    whip_ice_server stun:stun.example.net:3478;
+    whip_ice_server turn:turn.example.net user secret;
+    whip_max_sessions 20;
+    whip_max_sessions_per_ip 2;
+    whip_max_sdp 64k;
+    whip_ice_timeout 10s;
+    whip_timeout 5s;
+    whip_keyframe_interval 0;
+    server {
+        listen 127.0.0.1:%%PORT_HTTP%%;
+        location ~ /whip { whip_publish live; }
+        location /fixed/ { whip_publish live cam-$arg_n; }
+    }
+}
+CONF
+ok($ok, 'whip_publish and every whip_* setting') or diag($out);
+($ok, $out) = check("rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; application live { live on; } } }\n"
+    . "http { server { listen 127.0.0.1:%%PORT_HTTP%%; location / { whip_publish nosuch; } } }");
+ok(!$ok && $out =~ /"whip_publish" names application "nosuch", which no rtmp server has, in \S+nginx\.conf:\d+/,
+    'whip_publish of an application that does not exist fails nginx -t, naming where') or diag($out);
+for (['location / { whip_publish a/b; }', 'whip_publish'], ['location / { whip_publish live; whip_publish live; }', 'whip_publish'],
+     ['whip_udp_listen 0;', 'whip_udp_listen'], ['whip_udp_listen 1.2.3.4;', 'whip_udp_listen'],
+     ['whip_candidate example.com;', 'whip_candidate'], ['whip_candidate 0.0.0.0;', 'whip_candidate'],
+     ['whip_ice_server http://x;', 'whip_ice_server'], ['whip_ice_server turn:t user;', 'whip_ice_server'],
+     ['whip_max_sessions 0;', 'whip_max_sessions'], ['whip_max_sdp 10;', 'whip_max_sdp'],
+     ['whip_timeout 0;', 'whip_timeout'], ['whip_ice_timeout forever;', 'whip_ice_timeout'],
+     ['whip_timeout 5s; whip_timeout 6s;', 'whip_timeout'], ['location / { whip_timeout 5s; }', 'whip_timeout']) {
+    my ($line, $name) = @$_;
+    rejects("http { server { listen 127.0.0.1:%%PORT_HTTP%%; $line } }", qr/"$name"/, $line);
+}
+
 ($ok, $out) = check(rtmp_conf(main => '', server => '', app => 'record all;'));
 ok(!$ok && $out =~ /"record" is on in application "\w+" but "record_path" is not set/, 'record without record_path fails nginx -t') or diag($out);
 ($ok, $out) = check(rtmp_conf(main => '', server => '', app => 'record_path /tmp; recorder a { record all; } recorder a { }'));

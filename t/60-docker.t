@@ -55,6 +55,7 @@ my @combos = (
     [auth_url  => STREAM_KEY_VALIDATION => 'true', AUTH_URL => 'http://127.0.0.1:9/on_publish', RECORDING_ENABLED => 'true'],
     [open      => STREAM_KEY_VALIDATION => 'false', RECORDING_ENABLED => 'false', MAX_CONNECTIONS => 1000],
     [open_rec  => STREAM_KEY_VALIDATION => 'no', RECORDING_ENABLED => 'yes'],
+    [whip_nat  => STREAM_KEY_VALIDATION => 'false', WHIP_CANDIDATE => '203.0.113.7', WHIP_UDP_PORT => 40000],
 );
 my %conf;
 for (@combos) {
@@ -72,6 +73,9 @@ unlike($conf{keysfile}, qr/record all/, 'RECORDING_ENABLED=false does not');
 like(slurp("$dir/keysfile/stream-keys.map") // '', qr/"file-key-1" 1;\n"file-key-2" 1;/, 'STREAM_KEYS_FILE: its keys, comments dropped');
 like($conf{auth_url}, qr{on_publish http://127\.0\.0\.1:9/on_publish;}, 'AUTH_URL becomes on_publish');
 unlike($conf{open}, qr/on_publish/, 'STREAM_KEY_VALIDATION=false: no on_publish');
+like($conf{open}, qr/whip_udp_listen \d+;.*whip_publish live;/s, 'WHIP publishes into "live", media on one UDP port');
+unlike($conf{open}, qr/whip_candidate/, '  answering with the address the client used');
+like($conf{whip_nat}, qr/whip_udp_listen 40000;\s+whip_candidate 203\.0\.113\.7;/, 'WHIP_CANDIDATE and WHIP_UDP_PORT set them');
 
 # --- bad values stop the container with a clear message -----------------------------------
 for (
@@ -85,6 +89,8 @@ for (
     [STREAM_KEYS => 'ok bad;key', qr/stream key "bad;key" may only have/],
     [AUTH_URL => 'https://auth.example.com/', qr/AUTH_URL must be an http:\/\/ URL/],
     [STREAM_KEYS_FILE => '/nonexistent', qr/STREAM_KEYS_FILE \/nonexistent cannot be read/],
+    [WHIP_CANDIDATE => 'host.example; x', qr/WHIP_CANDIDATE must be an IP address/],
+    [WHIP_UDP_PORT => '70000', qr/WHIP_UDP_PORT must be a port number/],
 ) {
     my ($var, $value, $want) = @$_;
     my ($rc, $out) = render("bad_$var", STREAM_KEY_VALIDATION => 'true', STREAM_KEYS => 'k', $var => $value);
@@ -145,7 +151,7 @@ my @from_build = $dockerfile =~ /^COPY --from=build \/src\/(\S+)/mg;
 ok(!grep({ !m{^(target/release/libngx_rtmp_rs\.so|nginx-conf/.*)$} } @from_build), '  and the image copies only what that stage has');
 like($dockerfile, qr/^STOPSIGNAL SIGQUIT$/m, 'docker stop is a graceful quit');
 like($dockerfile, qr/^HEALTHCHECK .*8888\/healthz/m, 'a health check on the HTTP port');
-like($dockerfile, qr/^EXPOSE 1935 8888 8889$/m, 'ports 1935, 8888, 8889');
+like($dockerfile, qr/^EXPOSE 1935 8888 8889 8889\/udp$/m, 'ports 1935, 8888, 8889 and 8889/udp (WHIP media)');
 my $compose = slurp("$root/docker-compose.yml");
 for my $want ('"1935:1935"', '"8888:8888"', '"8889:8889"', './hls:/var/www/html/hls', './recordings:/recordings',
     'STREAM_KEY_VALIDATION: "true"', 'RECORDING_ENABLED: "false"', 'MAX_CONNECTIONS: "1000"') {

@@ -242,6 +242,14 @@ is($r->{status}, 201, 'new offers are answered again');
 is($http->request('DELETE', "$base$r->{headers}{location}")->{status}, 200, '  and DELETE of a live session: 200');
 
 is(join(' ', $t->worker_pids), $worker, 'the worker is the same process throughout');
+
+# A reload: the old worker ends its WHIP sessions and frees the UDP port; the new one
+# takes the port and answers.
+is(post('/before/whip')->{status}, 201, 'a session before a reload');
+$t->reload;
+ok(wait_for(sub { my @w = $t->worker_pids; @w == 1 && $w[0] != $worker }, 10), 'reload: a new worker');
+ok(wait_for(sub { $t->error_log =~ /ending its 1 WHIP session\(s\) and freeing the UDP port/ }, 5), '  the old one ends its WHIP session');
+ok(wait_for(sub { post('/after/whip')->{status} == 201 }, 10), '  the new one takes the UDP port and answers offers');
 ok($t->stop, 'nginx stops (the sidecar thread is joined)');
 is(join("\n", $t->alerts), '', 'no alert, crit or emerg in the error log');
 done_testing;

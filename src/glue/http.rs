@@ -88,6 +88,8 @@ unsafe fn whip_directive(cf: *mut ngx_conf_t, lc: &mut LocConf, name: &'static s
         (*cln).data = p as *mut c_void;
         lc.whip = p;
         mc.enabled = true;
+        let file = String::from_utf8_lossy((*(*cf).conf_file).file.name.as_bytes()).into_owned();
+        mc.apps.push(((*p).app.clone(), format!("{file}:{}", (*(*cf).conf_file).line)));
         (*core_loc_conf(cf)).handler = Some(super::whip::handler);
         return Ok(());
     }

@@ -199,6 +199,14 @@ pub static mut ngx_rtmp_module: ngx_module_t = ngx_module_t {
 unsafe extern "C" fn init_conf(cycle: *mut ngx::ffi::ngx_cycle_t, rtmp: *mut c_void) -> *mut c_char {
     let ctx = (*cycle).conf_ctx;
     let ccf = *ctx.add(ngx::ffi::ngx_core_module.index) as *const ngx::ffi::ngx_core_conf_t;
+    // (ngx_http_module's configuration is in the cycle now too: whip_publish may be
+    // checked against the applications.)
+    let checked = std::panic::catch_unwind(|| unsafe { whip::check_apps(cycle, (rtmp as *const block::RtmpConf).as_ref()) })
+        .unwrap_or_else(|_| Err("internal error checking whip_publish".into()));
+    if let Err(msg) = checked {
+        ngx::ngx_log_error!(ngx::ffi::NGX_LOG_EMERG, (*cycle).log, "{msg}");
+        return usize::MAX as *mut c_char;
+    }
     if !rtmp.is_null() && !ccf.is_null() && (*ccf).worker_processes > 1 {
         ngx::ngx_log_error!(
             ngx::ffi::NGX_LOG_WARN,

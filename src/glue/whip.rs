@@ -41,6 +41,8 @@ pub struct MainConf {
     pub set: Vec<&'static str>,
     /// A `whip_publish` was written: the workers start the sidecar.
     pub enabled: bool,
+    /// The applications of the `whip_publish` directives, with where they were written.
+    pub apps: Vec<(String, String)>,
 }
 
 /// A location's `whip_publish APPLICATION [NAME]`.
@@ -113,12 +115,29 @@ pub unsafe fn main_conf_of(cf: *mut ngx_conf_t) -> &'static mut MainConf {
 
 /// The running configuration's WHIP settings (none without an `http {}` block).
 unsafe fn main_conf() -> Option<&'static MainConf> {
-    let ctx = *((*ngx::ffi::ngx_cycle).conf_ctx as *mut *mut c_void).add(ngx::ffi::ngx_http_module.index) as *mut ngx::ffi::ngx_http_conf_ctx_t;
+    main_conf_in(ngx::ffi::ngx_cycle as *mut ngx::ffi::ngx_cycle_t)
+}
+
+unsafe fn main_conf_in(cycle: *mut ngx::ffi::ngx_cycle_t) -> Option<&'static MainConf> {
+    let ctx = *((*cycle).conf_ctx as *mut *mut c_void).add(ngx::ffi::ngx_http_module.index) as *mut ngx::ffi::ngx_http_conf_ctx_t;
     if ctx.is_null() {
         return None;
     }
     let slot = *(*ctx).main_conf.add(super::ngx_rtmp_http_module.ctx_index) as *mut *mut MainConf;
     (!slot.is_null() && !(*slot).is_null()).then(|| &**slot)
+}
+
+/// After the whole configuration is read: every `whip_publish` names an application of
+/// the `rtmp {}` block. The error names the directive and where it was written.
+pub unsafe fn check_apps(cycle: *mut ngx::ffi::ngx_cycle_t, rtmp: Option<&super::block::RtmpConf>) -> Result<(), String> {
+    let Some(mc) = main_conf_in(cycle) else { return Ok(()) };
+    for (app, at) in &mc.apps {
+        let known = rtmp.is_some_and(|rc| rc.servers.iter().any(|s| s.apps.iter().any(|a| &a.name == app)));
+        if !known {
+            return Err(format!("\"whip_publish\" names application \"{app}\", which no rtmp server has, in {at}"));
+        }
+    }
+    Ok(())
 }
 
 /// Compiles `whip_publish`'s NAME (with variables).
