@@ -34,6 +34,7 @@ import ctypes
 import ipaddress
 import signal
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -141,6 +142,11 @@ class Client:
         venc = self.pipe.get_by_name("venc")
         if venc:
             venc.get_static_pad("src").add_probe(Gst.PadProbeType.EVENT_UPSTREAM, self.on_upstream_event)
+        # For the benchmark: when each encoded video frame left the encoder (wall clock).
+        self.sent_log = open(args.log_sent, "w", buffering=1) if args.log_sent else None
+        self.frames_sent = 0
+        if venc and self.sent_log:
+            venc.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self.on_frame)
 
         self.webrtc.connect("on-negotiation-needed", self.on_negotiation_needed)
         self.webrtc.connect("notify::ice-connection-state", self.on_state, "ice-connection-state", "ice")
@@ -233,9 +239,18 @@ class Client:
             return
         GLib.idle_add(self.post, sdp)
 
+    def on_frame(self, pad, info):
+        buf = info.get_buffer()
+        key = 0 if buf.has_flags(Gst.BufferFlags.DELTA_UNIT) else 1
+        self.sent_log.write("%d %.6f %d\n" % (self.frames_sent, time.time(), key))
+        self.frames_sent += 1
+        return Gst.PadProbeReturn.OK
+
     def post(self, sdp):
         if self.finishing:
             return False
+        if self.sent_log:
+            self.sent_log.write("post %.6f\n" % time.time())
         codecs = []
         for line in sdp.splitlines():
             if line.startswith("a=rtpmap:"):
@@ -294,6 +309,8 @@ class Client:
         say("%s %s" % (label, nick))
         if label == "state" and nick == "connected":
             self.connected = True
+            if self.sent_log:
+                self.sent_log.write("connected %.6f\n" % time.time())
         if nick == "failed" and not self.finishing:
             self.fail("%s failed" % ("ICE" if label == "ice" else "connection"))
         return False
@@ -348,6 +365,8 @@ def main():
     ap.add_argument("--local-ip", action="append", default=[], metavar="ADDR",
                     help="an address for ICE host candidates (repeatable; default: URL's host "
                          "when it is a loopback address, else every interface but loopback)")
+    ap.add_argument("--log-sent", metavar="FILE",
+                    help="log the POST time and when each video frame left the encoder (benchmarks)")
     args = ap.parse_args()
     if args.no_audio and args.no_video:
         ap.error("--no-audio and --no-video leave nothing to send")
