@@ -485,18 +485,15 @@ unsafe fn post(r: *mut ngx_http_request_t, publish: &'static Publish, path_name:
         }
         String::from_utf8_lossy(v.as_bytes()).into_owned()
     };
-    let ctx = Box::new(PostCtx { publish, name, uri });
-    // Kept in the request's pool until the body is read.
-    let slot = ngx::ffi::ngx_pcalloc((*r).pool, core::mem::size_of::<*mut PostCtx>()) as *mut *mut PostCtx;
+    // The request's context until the body is read (freed with the request's pool).
     let cln = ngx::ffi::ngx_pool_cleanup_add((*r).pool, 0);
-    if slot.is_null() || cln.is_null() {
+    if cln.is_null() {
         return NGX_ERROR as isize;
     }
-    let ctx = Box::into_raw(ctx);
+    let ctx = Box::into_raw(Box::new(PostCtx { publish, name, uri }));
     (*cln).handler = Some(drop_post_ctx);
     (*cln).data = ctx as *mut c_void;
     *(*r).ctx.add(super::ngx_rtmp_http_module.ctx_index) = ctx as *mut c_void;
-    let _ = slot;
     let rc = ngx_http_read_client_request_body(r, Some(body_read));
     if rc >= NGX_HTTP_SPECIAL_RESPONSE as isize {
         return rc;

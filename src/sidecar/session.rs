@@ -454,7 +454,9 @@ impl Media {
         let Some((receiver, ssrc)) = self.video_ssrc else { return };
         let since = |t: Option<Instant>| t.map_or(Duration::MAX, |t| now.duration_since(t));
         let due = interval > 0 && since(self.last_keyframe) >= Duration::from_millis(interval) && since(self.last_pli) >= Duration::from_millis(interval);
-        if !(self.want_keyframe || due) || since(self.last_pli) < PLI_GAP {
+        // Still no usable keyframe (the request or the keyframe was lost): ask again.
+        let stuck = self.h264.waiting_for_keyframe() && since(self.last_pli) >= Duration::from_secs(1);
+        if !(self.want_keyframe || due || stuck) || since(self.last_pli) < PLI_GAP {
             return;
         }
         if let Some(mut r) = pc.rtp_receiver(receiver) {
