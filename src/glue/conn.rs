@@ -332,18 +332,20 @@ unsafe fn conn_of(c: *mut ngx_connection_t) -> *mut Conn {
 
 fn client_ip(c: *const ngx_connection_t) -> IpAddr {
     // SAFETY: nginx fills c->sockaddr with the peer's address of c->socklen bytes.
-    unsafe {
-        let sa = (*c).sockaddr as *const u8;
-        let family = u16::from_ne_bytes([*sa, *sa.add(1)]) as u32;
-        if family == AF_INET {
-            let b = core::slice::from_raw_parts(sa.add(4), 4);
-            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-        } else if family == AF_INET6 {
-            let b: [u8; 16] = core::slice::from_raw_parts(sa.add(8), 16).try_into().expect("16");
-            IpAddr::V6(Ipv6Addr::from(b))
-        } else {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        }
+    unsafe { sockaddr_ip((*c).sockaddr as *const u8) }
+}
+
+/// The IP address of a socket address nginx holds (IPv4 or IPv6; else unspecified).
+unsafe fn sockaddr_ip(sa: *const u8) -> IpAddr {
+    let family = u16::from_ne_bytes([*sa, *sa.add(1)]) as u32;
+    if family == AF_INET {
+        let b = core::slice::from_raw_parts(sa.add(4), 4);
+        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    } else if family == AF_INET6 {
+        let b: [u8; 16] = core::slice::from_raw_parts(sa.add(8), 16).try_into().expect("16");
+        IpAddr::V6(Ipv6Addr::from(b))
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     }
 }
 
@@ -357,16 +359,9 @@ pub unsafe fn local_ip(c: *mut ngx_connection_t) -> IpAddr {
     if ngx::ffi::ngx_connection_local_sockaddr(c, ptr::null_mut(), 0) != NGX_OK as isize || (*c).local_sockaddr.is_null() {
         return IpAddr::V4(Ipv4Addr::LOCALHOST);
     }
-    let sa = (*c).local_sockaddr as *const u8;
-    let family = u16::from_ne_bytes([*sa, *sa.add(1)]) as u32;
-    if family == AF_INET {
-        let b = core::slice::from_raw_parts(sa.add(4), 4);
-        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-    } else if family == AF_INET6 {
-        let b: [u8; 16] = core::slice::from_raw_parts(sa.add(8), 16).try_into().expect("16");
-        IpAddr::V6(Ipv6Addr::from(b))
-    } else {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    match sockaddr_ip((*c).local_sockaddr as *const u8) {
+        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
     }
 }
 
