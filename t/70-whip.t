@@ -30,6 +30,7 @@ use HTTP::Tiny;
 use JSON::PP;
 use Test::More;
 use Test::Nginx::RTMP qw(wait_for probe decode_errors slurp);
+use Test::Nginx::RTMPClient;
 use Time::HiRes qw(time sleep);
 use File::Path qw(make_path);
 
@@ -49,6 +50,7 @@ rtmp {
         listen 127.0.0.1:%%PORT_RTMP%%;
         application live {
             live on;
+            gop_cache off;
             hls on;
             hls_path %%DIR%%/www/hls;
             hls_fragment 2s;
@@ -69,6 +71,7 @@ http {
     whip_udp_listen 127.0.0.1:%%PORT_UDP%%;
     whip_ice_timeout 3s;
     whip_timeout 3s;
+    whip_keyframe_interval 0;
     whip_max_sessions_per_ip 55;
     whip_ice_server stun:stun.example.net:3478;
     server {
@@ -97,26 +100,33 @@ sub callbacks {
     return @calls;
 }
 
-# Records $secs of an RTMP stream with ffmpeg (stream copy) into a file; returns its path.
+# Records [STREAM, SECONDS] of RTMP streams with ffmpeg (stream copy), all at once;
+# returns the files.
 sub record_rtmp {
-    my ($stream, $secs) = @_;
-    my $file = "$dir/" . ($stream =~ s{/}{-}r) . '.flv';
-    system("timeout 20 ffmpeg -hide_banner -loglevel error -i rtmp://127.0.0.1:$rtmp/$stream -t $secs -c copy -f flv $file >/dev/null 2>&1");
-    return $file;
+    my @files;
+    my @pids = map {
+        my ($stream, $secs) = @$_;
+        my $file = "$dir/" . ($stream =~ s{/}{-}r) . '.flv';
+        push @files, $file;
+        $t->spawn("$file.log", 'timeout', 20, 'ffmpeg', '-hide_banner', '-loglevel', 'error',
+            '-i', "rtmp://127.0.0.1:$rtmp/$stream", '-t', $secs, '-c', 'copy', '-f', 'flv', $file);
+    } @_;
+    $t->reap($_, 25) for @pids;
+    return @files;
 }
 
 # --- Chromium (the publish page) and GStreamer (webrtcbin) publish at once ------------------
 my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
 my $gst_ok = system('/usr/bin/python3 -c "import gi; gi.require_version(\'GstWebRTC\', \'1.0\')" 2>/dev/null') == 0;
 SKIP: {
-    skip 'chromium and GStreamer webrtcbin (python3-gi) are needed (scripts/setup.sh deps)', 21 unless $chromium && $gst_ok;
+    skip 'chromium and GStreamer webrtcbin (python3-gi) are needed (scripts/setup.sh deps)', 28 unless $chromium && $gst_ok;
     my $t0 = time;
     my $chr = $t->spawn("$dir/chromium.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
         '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
         '--disable-background-networking', '--disable-dev-shm-usage', '--no-first-run', '--mute-audio',
         '--enable-logging=stderr', '--v=0', "--user-data-dir=$dir/chromium",
-        "$base/publish.html?key=web&autostart=1&seconds=12&report=1");
-    my $gst = $t->spawn("$dir/gst.log", '/usr/bin/python3', "$FindBin::Bin/data/whip-gst.py", "$base/secure/gst/whip", 10, '--token', 's3cret');
+        "$base/publish.html?key=web&autostart=1&seconds=14&report=1");
+    my $gst = $t->spawn("$dir/gst.log", '/usr/bin/python3', "$FindBin::Bin/data/whip-gst.py", "$base/secure/gst/whip", 12, '--token', 's3cret');
     my $reports = sub { my $l = slurp("$dir/access.log") // ''; [map { s/\+/ /gr } $l =~ m{GET /report\?whip=([^ ]*)}g] };
     ok(wait_for(sub { grep { $_ eq 'state connected' } @{ $reports->() } }, 20), 'Chromium: the publish page connects')
         or diag(join("\n", @{ $reports->() }), slurp("$dir/chromium.log"));
@@ -126,8 +136,41 @@ SKIP: {
         or diag(slurp("$dir/gst.log"));
     diag(sprintf('both connected %.1f s after the start', time - $t0));
 
+    # The audio twice: Opus to Enhanced RTMP players that announce it, AAC to the others.
+    my $audio_kinds = sub {
+        my (%extra) = @_;
+        my $c = Test::Nginx::RTMPClient->new(host => '127.0.0.1', port => $rtmp);
+        $c->connect_app('secure', %extra) or return 'no connect';
+        ($c->play('gst') // '') eq 'NetStream.Play.Start' or return 'no play';
+        my %seen;
+        my $end = time + 1.5;
+        while (time < $end) {
+            my $m = $c->read_message($end - time) // last;
+            $seen{sprintf '%02x', ord $m->{body}}++ if $m->{type} == 8 && length $m->{body};
+        }
+        return join ' ', sort keys %seen;
+    };
+    is($audio_kinds->(fourCcList => ['hvc1', 'Opus']), '90 91', 'an Enhanced RTMP player announcing Opus gets Opus (header and frames), no AAC');
+    is($audio_kinds->(), 'af', '  a legacy player gets AAC only');
+
+    # Keyframes on request (whip_keyframe_interval 0, gop_cache off): a player joining the
+    # browser's stream makes the sidecar ask the browser for one.
+    my $first_picture = sub {
+        my $c = Test::Nginx::RTMPClient->new(host => '127.0.0.1', port => $rtmp);
+        $c->connect_app('live') or return 99;
+        my $t0 = time;
+        ($c->play('web') // '') eq 'NetStream.Play.Start' or return 99;
+        while (my $m = $c->read_message(5)) {
+            return time - $t0 if $m->{type} == 9 && substr($m->{body}, 0, 2) eq "\x17\x01";
+        }
+        return 99;
+    };
+    sleep 1;
+    my $fp = $first_picture->();
+    cmp_ok($fp, '<', 1, sprintf('a player joining the browser stream (no GOP cache) gets a keyframe after %.2f s: the browser was asked', $fp));
+
     # RTMP players get what the browsers publish.
-    my ($web, $g) = (record_rtmp('live/web', 4), record_rtmp('secure/gst', 3));
+    my ($web, $g) = record_rtmp(['live/web', 4], ['secure/gst', 4]);
     for ([$web, 'live/web (Chromium)'], [$g, 'secure/gst (GStreamer)']) {
         my ($file, $what) = @$_;
         my $p = probe($file);
@@ -156,9 +199,12 @@ SKIP: {
     # The end: DELETE (the page's Stop and the GStreamer client's end).
     is($t->reap($gst, 25), 0, 'GStreamer ends its session with DELETE (exit 0)') or diag(slurp("$dir/gst.log"));
     like(slurp("$dir/gst.log") // '', qr/WHIP deleted 200/, '  answered 200');
-    ok(wait_for(sub { grep { /^stopped/ } @{ $reports->() } }, 20), 'the publish page stops after its 12 s');
+    ok(wait_for(sub { grep { /^stopped/ } @{ $reports->() } }, 20), 'the publish page stops after its 14 s');
     my ($stopped) = grep { /^stopped/ } @{ $reports->() };
     is($stopped, 'stopped 200', '  its DELETE was answered 200');
+    # HLS segments end where hls_fragment says: the browser is asked for a keyframe then.
+    my @extinf = (slurp("$dir/www/hls/web.m3u8") // '') =~ /^#EXTINF:([\d.]+)/mg;
+    ok(@extinf >= 3 && !grep({ $_ > 3 } @extinf), "HLS segments of the browser stream are cut at hls_fragment 2s: @extinf");
     ok(wait_for(sub { grep { ($_->{call} // '') eq 'publish_done' && ($_->{name} // '') eq 'web' } callbacks() }, 5),
         'on_publish_done fires for the WHIP stream');
     kill 'TERM', $chr;

@@ -176,6 +176,8 @@ struct Conn {
     pubs: Vec<Pub>,
     /// Set when this is an outgoing relay connection (ours, to another RTMP server).
     relay: Option<Box<Relay>>,
+    /// When this (WHIP) publisher was last asked for a keyframe.
+    keyframe_asked: u64,
 }
 
 /// A relay: this connection pushes a local stream to another server, or pulls one from it
@@ -238,6 +240,7 @@ impl Conn {
             gop_cache: l.is_none_or(|l| l.gop_cache),
             wait_video: l.is_some_and(|l| l.wait_video),
             interleave: l.is_some_and(|l| l.interleave),
+            opus_audio: self.info.as_ref().is_some_and(|i| i.opus),
             ..live::Settings::default()
         }
     }
@@ -307,6 +310,7 @@ impl Conn {
             out_rate: stat::Rate::new(now, 0),
             pubs: Vec::new(),
             relay: None,
+            keyframe_asked: 0,
         }
     }
 }
@@ -856,11 +860,25 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             let settings = conn.hub_settings();
             let frame = Frame { kind, timestamp, payload, keyframe: false };
             let mut out = Vec::new();
-            WORKER.with(|w| w.borrow_mut().hub.media(key, conn.id, frame.clone(), &settings, &mut out));
+            let second_audio = WORKER.with(|w| {
+                let mut w = w.borrow_mut();
+                w.hub.media(key, conn.id, frame.clone(), &settings, &mut out);
+                // A stream with its audio twice (a WHIP publisher's AAC and Opus): the
+                // Enhanced RTMP track is for the players that asked for it, not for HLS,
+                // recordings or the statistics.
+                kind == MediaKind::Audio && msg::is_ex_audio(&frame.payload) && w.hub.two_audio_tracks(key)
+            });
             apply(c, out);
+            if second_audio {
+                return;
+            }
+            let mut keyframe_due = false;
             if let Some((_, seg)) = conn.hls.iter_mut().find(|(m, _)| *m == msid) {
                 match kind {
-                    MediaKind::Video => seg.video(timestamp, &frame.payload, hls::now_ms()),
+                    MediaKind::Video => {
+                        seg.video(timestamp, &frame.payload, hls::now_ms());
+                        keyframe_due = seg.keyframe_due();
+                    }
                     MediaKind::Audio => seg.audio(timestamp, &frame.payload, hls::now_ms()),
                     MediaKind::Data => {}
                 }
@@ -870,6 +888,11 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                 if first_out && merge_reads > 0 && !conn.batching {
                     start_batch_reads(c, merge_reads);
                 }
+            }
+            if keyframe_due {
+                // (The segment ends at the next keyframe: a WHIP publisher sends one when asked.)
+                let key = key.clone();
+                ask_keyframe(c, &key, false);
             }
             record_media(c, msid, kind, timestamp, &frame.payload);
             count_media(c, msid, kind, timestamp, &frame.payload);
@@ -1056,10 +1079,40 @@ unsafe fn start_play(c: *mut ngx_connection_t, msid: u32, key: StreamKey, name: 
     conn.drain_session();
     let settings = conn.hub_settings();
     let mut out = Vec::new();
-    WORKER.with(|w| w.borrow_mut().hub.play(&key, conn.id, msid, &settings, &mut out));
+    // A player with nothing cached to start from: a WHIP publisher is asked for a keyframe.
+    let publisher = WORKER.with(|w| {
+        let mut w = w.borrow_mut();
+        w.hub.play(&key, conn.id, msid, &settings, &mut out);
+        let waits = !settings.gop_cache || !w.hub.has_gop(&key);
+        w.hub.publisher(&key).filter(|_| waits).and_then(|id| w.conns.get(id))
+    });
+    if let Some(p) = publisher {
+        ask_keyframe(p, &key, true);
+    }
     conn.streams.push((msid, key, Role::Player));
     noted(c, msid, Role::Player, name, args);
     apply(c, out);
+}
+
+/// Asks a WHIP publisher (its session in the sidecar, which spaces its requests to the
+/// client) for a keyframe of `key`: at once for a player (`now`), at most every half
+/// second while an HLS segment waits for one. Other publishers cannot be asked.
+unsafe fn ask_keyframe(c: *mut ngx_connection_t, key: &StreamKey, at_once: bool) {
+    let conn = &mut *conn_of(c);
+    if !conn.info.as_ref().is_some_and(|i| i.flash_ver == crate::whip::FLASH_VER) {
+        return;
+    }
+    let Some(&(msid, _, _)) = conn.streams.iter().find(|(_, k, r)| k == key && *r == Role::Publisher) else { return };
+    let now = ngx_current_msec as u64;
+    if !at_once && now < conn.keyframe_asked + 500 {
+        return;
+    }
+    conn.keyframe_asked = now;
+    let ask = [crate::rtmp::amf::Value::str(crate::whip::KEYFRAME_REQUEST), crate::rtmp::amf::Value::Number(0.0), crate::rtmp::amf::Value::Null];
+    let mut b = bytes::BytesMut::new();
+    msg::amf0(&mut b, msg::CSID_COMMAND, msg::COMMAND_AMF0, msid, &ask, conn.server().core.chunk_size as usize);
+    conn.queue(b.freeze());
+    post_write(c);
 }
 
 /// Remembers a stream for its later callbacks (`on_*_done`, `on_update`), and starts the
@@ -1349,6 +1402,7 @@ unsafe fn relay_read(c: *mut ngx_connection_t, data: &[u8]) -> bool {
                 let msid = conn.streams.first().map_or(0, |s| s.0);
                 handle_event(c, Event::Media { msid, kind, timestamp, payload });
             }
+            ClientEvent::KeyframeRequest => {}
             ClientEvent::Failed(why) => {
                 log!(NGX_LOG_INFO, (*c).log, "relay {}: the server said {why}", conn.relay.as_ref().expect("a relay").url);
                 close(c);

@@ -398,7 +398,7 @@ unsafe fn handle(r: *mut ngx_http_request_t) -> ngx_int_t {
     let Some(publish) = super::http::whip_publish(r) else { return ngx::ffi::NGX_DECLINED as isize };
     let uri = String::from_utf8_lossy((*r).uri.as_bytes()).into_owned();
     let method = (*r).method as u32;
-    let allow = |r| respond(r, 405, "text/plain", &[("Allow", "POST, DELETE, OPTIONS".into())], b"method not allowed\n");
+    let allow = |r, methods: &str| respond(r, 405, "text/plain", &[("Allow", methods.into())], b"method not allowed\n");
     match whip::parse_path(&uri) {
         Path::Endpoint { name } => match method {
             NGX_HTTP_OPTIONS => {
@@ -413,7 +413,7 @@ unsafe fn handle(r: *mut ngx_http_request_t) -> ngx_int_t {
             NGX_HTTP_POST => post(r, publish, name.to_owned(), uri.clone()),
             _ => {
                 discard(r);
-                allow(r)
+                allow(r, "POST, OPTIONS")
             }
         },
         Path::Session { id, .. } => {
@@ -441,8 +441,8 @@ unsafe fn handle(r: *mut ngx_http_request_t) -> ngx_int_t {
                 ], b""),
                 // Trickle ICE and ICE restarts are not supported: we are ICE-lite and our
                 // answer carries our one candidate (RFC 9725 section 4.3.1 allows 405).
-                NGX_HTTP_PATCH => allow(r),
-                _ => allow(r),
+                NGX_HTTP_PATCH => allow(r, "DELETE, OPTIONS"),
+                _ => allow(r, "DELETE, OPTIONS"),
             }
         }
         Path::Other => {

@@ -377,6 +377,12 @@ impl<F: Files> Segmenter<F> {
         }
     }
 
+    /// Whether the open segment is `hls_fragment` long and ends at the next keyframe
+    /// (a WHIP publisher is asked for one then).
+    pub fn keyframe_due(&self) -> bool {
+        self.open.as_ref().is_some_and(|o| self.last_dts.saturating_sub(o.start) >= self.cfg.fragment * 90)
+    }
+
     /// An audio tag body with its RTMP timestamp (ms).
     pub fn audio(&mut self, timestamp: u32, body: &[u8], now_ms: i64) {
         let (raw, adts) = match codec::audio_tag(body) {

@@ -6,6 +6,10 @@
 //! buffer goes to every player, so a frame costs one encoding however many watch it.
 //! A new player gets the metadata and codec headers, then the cached current GOP (from
 //! the last keyframe), so its picture starts at once and on a keyframe.
+//!
+//! A stream may carry its audio twice: AAC (legacy FLV) and Opus (Enhanced RTMP), as WHIP
+//! publishes it. Then players that announced Enhanced RTMP Opus get the Opus track and the
+//! others the AAC one; each gets one audio codec.
 
 mod slab;
 
@@ -86,11 +90,13 @@ pub struct Settings {
     pub wait_video: bool,
     /// Audio and video on one chunk stream (`interleave`).
     pub interleave: bool,
+    /// The player takes Enhanced RTMP Opus (it said so in `connect`).
+    pub opus_audio: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { gop_cache: true, gop_max_bytes: 32 << 20, chunk_size: 4096, wait_video: false, interleave: false }
+        Settings { gop_cache: true, gop_max_bytes: 32 << 20, chunk_size: 4096, wait_video: false, interleave: false, opus_audio: false }
     }
 }
 
@@ -114,6 +120,37 @@ struct Player {
     /// `receiveAudio false` / `receiveVideo false`.
     no_audio: bool,
     no_video: bool,
+    /// Gets the Enhanced RTMP audio track of a stream that has two.
+    opus: bool,
+}
+
+/// Which audio track a frame belongs to (video and data: both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Track {
+    Both,
+    Legacy,
+    Ex,
+}
+
+impl Track {
+    fn of(kind: MediaKind, payload: &[u8]) -> Track {
+        match kind {
+            MediaKind::Audio if msg::is_ex_audio(payload) => Track::Ex,
+            MediaKind::Audio => Track::Legacy,
+            _ => Track::Both,
+        }
+    }
+}
+
+impl Player {
+    /// Whether the player takes a frame of `track` (of a stream with two audio tracks).
+    fn takes(&self, track: Track) -> bool {
+        match track {
+            Track::Both => true,
+            Track::Legacy => !self.opus,
+            Track::Ex => self.opus,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -123,10 +160,21 @@ struct Stream {
     meta: Option<Kept>,
     video_header: Option<Kept>,
     audio_header: Option<Kept>,
+    /// The Enhanced RTMP audio codec header, when the stream also has legacy audio.
+    audio_header_ex: Option<Kept>,
     /// Frames since the last video keyframe (empty while none was seen or it overflowed).
-    gop: Vec<Kept>,
+    gop: Vec<(Kept, Track)>,
     gop_bytes: usize,
     has_video: bool,
+    /// Legacy (AAC, MP3...) and Enhanced RTMP audio came: two audio tracks.
+    legacy_audio: bool,
+    ex_audio: bool,
+}
+
+impl Stream {
+    fn two_audio_tracks(&self) -> bool {
+        self.legacy_audio && self.ex_audio
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -172,6 +220,12 @@ impl Hub {
         self.streams.get(key).and_then(|s| s.publisher)
     }
 
+    /// Whether `key` carries its audio twice (AAC and Enhanced RTMP): what is not the
+    /// legacy track is for Enhanced RTMP players only (not for HLS or recordings).
+    pub fn two_audio_tracks(&self, key: &StreamKey) -> bool {
+        self.streams.get(key).is_some_and(Stream::two_audio_tracks)
+    }
+
     pub fn player_count(&self, key: &StreamKey) -> usize {
         self.streams.get(key).map_or(0, |s| s.players.len())
     }
@@ -200,9 +254,12 @@ impl Hub {
         s.meta = None;
         s.video_header = None;
         s.audio_header = None;
+        s.audio_header_ex = None;
         s.gop.clear();
         s.gop_bytes = 0;
         s.has_video = false;
+        s.legacy_audio = false;
+        s.ex_audio = false;
         for p in &s.players {
             out.push(Out::Unpublished { conn: p.conn, msid: p.msid });
         }
@@ -217,16 +274,25 @@ impl Hub {
         let s = self.streams.entry(key.clone()).or_default();
         let mut burst = Vec::new();
         let mut started = !s.has_video;
+        let player = Player { conn, msid, started, paused: false, no_audio: false, no_video: false, opus: settings.opus_audio };
         if s.publisher.is_some() {
-            for k in [&mut s.meta, &mut s.video_header, &mut s.audio_header].into_iter().flatten() {
+            let two = s.two_audio_tracks();
+            let audio_header = if two && player.opus { &mut s.audio_header_ex } else { &mut s.audio_header };
+            for k in [&mut s.meta, &mut s.video_header, audio_header].into_iter().flatten() {
                 burst.push(k.bytes(msid, settings));
             }
+            if !two {
+                // (An Enhanced RTMP audio header kept before legacy audio came.)
+                if let Some(k) = s.audio_header_ex.as_mut() {
+                    burst.push(k.bytes(msid, settings));
+                }
+            }
             if settings.gop_cache && !s.gop.is_empty() {
-                burst.extend(s.gop.iter_mut().map(|k| k.bytes(msid, settings)));
+                burst.extend(s.gop.iter_mut().filter(|(_, t)| !two || player.takes(*t)).map(|(k, _)| k.bytes(msid, settings)));
                 started = true;
             }
         }
-        s.players.push(Player { conn, msid, started, paused: false, no_audio: false, no_video: false });
+        s.players.push(Player { started, ..player });
         if !burst.is_empty() {
             out.push(Out::Burst(conn, burst));
         }
@@ -258,6 +324,11 @@ impl Hub {
         self.streams.get_mut(key)?.players.iter_mut().find(|p| p.conn == conn)
     }
 
+    /// Whether a player joining `key` now would start at once (a cached GOP).
+    pub fn has_gop(&self, key: &StreamKey) -> bool {
+        self.streams.get(key).is_some_and(|s| !s.gop.is_empty())
+    }
+
     /// Whether `key` has a publisher now.
     pub fn is_live(&self, key: &StreamKey) -> bool {
         self.publisher(key).is_some()
@@ -284,9 +355,14 @@ impl Hub {
             MediaKind::Data => msg::TagInfo::default(),
         };
         let frame = Frame { keyframe: info.keyframe, ..frame };
-        if frame.kind == MediaKind::Video {
-            s.has_video = true;
+        let track = Track::of(frame.kind, &frame.payload);
+        match track {
+            Track::Both if frame.kind == MediaKind::Video => s.has_video = true,
+            Track::Legacy => s.legacy_audio = true,
+            Track::Ex => s.ex_audio = true,
+            Track::Both => {}
         }
+        let two = s.two_audio_tracks();
         // Fan-out: one encoding (for the first player's stream id), shared by every player
         // on that id; players on other ids get a copy with the id patched. No player: no
         // encoding at all.
@@ -296,7 +372,8 @@ impl Hub {
         for p in &mut s.players {
             let skip = p.paused
                 || (frame.kind == MediaKind::Audio && p.no_audio)
-                || (frame.kind == MediaKind::Video && p.no_video);
+                || (frame.kind == MediaKind::Video && p.no_video)
+                || (two && !p.takes(track));
             if skip {
                 continue;
             }
@@ -332,6 +409,7 @@ impl Hub {
         match frame.kind {
             MediaKind::Data => s.meta = Some(keep()),
             MediaKind::Video if info.sequence_header => s.video_header = Some(keep()),
+            MediaKind::Audio if info.sequence_header && track == Track::Ex => s.audio_header_ex = Some(keep()),
             MediaKind::Audio if info.sequence_header => s.audio_header = Some(keep()),
             // The GOP cache: restart at each keyframe, append everything else after one.
             _ if settings.gop_cache => {
@@ -341,7 +419,7 @@ impl Hub {
                 }
                 if frame.keyframe || !s.gop.is_empty() {
                     s.gop_bytes += frame.payload.len();
-                    s.gop.push(keep());
+                    s.gop.push((keep(), track));
                     if s.gop_bytes > settings.gop_max_bytes {
                         s.gop.clear();
                         s.gop_bytes = 0;
@@ -519,6 +597,44 @@ mod tests {
         let audio = Frame { kind: MediaKind::Audio, timestamp: 130, payload: Bytes::from_static(&[0xaf, 1]), keyframe: false };
         h.media(&key("a"), 1, audio, &s, &mut out);
         assert!(out.is_empty(), "receiveAudio false");
+    }
+
+    #[test]
+    fn two_audio_tracks_one_per_player() {
+        let s = Settings::default();
+        let opus = Settings { opus_audio: true, ..Settings::default() };
+        let mut h = Hub::new();
+        let mut out = vec![];
+        let audio = |ts: u32, b: &'static [u8]| Frame { kind: MediaKind::Audio, timestamp: ts, payload: Bytes::from_static(b), keyframe: false };
+        h.publish(&key("a"), 1, &mut out).unwrap();
+        h.play(&key("a"), 2, 1, &s, &mut out);
+        h.play(&key("a"), 3, 1, &opus, &mut out);
+        h.media(&key("a"), 1, video(0, true), &s, &mut out);
+        h.media(&key("a"), 1, audio(0, b"\xaf\x00\x11\x90"), &s, &mut out);
+        assert!(!h.two_audio_tracks(&key("a")));
+        h.media(&key("a"), 1, audio(0, b"\x90OpusOpusHead"), &s, &mut out);
+        assert!(h.two_audio_tracks(&key("a")));
+        out.clear();
+        h.media(&key("a"), 1, audio(20, b"\x91Opus\x01"), &s, &mut out);
+        h.media(&key("a"), 1, audio(21, b"\xaf\x01\x02"), &s, &mut out);
+        h.media(&key("a"), 1, video(40, false), &s, &mut out);
+        let first_bytes = |to| decode(&sends(&out, to)).iter().map(|m| (m.type_id, m.payload[0])).collect::<Vec<_>>();
+        assert_eq!(first_bytes(2), vec![(8, 0xaf), (9, 0x27)], "a legacy player gets AAC only");
+        assert_eq!(first_bytes(3), vec![(8, 0x91), (9, 0x27)], "an Enhanced RTMP Opus player gets Opus only");
+        // Late joiners: their own audio header and GOP audio.
+        out.clear();
+        h.play(&key("a"), 4, 1, &s, &mut out);
+        h.play(&key("a"), 5, 1, &opus, &mut out);
+        let audio_of = |to| decode(&sends(&out, to)).iter().filter(|m| m.type_id == 8).map(|m| m.payload[0]).collect::<Vec<_>>();
+        assert_eq!(audio_of(4), vec![0xaf, 0xaf]);
+        assert_eq!(audio_of(5), vec![0x90, 0x91]);
+        // A stream with Enhanced RTMP audio only goes to everyone, as before.
+        out.clear();
+        h.publish(&key("b"), 6, &mut out).unwrap();
+        h.play(&key("b"), 7, 1, &s, &mut out);
+        h.media(&key("b"), 6, audio(0, b"\x90OpusOpusHead"), &s, &mut out);
+        h.media(&key("b"), 6, audio(20, b"\x91Opus\x01"), &s, &mut out);
+        assert_eq!(sends(&out, 7).len(), 2);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum ClientEvent {
     Media { kind: MediaKind, timestamp: u32, payload: Bytes },
     /// The server refused or ended the stream (its status code or error).
     Failed(String),
+    /// The server asks the publisher for a keyframe (`whip::KEYFRAME_REQUEST`).
+    KeyframeRequest,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +195,10 @@ impl Client {
         let txid = values.get(1).and_then(Value::as_f64).unwrap_or(0.0);
         let info = values.iter().skip(2).find(|v| v.get("code").is_some());
         let code = info.and_then(|i| i.get("code")).and_then(Value::as_str).unwrap_or("").to_owned();
+        if name == crate::whip::KEYFRAME_REQUEST && self.state == State::Ready && self.mode == Mode::Publish {
+            self.events.push_back(ClientEvent::KeyframeRequest);
+            return Ok(());
+        }
         match (name, self.state) {
             ("_result", State::Connecting) if txid == 1.0 => {
                 self.command(0, &[Value::str("createStream"), Value::Number(2.0), Value::Null]);

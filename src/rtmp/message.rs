@@ -163,6 +163,12 @@ pub fn audio_info(body: &[u8]) -> TagInfo {
     TagInfo { sequence_header: seq, keyframe: false }
 }
 
+/// Whether an audio tag body is an Enhanced RTMP one (`SoundFormat` 9, `ExHeader`: a
+/// FourCC codec such as Opus), rather than a legacy codec such as AAC.
+pub fn is_ex_audio(body: &[u8]) -> bool {
+    body.first().is_some_and(|b| b >> 4 == 9)
+}
+
 /// The payload of an `onMetaData` data message for players.
 pub fn metadata_payload(values: &[Value]) -> Bytes {
     amf::encode(values).freeze()

@@ -43,6 +43,9 @@ pub struct ConnectInfo {
     pub tc_url: String,
     pub page_url: String,
     pub object_encoding: f64,
+    /// The client plays Opus audio in Enhanced RTMP tags: it lists `Opus` (or `*`) in
+    /// `fourCcList`, or in `audioFourCcInfoMap` (Enhanced RTMP v2).
+    pub opus: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -188,6 +191,20 @@ pub struct Session {
 }
 
 /// Splits "name?a=b" into ("name", "a=b").
+/// Whether a `connect` command object announces Enhanced RTMP Opus audio.
+fn announces_opus(obj: &Value) -> bool {
+    let opus = |s: &str| s == "Opus" || s == "*";
+    let in_list = match obj.get("fourCcList") {
+        Some(Value::StrictArray(items)) => items.iter().any(|i| i.as_str().is_some_and(opus)),
+        _ => false,
+    };
+    let in_map = match obj.get("audioFourCcInfoMap") {
+        Some(Value::Object(p) | Value::EcmaArray(p)) => p.iter().any(|(k, _)| opus(k)),
+        _ => false,
+    };
+    in_list || in_map
+}
+
 fn split_args(s: &str) -> (String, String) {
     match s.split_once('?') {
         Some((n, a)) => (n.to_owned(), a.to_owned()),
@@ -373,6 +390,7 @@ impl Session {
                     tc_url,
                     page_url: get("pageUrl"),
                     object_encoding: obj.get("objectEncoding").and_then(Value::as_f64).unwrap_or(0.0),
+                    opus: announces_opus(&obj),
                 }));
             }
             "createStream" => {
@@ -620,6 +638,18 @@ mod tests {
             Value::object(&[("app", Value::str(app)), ("tcUrl", Value::str(&format!("rtmp://h/{app}"))), ("flashVer", Value::str("FMLE/3.0"))]),
         ])
         .unwrap();
+    }
+
+    #[test]
+    fn enhanced_rtmp_opus_announced() {
+        let list = |items: &[&str]| Value::object(&[("fourCcList", Value::StrictArray(items.iter().map(|i| Value::str(i)).collect()))]);
+        assert!(announces_opus(&list(&["hvc1", "Opus"])));
+        assert!(announces_opus(&list(&["*"])));
+        assert!(!announces_opus(&list(&["hvc1", "av01"])));
+        assert!(!announces_opus(&Value::object(&[("fourCcList", Value::str("Opus"))])));
+        let map = Value::object(&[("audioFourCcInfoMap", Value::object(&[("Opus", Value::Number(1.0))]))]);
+        assert!(announces_opus(&map));
+        assert!(!announces_opus(&Value::Null));
     }
 
     #[test]

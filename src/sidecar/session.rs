@@ -143,7 +143,7 @@ impl Session {
         let Ok(rtmp) = o.rtmp.set_nonblocking(true).and_then(|_| UnixStream::from_std(o.rtmp)) else {
             return refuse(500, "internal error: the publish socket".into());
         };
-        let mut link = Link { rtmp, client: Client::new(Mode::Publish, &o.app, &o.tc_url, &o.stream, CHUNK, MAX_MESSAGE, seed()).with_flash_ver("WHIP ngx-rtmp-rs"), rbuf: vec![0; 16 << 10] };
+        let mut link = Link { keyframe_asked: false, rtmp, client: Client::new(Mode::Publish, &o.app, &o.tc_url, &o.stream, CHUNK, MAX_MESSAGE, seed()).with_flash_ver(crate::whip::FLASH_VER), rbuf: vec![0; 16 << 10] };
         // Publish first: refused (on_publish, allow/deny, a busy stream) means no answer.
         let msid = match tokio::time::timeout(PUBLISH_TIMEOUT, link.publish()).await {
             Ok(Ok(msid)) => msid,
@@ -201,6 +201,9 @@ impl Session {
                 }
             }
             let now = Instant::now();
+            if core::mem::take(&mut link.keyframe_asked) {
+                m.want_keyframe = true;
+            }
             m.keyframe_requests(&mut pc, now, self.settings.keyframe_interval);
             if !connected && now.duration_since(started) > Duration::from_millis(self.settings.ice_timeout) {
                 return self.end(&mut pc, format!("ICE did not connect within {} ms", self.settings.ice_timeout));
@@ -248,6 +251,8 @@ impl Session {
 
 /// The RTMP side: our client session over the socketpair to the worker.
 struct Link {
+    /// The worker asked for a keyframe.
+    keyframe_asked: bool,
     rtmp: UnixStream,
     client: Client,
     rbuf: Vec<u8>,
@@ -277,8 +282,10 @@ impl Link {
                 Ok(n) => {
                     self.client.feed(&self.rbuf[..n]).map_err(|e| format!("the server's RTMP: {e:?}"))?;
                     while let Some(ev) = self.client.poll_event() {
-                        if let ClientEvent::Failed(code) = ev {
-                            return Err(format!("the server ended the stream: {code}"));
+                        match ev {
+                            ClientEvent::Failed(code) => return Err(format!("the server ended the stream: {code}")),
+                            ClientEvent::KeyframeRequest => self.keyframe_asked = true,
+                            _ => {}
                         }
                     }
                 }
@@ -305,7 +312,7 @@ impl Link {
                 match ev {
                     ClientEvent::Ready { msid } => return Ok(msid),
                     ClientEvent::Failed(code) => return Err(code),
-                    ClientEvent::Media { .. } => {}
+                    ClientEvent::Media { .. } | ClientEvent::KeyframeRequest => {}
                 }
             }
         }
@@ -318,10 +325,10 @@ struct Media {
     tracks: Vec<(rtc::media_stream::MediaStreamTrackId, RTCRtpReceiverId, Option<RtpCodecKind>)>,
     h264: Depacketizer,
     aac: Option<Transcoder>,
-    aac_header_sent: bool,
     /// When the first media packet came: the zero of both tracks' timestamps.
     t0: Option<Instant>,
     video: Clock,
+    audio: Clock,
     audio_offset: Option<u64>,
     video_ssrc: Option<(RTCRtpReceiverId, u32)>,
     want_keyframe: bool,
@@ -329,7 +336,7 @@ struct Media {
     last_keyframe: Option<Instant>,
 }
 
-/// A video RTP clock turned into milliseconds since `t0`.
+/// An RTP clock turned into milliseconds since `t0` (wrapping, reordering allowed).
 #[derive(Default)]
 struct Clock {
     base: Option<(u32, u64)>,
@@ -365,9 +372,9 @@ impl Media {
             tracks: Vec::new(),
             h264,
             aac: None,
-            aac_header_sent: false,
             t0: None,
             video: Clock::default(),
+            audio: Clock::default(),
             audio_offset: None,
             video_ssrc: None,
             want_keyframe: true,
@@ -419,27 +426,25 @@ impl Media {
                 }
             }
             Some(RtpCodecKind::Audio) => {
-                if self.aac.is_none() {
-                    match Transcoder::new(2, 128_000) {
-                        Ok(t) => self.aac = Some(t),
-                        Err(_) => return,
-                    }
-                }
                 let off = *self.audio_offset.get_or_insert_with(|| {
                     let t0 = *self.t0.get_or_insert(now);
                     now.duration_since(t0).as_millis() as u64
                 });
+                if self.aac.is_none() {
+                    let Ok(t) = Transcoder::new(2, 128_000) else { return };
+                    // The codec headers first, AAC before Opus: until the stream has both,
+                    // every player gets every audio message.
+                    frames.push(self.message(MediaKind::Audio, off, &aac::flv_sequence_header(&t.asc())));
+                    frames.push(self.message(MediaKind::Audio, off, &opus_tag(0, &OPUS_HEAD)));
+                    self.aac = Some(t);
+                }
+                // Opus as it came, for Enhanced RTMP players...
+                let ms = self.audio.ms(p.header.timestamp, off, 48_000);
+                frames.push(self.message(MediaKind::Audio, ms, &opus_tag(1, &p.payload)));
+                // ... and AAC for everyone else, HLS and recordings.
                 let Some(t) = self.aac.as_mut() else { return };
                 let _ = t.push(p.header.timestamp, &p.payload);
-                let mut ready = Vec::new();
-                while let Some(f) = t.pull() {
-                    ready.push(f);
-                }
-                if !ready.is_empty() && !self.aac_header_sent {
-                    self.aac_header_sent = true;
-                    let asc = t.asc();
-                    frames.push(self.message(MediaKind::Audio, off + ready[0].0, &aac::flv_sequence_header(&asc)));
-                }
+                let ready: Vec<(u64, Vec<u8>)> = std::iter::from_fn(|| t.pull()).collect();
                 for (ms, data) in ready {
                     frames.push(self.message(MediaKind::Audio, off + ms, &aac::flv_frame(&data)));
                 }
@@ -465,6 +470,20 @@ impl Media {
         self.want_keyframe = false;
         self.last_pli = Some(now);
     }
+}
+
+/// Opus's identification header (RFC 7845 section 5.1): stereo, 48 kHz, the usual
+/// pre-skip, no gain, mapping family 0.
+const OPUS_HEAD: [u8; 19] = [b'O', b'p', b'u', b's', b'H', b'e', b'a', b'd', 1, 2, 0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 0];
+
+/// An Enhanced RTMP audio tag body for Opus: `ExHeader` sound format (9) with the packet
+/// type (0 SequenceStart, 1 CodedFrames), the FourCC, the data.
+fn opus_tag(packet_type: u8, data: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(5 + data.len());
+    b.push(0x90 | packet_type);
+    b.extend_from_slice(b"Opus");
+    b.extend_from_slice(data);
+    b
 }
 
 fn seed() -> u64 {

@@ -10,6 +10,14 @@ pub mod aac;
 
 use crate::conf::whip::IceServer;
 
+/// The `flashVer` a WHIP session's publish connection says (in `/stat`, callbacks): the
+/// worker knows its publisher can be asked for keyframes.
+pub const FLASH_VER: &str = "WHIP ngx-rtmp-rs";
+
+/// The command the worker sends a WHIP session's publish connection to ask for a
+/// keyframe (a player joined with nothing to start from, an HLS segment is due).
+pub const KEYFRAME_REQUEST: &str = "ngxRtmpRsKeyFrameRequest";
+
 /// What a WHIP URL names.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Path<'a> {

@@ -74,6 +74,8 @@ sub amf_encode {
             push @out, "\x05";
         } elsif (ref $v eq 'HASH') {
             push @out, "\x03" . join('', map { pack('n', length $_) . $_ . amf_encode($v->{$_}) } sort keys %$v) . "\x00\x00\x09";
+        } elsif (ref $v eq 'ARRAY') {     # strict array
+            push @out, "\x0a" . pack('N', scalar @$v) . amf_encode(@$v);
         } elsif (ref $v eq 'SCALAR') {    # \1 / \0: boolean
             push @out, "\x01" . chr($$v ? 1 : 0);
         } elsif ($v =~ /^-?\d+(\.\d+)?$/ && $v !~ /^0\d/) {
