@@ -39,8 +39,8 @@ my $dir = $t->dir;
 my $record = "$dir/callbacks.jsonl";
 $t->spawn("$dir/notify-server.log", 'python3', "$FindBin::Bin/data/notify-server.py", $t->port('CB'), $record);
 wait_for(sub { (slurp("$dir/notify-server.log") // '') =~ /ready/ }, 10) or BAIL_OUT('the callback service did not start');
-make_path("$dir/www/hls", { mode => 0777 });
-chmod 0777, $dir, "$dir/www", "$dir/www/hls";
+make_path("$dir/www/hls", "$dir/rec", { mode => 0777 });
+chmod 0777, $dir, "$dir/www", "$dir/www/hls", "$dir/rec";
 system('cp', '-r', Test::Nginx::RTMP::root() . '/nginx-conf/www', "$dir/pages") == 0 or die 'cannot copy the pages';
 system('chmod', '-R', 'a+rX', "$dir/pages") == 0 or die 'chmod failed';
 
@@ -54,6 +54,8 @@ rtmp {
             hls on;
             hls_path %%DIR%%/www/hls;
             hls_fragment 2s;
+            record all;
+            record_path %%DIR%%/rec;
             on_publish http://127.0.0.1:%%PORT_CB%%/ok/on_publish;
             on_publish_done http://127.0.0.1:%%PORT_CB%%/ok/on_publish_done;
         }
@@ -119,7 +121,7 @@ sub record_rtmp {
 my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
 my $gst_ok = system('/usr/bin/python3 -c "import gi; gi.require_version(\'GstWebRTC\', \'1.0\')" 2>/dev/null') == 0;
 SKIP: {
-    skip 'chromium and GStreamer webrtcbin (python3-gi) are needed (scripts/setup.sh deps)', 28 unless $chromium && $gst_ok;
+    skip 'chromium and GStreamer webrtcbin (python3-gi) are needed (scripts/setup.sh deps)', 30 unless $chromium && $gst_ok;
     my $t0 = time;
     my $chr = $t->spawn("$dir/chromium.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
         '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
@@ -207,6 +209,11 @@ SKIP: {
     ok(@extinf >= 3 && !grep({ $_ > 3 } @extinf), "HLS segments of the browser stream are cut at hls_fragment 2s: @extinf");
     ok(wait_for(sub { grep { ($_->{call} // '') eq 'publish_done' && ($_->{name} // '') eq 'web' } callbacks() }, 5),
         'on_publish_done fires for the WHIP stream');
+    # The recording of the browser's stream: H.264 and AAC (not the Opus track), whole.
+    my $rp = probe("$dir/rec/web.flv");
+    ok(($rp->{video}{codec} // '') eq 'h264' && ($rp->{audio}{codec} // '') eq 'aac' && ($rp->{video}{frames} // 0) > 100,
+        "record all: the WHIP stream's FLV has H.264 (" . ($rp->{video}{frames} // 0) . ' frames) and AAC audio') or diag(explain($rp));
+    is(decode_errors("$dir/rec/web.flv"), '', '  and decodes cleanly');
     kill 'TERM', $chr;
     waitpid($chr, 0);
 }

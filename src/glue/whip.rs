@@ -621,6 +621,7 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
         req,
         sdp: String::from_utf8_lossy(&sdp).into_owned(),
         sprop: offer.sprop,
+        audio: offer.audio,
         rtmp: theirs,
         app: ctx.publish.app.clone(),
         stream: whip::publish_name(&ctx.name, token.as_deref()),

@@ -38,6 +38,8 @@ pub struct Offer {
     pub req: u64,
     pub sdp: String,
     pub sprop: Option<String>,
+    /// The offer has audio (video then waits for the AAC of its time).
+    pub audio: bool,
     /// The sidecar's end of the socketpair to the worker's RTMP connection.
     pub rtmp: UnixStream,
     pub app: String,

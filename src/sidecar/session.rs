@@ -152,7 +152,7 @@ impl Session {
         };
         self.out.send(Reply::Answer { req, session: self.id.clone(), sdp: answer });
 
-        let mut m = Media::new(msid, o.sprop.as_deref());
+        let mut m = Media::new(msid, o.sprop.as_deref(), o.audio);
         if let Err(e) = link.send(m.metadata()).await {
             return e;
         }
@@ -184,6 +184,7 @@ impl Session {
                 }
             }
             let mut frames = Vec::new();
+            m.release_video(Instant::now(), &mut frames);
             while let Some(TaggedRTCMessage { message, .. }) = pc.poll_read() {
                 if let RTCMessage::RtpPacket(track, p) = message {
                     last_media = Instant::now();
@@ -334,7 +335,17 @@ struct Media {
     want_keyframe: bool,
     last_pli: Option<Instant>,
     last_keyframe: Option<Instant>,
+    /// Video waiting for the AAC of the same time (the transcoder's delay), so the stream
+    /// comes in timestamp order as an RTMP encoder sends it (FLV recordings need that):
+    /// (timestamp, when queued, message). Only when the offer has audio.
+    pending_video: std::collections::VecDeque<(u64, Instant, Bytes)>,
+    interleave: bool,
 }
+
+/// The longest video waits for audio (audio that stalls does not hold video back).
+const MAX_VIDEO_WAIT: Duration = Duration::from_millis(300);
+/// Most video messages waiting (a bound whatever the frame rate).
+const MAX_PENDING_VIDEO: usize = 64;
 
 /// An RTP clock turned into milliseconds since `t0` (wrapping, reordering allowed).
 #[derive(Default)]
@@ -362,7 +373,7 @@ impl Clock {
 }
 
 impl Media {
-    fn new(msid: u32, sprop: Option<&str>) -> Self {
+    fn new(msid: u32, sprop: Option<&str>, audio: bool) -> Self {
         let mut h264 = Depacketizer::new(MAX_AU);
         if let Some(s) = sprop {
             h264.set_sprop(s);
@@ -380,6 +391,35 @@ impl Media {
             want_keyframe: true,
             last_pli: None,
             last_keyframe: None,
+            pending_video: std::collections::VecDeque::new(),
+            interleave: audio,
+        }
+    }
+
+    /// Video out, after the AAC up to its time (or at once without audio).
+    fn video_out(&mut self, ts: u64, msg: Bytes, now: Instant, frames: &mut Vec<Bytes>) {
+        if !self.interleave {
+            frames.push(msg);
+            return;
+        }
+        self.pending_video.push_back((ts, now, msg));
+        if self.pending_video.len() > MAX_PENDING_VIDEO {
+            frames.extend(self.pending_video.pop_front().map(|(_, _, m)| m));
+        }
+    }
+
+    /// AAC out, after the video before it.
+    fn aac_out(&mut self, ts: u64, msg: Bytes, frames: &mut Vec<Bytes>) {
+        while self.pending_video.front().is_some_and(|(v, _, _)| *v <= ts) {
+            frames.extend(self.pending_video.pop_front().map(|(_, _, m)| m));
+        }
+        frames.push(msg);
+    }
+
+    /// Video that waited long enough goes out.
+    fn release_video(&mut self, now: Instant, frames: &mut Vec<Bytes>) {
+        while self.pending_video.front().is_some_and(|(_, at, _)| now.duration_since(*at) >= MAX_VIDEO_WAIT) {
+            frames.extend(self.pending_video.pop_front().map(|(_, _, m)| m));
         }
     }
 
@@ -422,7 +462,8 @@ impl Media {
                     if tag.keyframe {
                         self.last_keyframe = Some(now);
                     }
-                    frames.push(self.message(MediaKind::Video, ms, &tag.body));
+                    let msg = self.message(MediaKind::Video, ms, &tag.body);
+                    self.video_out(ms, msg, now, frames);
                 }
             }
             Some(RtpCodecKind::Audio) => {
@@ -446,7 +487,8 @@ impl Media {
                 let _ = t.push(p.header.timestamp, &p.payload);
                 let ready: Vec<(u64, Vec<u8>)> = std::iter::from_fn(|| t.pull()).collect();
                 for (ms, data) in ready {
-                    frames.push(self.message(MediaKind::Audio, off + ms, &aac::flv_frame(&data)));
+                    let msg = self.message(MediaKind::Audio, off + ms, &aac::flv_frame(&data));
+                    self.aac_out(off + ms, msg, frames);
                 }
             }
             _ => {}

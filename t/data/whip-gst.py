@@ -242,7 +242,8 @@ class Client:
     def on_frame(self, pad, info):
         buf = info.get_buffer()
         key = 0 if buf.has_flags(Gst.BufferFlags.DELTA_UNIT) else 1
-        self.sent_log.write("%d %.6f %d\n" % (self.frames_sent, time.time(), key))
+        pts = buf.pts / 1e6 if buf.pts != Gst.CLOCK_TIME_NONE else -1
+        self.sent_log.write("%d %.6f %d %.3f\n" % (self.frames_sent, time.time(), key, pts))
         self.frames_sent += 1
         return Gst.PadProbeReturn.OK
 
