@@ -113,6 +113,7 @@ $conf =~ s{listen \[::\]:80;}{listen [::1]:%%PORT_PLAIN%%;};
 $conf =~ s{listen 443 ssl http2;}{listen 127.0.0.1:%%PORT_TLS%% ssl http2;};
 $conf =~ s{listen \[::\]:443 ssl http2;}{listen [::1]:%%PORT_TLS%% ssl http2;};
 $conf =~ s{worker_connections 16384}{worker_connections 1024};
+$conf =~ s{whip_udp_listen 8889;}{whip_udp_listen 127.0.0.1:%%PORT_WHIPUDP%%;};
 $p->write_config($conf, raw => 1);
 my ($ok, $out) = $p->test_config;
 ok($ok, 'nginx-conf/nginx-production.conf passes nginx -t (with a certificate in place)') or diag($out);
@@ -123,6 +124,8 @@ like(head("$https/hls/x.m3u8", '-k', '--http2'), qr{^HTTP/2 200}, '  HLS over HT
 my @codes = map { scalar qx{curl -sk -o /dev/null -w '%{http_code}' $https/hls/x.m3u8} } 1 .. 100;
 my $limited = grep { $_ eq '429' } @codes;
 ok($limited > 0 && $limited < 100, "  limit_req answers a flood with 429 ($limited of 100 requests)");
+like(scalar qx{curl -sk -o /dev/null -D - -X OPTIONS $https/key/whip}, qr{^HTTP/2 204.*^accept-post: application/sdp}ms, '  the WHIP endpoint answers over HTTPS');
+like(head("$https/publish.html", '-k'), qr{^HTTP/\S+ 200}, '  and serves the publish page');
 ok($p->stop, '  and stops');
 
 done_testing;
