@@ -265,6 +265,9 @@ my $parked = $r->{headers}{location};
 $r = post('/parked/whip');
 is($r->{status}, 409, 'a second offer for a busy stream: 409');
 
+$r = post('/my%20cam/whip');
+like($r->{headers}{location} // '', qr{^/my%20cam/whip/[0-9a-f]{32}$}, 'a stream key with an escaped character: Location keeps it escaped');
+is($http->request('DELETE', "$base$r->{headers}{location}")->{status}, 200, '  and DELETE on it ends the session');
 $r = post('/fixed/whip?n=7');
 is($r->{status}, 201, 'whip_publish APP NAME: the name from variables');
 like($http->get("$base/stat")->{content} // '', qr{<name>fixed</name>.*?<name>cam-7</name>}s, '  publishes fixed/cam-7');

@@ -70,8 +70,10 @@ struct Worker {
 struct Pending {
     r: *mut ngx_http_request_t,
     ip: IpAddr,
-    /// The endpoint's path (the session URL is it + "/" + id).
+    /// The endpoint's path (the session URL is it + "/" + id), decoded as nginx compares
+    /// it, and as the client wrote it (for `Location`).
     path: String,
+    raw_path: String,
 }
 
 struct Live {
@@ -164,10 +166,16 @@ pub unsafe fn compile_name(cf: *mut ngx_conf_t, value: *mut ngx_str_t) -> Result
 /// (a reload) tries again.
 static mut TICK: core::mem::MaybeUninit<ngx_event_t> = core::mem::MaybeUninit::zeroed();
 const TICK_MS: usize = 500;
-/// How long a new worker keeps trying to get the UDP port.
+/// After this long without the UDP port, a new worker says so in the error log (and
+/// keeps trying: an old worker may hold it while it finishes).
 const BIND_RETRY_MS: usize = 30_000;
 
 pub unsafe fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) {
+    // (nginx's cache manager and loader run init_process too: not theirs.)
+    let process = ngx::ffi::ngx_process as u32;
+    if process != ngx::ffi::NGX_PROCESS_WORKER && process != ngx::ffi::NGX_PROCESS_SINGLE {
+        return;
+    }
     let Some(mc) = main_conf() else { return };
     if !mc.enabled {
         return;
@@ -190,23 +198,28 @@ pub unsafe fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) {
 
 unsafe extern "C" fn on_tick(ev: *mut ngx_event_t) {
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-        let running = WORKER.with(|w| w.borrow().sidecar.is_some());
+        let mut running = WORKER.with(|w| w.borrow().sidecar.is_some());
+        if running && WORKER.with(|w| w.borrow().sidecar.as_ref().is_some_and(|s| s.is_finished())) {
+            // The sidecar ended on its own (an internal error): what waited for it gets a
+            // 503, and it starts again.
+            log!(NGX_LOG_ERR, (*ev).log, "whip: the sidecar stopped; starting it again");
+            stop(false);
+            running = false;
+        }
         if ngx::ffi::ngx_exiting != 0 || ngx::ffi::ngx_quit != 0 {
             if running {
                 let n = WORKER.with(|w| w.borrow().sessions.len());
                 log!(NGX_LOG_INFO, (*ev).log, "whip: the worker is shutting down: ending its {n} WHIP session(s) and freeing the UDP port");
-                stop();
+                stop(true);
             }
             return;
         }
         if !running {
             let deadline = (*ev).data as usize;
-            if ngx::ffi::ngx_current_msec as usize > deadline {
-                return;
-            }
-            if start((*ev).log).is_err() && ngx::ffi::ngx_current_msec as usize + TICK_MS > deadline {
+            let now = ngx::ffi::ngx_current_msec as usize;
+            if start((*ev).log).is_err() && now <= deadline && now + TICK_MS > deadline {
                 let udp = WORKER.with(|w| w.borrow().settings.udp);
-                log!(NGX_LOG_ERR, (*ev).log, "whip: UDP {udp} (whip_udp_listen) is still in use; WHIP is off in this worker");
+                log!(NGX_LOG_ERR, (*ev).log, "whip: UDP {udp} (whip_udp_listen) is still in use; WHIP answers 503 until it is free");
             }
         }
         ngx::ffi::ngx_add_timer(ev, TICK_MS as _);
@@ -267,16 +280,17 @@ unsafe fn start(log: *mut ngx::ffi::ngx_log_t) -> Result<(), ()> {
 
 /// Stops the sidecar: its sessions end (their streams end in the worker), requests
 /// waiting for it get a 503.
-unsafe fn stop() {
+unsafe fn stop(exiting: bool) {
+    let why: &[u8] = if exiting { b"the server is shutting down\n" } else { b"WHIP had an internal error, try again\n" };
     let pending = WORKER.with(|w| {
         let mut w = w.borrow_mut();
-        w.unavailable = Some("the server is shutting down".into());
+        w.unavailable = Some(String::from_utf8_lossy(why).trim().to_owned());
         w.sessions.clear();
         core::mem::take(&mut w.pending)
     });
     exit_process();
     for (_, p) in pending {
-        let rc = respond(p.r, 503, "text/plain", &[], b"the server is shutting down\n");
+        let rc = respond(p.r, 503, "text/plain", &[], why);
         finish(p.r, rc);
     }
 }
@@ -315,7 +329,7 @@ unsafe fn handle_reply(log: *mut ngx::ffi::ngx_log_t, reply: Reply) {
     match reply {
         Reply::Answer { req, session, sdp } => {
             let Some(p) = WORKER.with(|w| w.borrow_mut().pending.remove(&req)) else { return };
-            let location = format!("{}/{}", p.path, session);
+            let location = format!("{}/{}", p.raw_path, session);
             log!(NGX_LOG_INFO, (*(*p.r).connection).log, "whip: session {session} publishing ({})", p.path);
             WORKER.with(|w| w.borrow_mut().sessions.insert(session.clone(), Live { ip: p.ip, path: p.path.clone() }));
             let links = WORKER.with(|w| whip::link_headers(&w.borrow().settings.ice_servers));
@@ -404,7 +418,7 @@ unsafe fn handle(r: *mut ngx_http_request_t) -> ngx_int_t {
             NGX_HTTP_OPTIONS => {
                 discard(r);
                 respond(r, 204, "text/plain", &[
-                    ("Access-Control-Allow-Methods", "POST, DELETE, OPTIONS, PATCH".into()),
+                    ("Access-Control-Allow-Methods", "POST, DELETE, OPTIONS".into()),
                     ("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match".into()),
                     ("Access-Control-Max-Age", "86400".into()),
                     ("Accept-Post", "application/sdp".into()),
@@ -436,7 +450,7 @@ unsafe fn handle(r: *mut ngx_http_request_t) -> ngx_int_t {
                     respond(r, 200, "text/plain", &[], b"")
                 }
                 NGX_HTTP_OPTIONS => respond(r, 204, "text/plain", &[
-                    ("Access-Control-Allow-Methods", "DELETE, OPTIONS, PATCH".into()),
+                    ("Access-Control-Allow-Methods", "DELETE, OPTIONS".into()),
                     ("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match".into()),
                 ], b""),
                 // Trickle ICE and ICE restarts are not supported: we are ICE-lite and our
@@ -490,7 +504,9 @@ unsafe fn post(r: *mut ngx_http_request_t, publish: &'static Publish, path_name:
     if cln.is_null() {
         return NGX_ERROR as isize;
     }
-    let ctx = Box::into_raw(Box::new(PostCtx { publish, name, uri }));
+    let unparsed = String::from_utf8_lossy((*r).unparsed_uri.as_bytes()).into_owned();
+    let raw_path = unparsed.split('?').next().unwrap_or("").trim_end_matches('/').to_owned();
+    let ctx = Box::into_raw(Box::new(PostCtx { publish, name, uri, raw_path, req: 0 }));
     (*cln).handler = Some(drop_post_ctx);
     (*cln).data = ctx as *mut c_void;
     *(*r).ctx.add(super::ngx_rtmp_http_module.ctx_index) = ctx as *mut c_void;
@@ -505,10 +521,23 @@ struct PostCtx {
     publish: &'static Publish,
     name: String,
     uri: String,
+    /// The request's path as the client sent it (still percent-encoded), for `Location`.
+    raw_path: String,
+    /// Its id among the requests waiting for the sidecar (0: not waiting).
+    req: u64,
 }
 
+/// The request is freed (answered, or torn down by nginx, e.g. `worker_shutdown_timeout`):
+/// it no longer waits for the sidecar.
 unsafe extern "C" fn drop_post_ctx(data: *mut c_void) {
-    drop(Box::from_raw(data as *mut PostCtx));
+    let ctx = Box::from_raw(data as *mut PostCtx);
+    if ctx.req != 0 {
+        WORKER.with(|w| {
+            if let Ok(mut w) = w.try_borrow_mut() {
+                w.pending.remove(&ctx.req);
+            }
+        });
+    }
 }
 
 /// The offer is read: check it, and hand it to the sidecar.
@@ -551,11 +580,11 @@ unsafe fn body(r: *mut ngx_http_request_t, max: usize) -> Option<Vec<u8>> {
 }
 
 unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
-    let ctx = *(*r).ctx.add(super::ngx_rtmp_http_module.ctx_index) as *const PostCtx;
+    let ctx = *(*r).ctx.add(super::ngx_rtmp_http_module.ctx_index) as *mut PostCtx;
     if ctx.is_null() {
         return ngx::ffi::NGX_HTTP_INTERNAL_SERVER_ERROR as isize;
     }
-    let ctx = &*ctx;
+    let ctx = &mut *ctx;
     let c = (*r).connection;
     let settings = WORKER.with(|w| w.borrow().settings.clone());
     let Some(sdp) = body(r, settings.max_sdp) else {
@@ -611,7 +640,12 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
         return respond(r, 500, "text/plain", &[], format!("{why}\n").as_bytes());
     }
     let host = header((*r).headers_in.host).unwrap_or_else(|| "localhost".into());
-    let candidate = settings.candidate.unwrap_or_else(|| conn::local_ip(c));
+    let candidate = settings.candidate.unwrap_or_else(|| conn::local_ip(c).to_canonical());
+    let udp = settings.udp.ip();
+    if candidate.is_ipv4() != udp.is_ipv4() {
+        log!(NGX_LOG_ERR, (*c).log, "whip: the answer's address {candidate} is not of whip_udp_listen's family ({udp}): set whip_candidate");
+        return respond(r, 503, "text/plain", &[], b"WHIP cannot answer over this address family (see whip_candidate)\n");
+    }
     let req = WORKER.with(|w| {
         let mut w = w.borrow_mut();
         w.next_req += 1;
@@ -632,6 +666,8 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
     if !sent {
         return respond(r, 503, "text/plain", &[], b"WHIP is not available in this worker\n");
     }
-    WORKER.with(|w| w.borrow_mut().pending.insert(req, Pending { r, ip, path: ctx.uri.trim_end_matches('/').to_owned() }));
+    let path = ctx.uri.trim_end_matches('/').to_owned();
+    WORKER.with(|w| w.borrow_mut().pending.insert(req, Pending { r, ip, path, raw_path: ctx.raw_path.clone() }));
+    ctx.req = req;
     NGX_DONE as isize
 }

@@ -131,6 +131,11 @@ impl Handle {
         Ok(Handle { tx: Some(tx), out, thread: Some(thread), udp })
     }
 
+    /// The thread ended on its own (it only does after an internal error).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
     pub fn send(&self, cmd: Cmd) -> bool {
         self.tx.as_ref().is_some_and(|tx| tx.send(cmd).is_ok())
     }
@@ -155,6 +160,8 @@ impl Handle {
 /// A session as the router knows it.
 struct Route {
     tx: mpsc::Sender<session::Input>,
+    /// DELETE: its own channel, so a full datagram queue cannot lose it.
+    stop: mpsc::UnboundedSender<String>,
     ufrag: String,
     addrs: Vec<SocketAddr>,
 }
@@ -179,7 +186,8 @@ async fn main_loop(settings: Settings, sock: Arc<UdpSocket>, local: SocketAddr, 
                     let id = random_hex(16);
                     let ufrag = random_hex(8);
                     let (tx, input) = mpsc::channel(SESSION_QUEUE);
-                    routes.insert(id.clone(), Route { tx, ufrag: ufrag.clone(), addrs: Vec::new() });
+                    let (stop, stopped) = mpsc::unbounded_channel();
+                    routes.insert(id.clone(), Route { tx, stop, ufrag: ufrag.clone(), addrs: Vec::new() });
                     by_ufrag.insert(ufrag.clone(), id.clone());
                     let s = session::Session {
                         id: id.clone(),
@@ -191,17 +199,26 @@ async fn main_loop(settings: Settings, sock: Arc<UdpSocket>, local: SocketAddr, 
                         out: out.clone(),
                     };
                     let gone = gone_tx.clone();
-                    let task = tokio::task::spawn_local(async move { s.run(*o, input).await });
+                    let req = o.req;
+                    let task = tokio::task::spawn_local(async move { s.run(*o, input, stopped).await });
                     // The session's end (or its panic, which ends only that session) frees
-                    // its routes.
+                    // its routes; a request still waiting gets its answer (the worker
+                    // ignores it if it had one).
+                    let out = out.clone();
                     tokio::task::spawn_local(async move {
-                        let why = task.await.unwrap_or_else(|_| "internal error (panic) in the session".into());
+                        let why = match task.await {
+                            Ok(why) => why,
+                            Err(_) => {
+                                out.send(Reply::Refused { req, status: 500, reason: "internal error".into() });
+                                "internal error (panic) in the session".into()
+                            }
+                        };
                         let _ = gone.send((id, why));
                     });
                 }
                 Some(Cmd::Delete { session }) => {
                     if let Some(r) = routes.get(&session) {
-                        let _ = r.tx.try_send(session::Input::Stop("ended by DELETE".into()));
+                        let _ = r.stop.send("ended by DELETE".into());
                     }
                 }
             },

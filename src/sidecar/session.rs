@@ -40,7 +40,6 @@ use crate::whip::h264::Depacketizer;
 
 pub enum Input {
     Datagram(SocketAddr, BytesMut, Instant),
-    Stop(String),
 }
 
 pub struct Session {
@@ -130,7 +129,7 @@ impl Session {
 
     /// Runs the session to its end; returns why it ended ("" when it never started: the
     /// request was already answered with the reason).
-    pub async fn run(self, o: Offer, mut input: mpsc::Receiver<Input>) -> String {
+    pub async fn run(self, o: Offer, mut input: mpsc::Receiver<Input>, mut stop: mpsc::UnboundedReceiver<String>) -> String {
         let req = o.req;
         let refuse = |status: u16, reason: String| {
             self.out.send(Reply::Refused { req, status, reason });
@@ -185,10 +184,10 @@ impl Session {
             }
             let mut frames = Vec::new();
             m.release_video(Instant::now(), &mut frames);
-            while let Some(TaggedRTCMessage { message, .. }) = pc.poll_read() {
+            while let Some(TaggedRTCMessage { message, now }) = pc.poll_read() {
                 if let RTCMessage::RtpPacket(track, p) = message {
                     last_media = Instant::now();
-                    m.rtp(&track, &p, &mut frames);
+                    m.rtp(&track, &p, now, &mut frames);
                 }
             }
             for f in frames {
@@ -215,6 +214,8 @@ impl Session {
 
             let deadline = pc.poll_timeout().unwrap_or(now + Duration::from_secs(1)).min(now + Duration::from_millis(250));
             tokio::select! {
+                biased;
+                why = stop.recv() => return self.end(&mut pc, why.unwrap_or_else(|| "the sidecar stopped".into())),
                 i = input.recv() => match i {
                     Some(Input::Datagram(from, data, at)) => {
                         let t = TaggedBytesMut {
@@ -224,7 +225,6 @@ impl Session {
                         };
                         let _ = pc.handle_read(t);
                     }
-                    Some(Input::Stop(why)) => return self.end(&mut pc, why),
                     None => return self.end(&mut pc, "the sidecar stopped".into()),
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => {
@@ -340,6 +340,9 @@ struct Media {
     /// (timestamp, when queued, message). Only when the offer has audio.
     pending_video: std::collections::VecDeque<(u64, Instant, Bytes)>,
     interleave: bool,
+    /// The timestamp of the last video out (AAC older than it is dropped: silence that
+    /// filled a gap after video went on without audio).
+    video_out_ts: u64,
 }
 
 /// The longest video waits for audio (audio that stalls does not hold video back).
@@ -393,6 +396,7 @@ impl Media {
             last_keyframe: None,
             pending_video: std::collections::VecDeque::new(),
             interleave: audio,
+            video_out_ts: 0,
         }
     }
 
@@ -404,22 +408,31 @@ impl Media {
         }
         self.pending_video.push_back((ts, now, msg));
         if self.pending_video.len() > MAX_PENDING_VIDEO {
-            frames.extend(self.pending_video.pop_front().map(|(_, _, m)| m));
+            self.pop_video(frames);
+        }
+    }
+
+    fn pop_video(&mut self, frames: &mut Vec<Bytes>) {
+        if let Some((ts, _, m)) = self.pending_video.pop_front() {
+            self.video_out_ts = self.video_out_ts.max(ts);
+            frames.push(m);
         }
     }
 
     /// AAC out, after the video before it.
     fn aac_out(&mut self, ts: u64, msg: Bytes, frames: &mut Vec<Bytes>) {
         while self.pending_video.front().is_some_and(|(v, _, _)| *v <= ts) {
-            frames.extend(self.pending_video.pop_front().map(|(_, _, m)| m));
+            self.pop_video(frames);
         }
-        frames.push(msg);
+        if ts >= self.video_out_ts {
+            frames.push(msg);
+        }
     }
 
     /// Video that waited long enough goes out.
     fn release_video(&mut self, now: Instant, frames: &mut Vec<Bytes>) {
         while self.pending_video.front().is_some_and(|(_, at, _)| now.duration_since(*at) >= MAX_VIDEO_WAIT) {
-            frames.extend(self.pending_video.pop_front().map(|(_, _, m)| m));
+            self.pop_video(frames);
         }
     }
 
@@ -446,12 +459,18 @@ impl Media {
         now.duration_since(t0).as_millis() as u64
     }
 
-    fn rtp(&mut self, track: &rtc::media_stream::MediaStreamTrackId, p: &rtc::rtp::packet::Packet, frames: &mut Vec<Bytes>) {
+    /// One RTP packet that arrived at `now`.
+    fn rtp(&mut self, track: &rtc::media_stream::MediaStreamTrackId, p: &rtc::rtp::packet::Packet, now: Instant, frames: &mut Vec<Bytes>) {
         let Some(&(_, receiver, kind)) = self.tracks.iter().find(|(t, _, _)| t == track) else { return };
-        let now = Instant::now();
         match kind {
             Some(RtpCodecKind::Video) => {
                 self.video_ssrc = Some((receiver, p.header.ssrc));
+                // The video clock starts with the first packet's arrival (not the first
+                // whole picture's: a browser paces its first keyframe over a while).
+                if self.video.base.is_none() {
+                    let off = self.offset(now);
+                    self.video.ms(p.header.timestamp, off, 90_000);
+                }
                 let tags = self.h264.push(p.header.sequence_number, p.header.timestamp, p.header.marker, &p.payload);
                 if self.h264.take_keyframe_request() {
                     self.want_keyframe = true;
