@@ -624,6 +624,13 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
         log!(NGX_LOG_WARN, (*c).log, "whip: refused {ip}, whip_max_sessions_per_ip ({}) reached", settings.max_per_ip);
         return respond(r, 429, "text/plain", &[("Retry-After", "10".into())], b"too many WHIP sessions from this address (whip_max_sessions_per_ip)\n");
     }
+    // The address in the answer must be one the UDP socket receives on.
+    let candidate = settings.candidate.unwrap_or_else(|| conn::local_ip(c).to_canonical());
+    let udp = settings.udp.ip();
+    if candidate.is_ipv4() != udp.is_ipv4() {
+        log!(NGX_LOG_ERR, (*c).log, "whip: the answer's address {candidate} is not of whip_udp_listen's family ({udp}): set whip_candidate");
+        return respond(r, 503, "text/plain", &[], b"WHIP cannot answer over this address family (see whip_candidate)\n");
+    }
     // The publish connection: ours is an RTMP client of the application's server.
     let (mine, theirs) = match UnixStream::pair() {
         Ok(p) => p,
@@ -640,12 +647,6 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
         return respond(r, 500, "text/plain", &[], format!("{why}\n").as_bytes());
     }
     let host = header((*r).headers_in.host).unwrap_or_else(|| "localhost".into());
-    let candidate = settings.candidate.unwrap_or_else(|| conn::local_ip(c).to_canonical());
-    let udp = settings.udp.ip();
-    if candidate.is_ipv4() != udp.is_ipv4() {
-        log!(NGX_LOG_ERR, (*c).log, "whip: the answer's address {candidate} is not of whip_udp_listen's family ({udp}): set whip_candidate");
-        return respond(r, 503, "text/plain", &[], b"WHIP cannot answer over this address family (see whip_candidate)\n");
-    }
     let req = WORKER.with(|w| {
         let mut w = w.borrow_mut();
         w.next_req += 1;
