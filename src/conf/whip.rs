@@ -100,7 +100,7 @@ pub fn ice_server(args: &[&str]) -> Result<IceServer, String> {
 /// A positive count (`whip_max_sessions`, `whip_max_sessions_per_ip`).
 pub fn count(name: &str, arg: &str) -> Result<usize, String> {
     match parse_num(arg) {
-        Some(n) if n >= 1 && n <= 1_000_000 => Ok(n as usize),
+        Some(n) if (1..=1_000_000).contains(&n) => Ok(n as usize),
         _ => Err(invalid(name, arg, "it must be a number from 1 to 1000000")),
     }
 }

@@ -1095,11 +1095,11 @@ unsafe fn start_play(c: *mut ngx_connection_t, msid: u32, key: StreamKey, name: 
 }
 
 /// Asks a WHIP publisher (its session in the sidecar, which spaces its requests to the
-/// client) for a keyframe of `key`: at once for a player (`now`), at most every half
+/// client) for a keyframe of `key`: at once for a player (`at_once`), at most every half
 /// second while an HLS segment waits for one. Other publishers cannot be asked.
 unsafe fn ask_keyframe(c: *mut ngx_connection_t, key: &StreamKey, at_once: bool) {
     let conn = &mut *conn_of(c);
-    if !conn.info.as_ref().is_some_and(|i| i.flash_ver == crate::whip::FLASH_VER) {
+    if conn.info.as_ref().is_none_or(|i| i.flash_ver != crate::whip::FLASH_VER) {
         return;
     }
     let Some(&(msid, _, _)) = conn.streams.iter().find(|(_, k, r)| k == key && *r == Role::Publisher) else { return };

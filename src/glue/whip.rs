@@ -192,7 +192,7 @@ pub unsafe fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) {
     (*ev).log = log;
     (*ev).set_cancelable(1);
     // (The tick's data: until when a busy port is tried again.)
-    (*ev).data = (ngx::ffi::ngx_current_msec as usize + BIND_RETRY_MS) as *mut c_void;
+    (*ev).data = (ngx::ffi::ngx_current_msec + BIND_RETRY_MS) as *mut c_void;
     ngx::ffi::ngx_add_timer(ev, TICK_MS as _);
 }
 
@@ -216,7 +216,7 @@ unsafe extern "C" fn on_tick(ev: *mut ngx_event_t) {
         }
         if !running {
             let deadline = (*ev).data as usize;
-            let now = ngx::ffi::ngx_current_msec as usize;
+            let now = ngx::ffi::ngx_current_msec;
             if start((*ev).log).is_err() && now <= deadline && now + TICK_MS > deadline {
                 let udp = WORKER.with(|w| w.borrow().settings.udp);
                 log!(NGX_LOG_ERR, (*ev).log, "whip: UDP {udp} (whip_udp_listen) is still in use; WHIP answers 503 until it is free");

@@ -74,7 +74,6 @@ fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str, pt: u8, fb: &[(
             rtcp_feedback: fb.iter().map(|(t, p)| RTCPFeedback { typ: (*t).to_owned(), parameter: (*p).to_owned() }).collect(),
         },
         payload_type: pt,
-        ..Default::default()
     }
 }
 
