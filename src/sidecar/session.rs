@@ -342,6 +342,9 @@ struct Media {
     /// The timestamp of the last video out (AAC older than it is dropped: silence that
     /// filled a gap after video went on without audio).
     video_out_ts: u64,
+    /// The last timestamps given to video and AAC frames (each track only goes forward).
+    last_video_ms: Option<u64>,
+    last_aac_ms: Option<u64>,
 }
 
 /// The longest video waits for audio (audio that stalls does not hold video back).
@@ -368,7 +371,8 @@ impl Clock {
             Some((_, off)) => {
                 self.ext += ts.wrapping_sub(self.last) as i32 as i64;
                 self.last = ts;
-                (off as i64 + self.ext.max(0) * 1000 / rate as i64) as u64
+                // (A frame older than the first packet is earlier, not at the same time.)
+                (off as i64 + self.ext * 1000 / rate as i64).max(0) as u64
             }
         }
     }
@@ -396,6 +400,8 @@ impl Media {
             pending_video: std::collections::VecDeque::new(),
             interleave: audio,
             video_out_ts: 0,
+            last_video_ms: None,
+            last_aac_ms: None,
         }
     }
 
@@ -466,7 +472,9 @@ impl Media {
                 self.video_ssrc = Some((receiver, p.header.ssrc));
                 // The video clock starts with the first packet's arrival (not the first
                 // whole picture's: a browser paces its first keyframe over a while).
-                if self.video.base.is_none() {
+                // (Not from a padding-only packet: a browser's bandwidth probes carry no
+                // picture and may be stamped ahead of the picture still arriving.)
+                if self.video.base.is_none() && !p.payload.is_empty() {
                     let off = self.offset(now);
                     self.video.ms(p.header.timestamp, off, 90_000);
                 }
@@ -479,6 +487,16 @@ impl Media {
                     let ms = self.video.ms(tag.rtp_ts, off, 90_000);
                     if tag.keyframe {
                         self.last_keyframe = Some(now);
+                    }
+                    // Each track's timestamps only go forward, as from an encoder.
+                    // (A codec header shares its picture's time.)
+                    let ms = match self.last_video_ms {
+                        _ if tag.sequence_header => ms,
+                        Some(last) if ms <= last => last + 1,
+                        _ => ms,
+                    };
+                    if !tag.sequence_header {
+                        self.last_video_ms = Some(ms);
                     }
                     let msg = self.message(MediaKind::Video, ms, &tag.body);
                     self.video_out(ms, msg, now, frames);
@@ -505,6 +523,11 @@ impl Media {
                 let _ = t.push(p.header.timestamp, &p.payload);
                 let ready: Vec<(u64, Vec<u8>)> = std::iter::from_fn(|| t.pull()).collect();
                 for (ms, data) in ready {
+                    // (A frame that would not go forward is dropped.)
+                    if self.last_aac_ms.is_some_and(|last| off + ms <= last) {
+                        continue;
+                    }
+                    self.last_aac_ms = Some(off + ms);
                     let msg = self.message(MediaKind::Audio, off + ms, &aac::flv_frame(&data));
                     self.aac_out(off + ms, msg, frames);
                 }
