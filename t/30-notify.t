@@ -19,10 +19,7 @@ use Time::HiRes qw(time sleep);
 
 my $t = Test::Nginx::RTMP->new;
 my $dir = $t->dir;
-my $cb_port = $t->port('CB');
-my $record = "$dir/callbacks.jsonl";
-my $cb = $t->spawn("$dir/notify-server.log", 'python3', "$FindBin::Bin/data/notify-server.py", $cb_port, $record);
-wait_for(sub { (slurp("$dir/notify-server.log") // '') =~ /ready/ }, 10) or BAIL_OUT('the callback service did not start');
+my $record = $t->notify_server;
 my $dns_log = "$dir/dns-queries.log";
 $t->spawn("$dir/dns-server.log", 'python3', "$FindBin::Bin/data/dns-server.py", $t->port('DNS'), $dns_log, 'callback.test=127.0.0.1');
 wait_for(sub { (slurp("$dir/dns-server.log") // '') =~ /ready/ }, 10) or BAIL_OUT('the DNS server did not start');

@@ -22,9 +22,7 @@ chmod 0755, $dir;
 make_path("$dir/$_", { mode => 0777 }) for qw(rec rec-audio parts sized keys append locked killed notify);
 chmod 0777, "$dir/$_" for qw(rec rec-audio parts sized keys append locked killed notify);
 
-my $record = "$dir/callbacks.jsonl";
-$t->spawn("$dir/notify-server.log", 'python3', "$FindBin::Bin/data/notify-server.py", $t->port('CB'), $record);
-wait_for(sub { (slurp("$dir/notify-server.log") // '') =~ /ready/ }, 10) or BAIL_OUT('the callback service did not start');
+my $record = $t->notify_server;
 
 $t->write_config(<<'CONF');
 rtmp {

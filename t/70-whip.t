@@ -36,9 +36,7 @@ use File::Path qw(make_path);
 
 my $t = Test::Nginx::RTMP->new;
 my $dir = $t->dir;
-my $record = "$dir/callbacks.jsonl";
-$t->spawn("$dir/notify-server.log", 'python3', "$FindBin::Bin/data/notify-server.py", $t->port('CB'), $record);
-wait_for(sub { (slurp("$dir/notify-server.log") // '') =~ /ready/ }, 10) or BAIL_OUT('the callback service did not start');
+my $record = $t->notify_server;
 make_path("$dir/www/hls", "$dir/rec", { mode => 0777 });
 chmod 0777, $dir, "$dir/www", "$dir/www/hls", "$dir/rec";
 system('cp', '-r', Test::Nginx::RTMP::root() . '/nginx-conf/www', "$dir/pages") == 0 or die 'cannot copy the pages';

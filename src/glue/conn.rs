@@ -334,7 +334,8 @@ unsafe fn conn_of(c: *mut ngx_connection_t) -> *mut Conn {
     (*c).data as *mut Conn
 }
 
-fn client_ip(c: *const ngx_connection_t) -> IpAddr {
+/// The peer's address of a connection (an RTMP client's, or an HTTP client's for WHIP).
+pub(super) fn client_ip(c: *const ngx_connection_t) -> IpAddr {
     // SAFETY: nginx fills c->sockaddr with the peer's address of c->socklen bytes.
     unsafe { sockaddr_ip((*c).sockaddr as *const u8) }
 }
@@ -351,11 +352,6 @@ unsafe fn sockaddr_ip(sa: *const u8) -> IpAddr {
     } else {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     }
-}
-
-/// The peer's address of any nginx connection (an HTTP client's, for WHIP).
-pub fn peer_ip(c: *const ngx_connection_t) -> IpAddr {
-    client_ip(c)
 }
 
 /// The address the client reached us on (a WHIP answer's candidate by default).
@@ -1883,12 +1879,8 @@ unsafe fn record_notices(c: *mut ngx_connection_t, msid: u32, at: usize, k: usiz
 }
 
 /// Stream names become file names (HLS, recordings): no paths, no control characters.
-/// Whether a stream name is one we publish under (WHIP checks it before it starts).
-pub fn valid_stream_name(name: &str) -> bool {
-    valid_name(name)
-}
-
-fn valid_name(name: &str) -> bool {
+/// (WHIP checks a name before its session starts.)
+pub(super) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && name != "."

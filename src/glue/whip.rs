@@ -597,7 +597,7 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
             return respond(r, 400, "text/plain", &[], format!("{why}\n").as_bytes());
         }
     };
-    if !conn::valid_stream_name(&ctx.name) {
+    if !conn::valid_name(&ctx.name) {
         log!(NGX_LOG_INFO, (*c).log, "whip: refused the stream name \"{}\"", ctx.name.escape_debug());
         return respond(r, 400, "text/plain", &[], b"invalid stream name\n");
     }
@@ -609,7 +609,7 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
         },
     };
     // Limits: sessions in all, and per client address (live and being set up).
-    let ip = conn::peer_ip(c);
+    let ip = conn::client_ip(c);
     let (total, from_ip) = WORKER.with(|w| {
         let w = w.borrow();
         let total = w.sessions.len() + w.pending.len();

@@ -110,11 +110,6 @@ impl Client {
         self
     }
 
-    /// The message stream id the server gave (0 before `createStream` is answered).
-    pub fn msid(&self) -> u32 {
-        self.msid
-    }
-
     pub fn take_output(&mut self) -> Option<Bytes> {
         (!self.out.is_empty()).then(|| self.out.split().freeze())
     }

@@ -503,10 +503,14 @@ impl Media {
                 }
             }
             Some(RtpCodecKind::Audio) => {
-                let off = *self.audio_offset.get_or_insert_with(|| {
-                    let t0 = *self.t0.get_or_insert(now);
-                    now.duration_since(t0).as_millis() as u64
-                });
+                let off = match self.audio_offset {
+                    Some(off) => off,
+                    None => {
+                        let off = self.offset(now);
+                        self.audio_offset = Some(off);
+                        off
+                    }
+                };
                 if self.aac.is_none() {
                     let Ok(t) = Transcoder::new(2, 128_000) else { return };
                     // The codec headers first, AAC before Opus: until the stream has both,

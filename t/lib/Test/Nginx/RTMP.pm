@@ -212,6 +212,17 @@ sub spawn {
     return $pid;
 }
 
+# Starts the callback service t/data/notify-server.py on port CB; returns the file it
+# records every request to (one JSON line each).
+sub notify_server {
+    my ($self) = @_;
+    my $record = "$self->{dir}/callbacks.jsonl";
+    my $log = "$self->{dir}/notify-server.log";
+    $self->spawn($log, 'python3', "$ROOT/t/data/notify-server.py", $self->port('CB'), $record);
+    wait_for(sub { (slurp($log) // '') =~ /ready/ }, 10) or BAIL_OUT('the callback service did not start');
+    return $record;
+}
+
 # Waits for a spawned command; returns its exit status, or undef if still running after
 # $timeout seconds.
 sub reap {
