@@ -8,9 +8,10 @@
 #   - worker CPU seconds (user+system, /proc) per stream-minute, over a fixed window;
 #   - time from starting a publisher to its first playlist on disk (median, max).
 #
-#   bench/hls.pl [--streams 1,4,8] [--window 30] [--merge-reads 100] [--keep]
-# Our module runs twice: as configured by default, and with `merge_reads` (publishers'
-# input read in batches, at most that many ms late; 0 skips that run).
+#   bench/hls.pl [--streams 1,4,8] [--window 30] [--merge-reads off] [--keep]
+# Our module runs twice: with its defaults (`merge_reads auto`: the input of a stream no
+# RTMP player watches is read in batches), and with `merge_reads` set to --merge-reads
+# (default off: read as it comes, as nginx-rtmp-module does; '' skips that run).
 # Needs: nginx, libnginx-mod-rtmp, ffmpeg; the module built.
 
 use strict;
@@ -21,8 +22,8 @@ use Bench;
 use Getopt::Long;
 use Time::HiRes qw(time sleep);
 
-my ($streams, $window, $keep, $merge_reads) = ('1,4,8', 30, 0, 100);
-GetOptions('streams=s' => \$streams, 'window=i' => \$window, 'keep' => \$keep, 'merge-reads=i' => \$merge_reads) or die;
+my ($streams, $window, $keep, $merge_reads) = ('1,4,8', 30, 0, 'off');
+GetOptions('streams=s' => \$streams, 'window=i' => \$window, 'keep' => \$keep, 'merge-reads=s' => \$merge_reads) or die;
 my ($input, $rate) = input_flv();
 
 sub median { my @v = sort { $a <=> $b } @_; @v ? $v[$#v / 2] : 0 }
@@ -30,7 +31,7 @@ sub median { my @v = sort { $a <=> $b } @_; @v ? $v[$#v / 2] : 0 }
 sub run_case {
     my ($server, $k, $hls, $mr) = @_;
     my $hls_conf = $hls ? 'hls on; hls_path DIR/hls; hls_fragment 2s; hls_playlist_length 10s;' : '';
-    $hls_conf .= " merge_reads ${mr}ms;" if $mr;
+    $hls_conf .= " merge_reads $mr;" if $server eq 'ngx-rtmp-rs' && $mr ne 'auto';
     my $ng = start_nginx($server, "hls-$server-$k-$hls-$mr", live_rtmp($hls_conf));
     my %started;
     for my $i (1 .. $k) {
@@ -67,7 +68,7 @@ printf "input: %.2f Mbit/s, 2 s GOP; window %d s; %d cores\n\n", $rate * 8 / 1e6
     scalar(() = slurp('/proc/cpuinfo') =~ /^processor/mg);
 printf "%-3s %-19s %-12s %-5s %24s %26s\n", 'K', 'server', 'merge_reads', 'HLS', 'worker CPU s/stream-min',
     'first playlist s (med/max)';
-my @servers = (['nginx-rtmp-module', 0], ['ngx-rtmp-rs', 0], $merge_reads ? (['ngx-rtmp-rs', $merge_reads]) : ());
+my @servers = (['nginx-rtmp-module', '-'], ['ngx-rtmp-rs', 'auto'], $merge_reads ne '' ? (['ngx-rtmp-rs', $merge_reads]) : ());
 for my $k (split /,/, $streams) {
     for my $hls (0, 1) {
         my %base;
@@ -76,7 +77,7 @@ for my $k (split /,/, $streams) {
             my $r = run_case($server, $k, $hls, $mr);
             %base = %$r if $server eq 'nginx-rtmp-module';
             my $ratio = $server ne 'nginx-rtmp-module' && $base{cpu} ? sprintf(' (%.2fx)', $r->{cpu} / $base{cpu}) : '';
-            printf "%-3d %-19s %-12s %-5s %24s %26s%s\n", $k, $server, $server eq 'ngx-rtmp-rs' ? "${mr}ms" : '-',
+            printf "%-3d %-19s %-12s %-5s %24s %26s%s\n", $k, $server, $mr,
                 $hls ? 'on' : 'off', sprintf('%.3f', $r->{cpu}) . $ratio, $r->{first}, $r->{missing} ? " ($r->{missing} never)" : '';
         }
     }

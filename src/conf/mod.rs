@@ -72,7 +72,7 @@ pub struct Settings {
     pub stream_buckets: Option<u64>,
     pub gop_cache: Option<bool>,
     pub merge_writes: Option<u64>,
-    pub merge_reads: Option<u64>,
+    pub merge_reads: Option<MergeReads>,
     pub hls: hls::HlsSettings,
     pub notify: notify::NotifySettings,
     pub record: record::RecordSettings,
@@ -89,6 +89,19 @@ pub enum Meta {
     Copy,
     Off,
 }
+
+/// `merge_reads auto|off|TIME`: when a publisher's input is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeReads {
+    /// In batches while no RTMP player of its stream waits for each frame (see
+    /// `AUTO_MERGE_READS`); as it comes otherwise.
+    Auto,
+    /// Every so many milliseconds (0: as it comes, nginx-rtmp-module's way).
+    Every(u64),
+}
+
+/// `merge_reads auto`: how often the input of a stream nobody plays over RTMP is read.
+pub const AUTO_MERGE_READS: u64 = 200;
 
 /// Live settings of an application, resolved with nginx-rtmp-module's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,9 +122,8 @@ pub struct Live {
     pub gop_cache: bool,
     /// Milliseconds a player's output may wait to be written in one go (0: at once).
     pub merge_writes: u64,
-    /// Milliseconds a publisher's input may wait in the socket to be read in one go (0:
-    /// read as it comes).
-    pub merge_reads: u64,
+    /// How long a publisher's input may wait in the socket to be read in one go.
+    pub merge_reads: MergeReads,
 }
 
 impl Settings {
@@ -186,7 +198,7 @@ impl Application {
             buffer: s.buffer.unwrap_or(0),
             gop_cache: s.gop_cache.unwrap_or(true),
             merge_writes: s.merge_writes.unwrap_or(0),
-            merge_reads: s.merge_reads.unwrap_or(0),
+            merge_reads: s.merge_reads.unwrap_or(MergeReads::Auto),
         }
     }
 
@@ -349,7 +361,15 @@ impl Rtmp {
             "buffer" => set!(buffer, parse_msec, time),
             // At most a second: the point is a short wait that saves system calls.
             "merge_writes" => set!(merge_writes, |s| parse_msec(s).filter(|&t| t <= 1000), "it must be a time from 0 to 1s"),
-            "merge_reads" => set!(merge_reads, |s| parse_msec(s).filter(|&t| t <= 1000), "it must be a time from 0 to 1s"),
+            "merge_reads" => set!(
+                merge_reads,
+                |s| match s {
+                    "auto" => Some(MergeReads::Auto),
+                    "off" => Some(MergeReads::Every(0)),
+                    _ => parse_msec(s).filter(|&t| t <= 1000).map(MergeReads::Every),
+                },
+                "it must be \"auto\", \"off\" or a time from 0 to 1s"
+            ),
             // Streams live in a hash map that grows as needed; the size hint is accepted.
             "stream_buckets" => set!(stream_buckets, range(1, 1 << 20), "it must be a number from 1 to 1048576"),
             "max_connections" => {
@@ -545,7 +565,7 @@ mod tests {
                 buffer: 0,
                 gop_cache: true,
                 merge_writes: 0,
-                merge_reads: 0,
+                merge_reads: MergeReads::Auto,
             }
         );
     }
@@ -564,7 +584,15 @@ mod tests {
         let live = r.resolve()[0].apps[0].live();
         assert!(live.enabled && !live.idle_streams);
         assert_eq!((live.meta, live.drop_idle_publisher, live.merge_writes), (Meta::Copy, 10_000, 100));
-        for bad in ["meta yes", "merge_writes 2s", "sync x", "stream_buckets 0", "live maybe"] {
+        assert_eq!(live.merge_reads, MergeReads::Auto, "merge_reads is auto by default");
+        for (arg, want) in [("off", MergeReads::Every(0)), ("0", MergeReads::Every(0)), ("250ms", MergeReads::Every(250)), ("auto", MergeReads::Auto)] {
+            let mut r = Rtmp::default();
+            let s = r.open_server();
+            let a = r.open_application(s, "a").unwrap();
+            apply(&mut r, a, &format!("merge_reads {arg}")).unwrap();
+            assert_eq!(r.resolve()[0].apps[0].live().merge_reads, want, "merge_reads {arg}");
+        }
+        for bad in ["meta yes", "merge_writes 2s", "merge_reads 2s", "merge_reads sometimes", "sync x", "stream_buckets 0", "live maybe"] {
             assert!(apply(&mut r, a, bad).is_err(), "{bad}");
         }
     }

@@ -31,7 +31,7 @@ use super::record as rec;
 use super::{hls, limit, notify};
 use crate::conf::access::{self, Action};
 use crate::conf::notify::Event as Cb;
-use crate::conf::{Application, Live, Meta, ResolvedServer};
+use crate::conf::{MergeReads, AUTO_MERGE_READS, Application, Live, Meta, ResolvedServer};
 use crate::live::{self, ConnId, Frame, Hub, Out, Slab, StreamKey};
 use crate::rtmp::message::{self as msg, MediaKind};
 use crate::notify::{self as nf, Call, Outcome, Verdict};
@@ -152,9 +152,10 @@ struct Conn {
     ping: ngx_event_t,
     idle: ngx_event_t,
     merge: ngx_event_t,
-    /// `merge_reads`: a publisher's input is read on this timer (once `batching`).
+    /// `merge_reads`: a publisher's input is read on this timer, every `pace` ms (0: as
+    /// it comes, no timer).
     batch: ngx_event_t,
-    batching: bool,
+    pace: u64,
     /// What the client said in `connect` (the application renamed if `on_connect` did).
     info: Option<Box<ConnectInfo>>,
     /// A command held until its callback (`on_connect`, `on_publish`, `on_play`) answers;
@@ -297,7 +298,7 @@ impl Conn {
             idle: core::mem::zeroed(),
             merge: core::mem::zeroed(),
             batch: core::mem::zeroed(),
-            batching: false,
+            pace: 0,
             info: None,
             waiting: None,
             notes: Vec::new(),
@@ -579,17 +580,98 @@ unsafe extern "C" fn on_idle_check(ev: *mut ngx_event_t) {
 /// up by a full buffer; the timer reads whatever came meanwhile.
 const BATCH_LOWAT: i32 = 256 * 1024;
 
-unsafe fn start_batch_reads(c: *mut ngx_connection_t, ms: u64) {
+/// How often a connection's input is to be read now, in ms (0: as it comes). Only a
+/// publisher's input waits, and only once each of its HLS streams has its first playlist
+/// (which so comes as early as without): every `merge_reads TIME`; with `merge_reads
+/// auto`, every `AUTO_MERGE_READS` while no RTMP player watches its streams, at the
+/// players' `merge_writes` pace (just before their writes) while they do, and as it comes
+/// for players without `merge_writes`.
+unsafe fn read_pace(conn: &Conn) -> u64 {
+    let Some(live) = conn.live.as_ref() else { return 0 };
+    let mut published = conn.streams.iter().filter(|(_, _, r)| *r == Role::Publisher).map(|(_, k, _)| k).peekable();
+    // (Relays are read as they come; a WHIP session's socketpair wakes the worker for
+    // every message whatever its low-water mark, so batching would only add a timer.)
+    let whip = conn.info.as_ref().is_some_and(|i| i.flash_ver == crate::whip::FLASH_VER);
+    if published.peek().is_none() || conn.relay.is_some() || whip {
+        return 0;
+    }
+    if conn.hls.iter().any(|(_, seg)| seg.playlist().entries.is_empty()) {
+        return 0;
+    }
+    match live.merge_reads {
+        MergeReads::Every(ms) => ms,
+        MergeReads::Auto => {
+            let watched = WORKER.with(|w| {
+                let w = w.borrow();
+                published.any(|k| w.hub.player_count(k) > 0)
+            });
+            if watched {
+                live.merge_writes
+            } else {
+                AUTO_MERGE_READS
+            }
+        }
+    }
+}
+
+/// Puts a connection's reading at its `read_pace`: in batches (a low-water mark and a
+/// timer) or as it comes; what waits in the socket when batching ends is read at once.
+unsafe fn repace(c: *mut ngx_connection_t) {
     let conn = &mut *conn_of(c);
-    if ms == 0 || conn.batching {
+    let pace = read_pace(conn);
+    if pace == conn.pace {
         return;
     }
-    conn.batching = true;
-    let rcvbuf = (*(*c).listening).rcvbuf;
-    let lowat = if rcvbuf > 0 { BATCH_LOWAT.min(rcvbuf / 4).max(1) } else { BATCH_LOWAT };
+    let was = conn.pace;
+    let batch = &raw mut conn.batch;
+    if (*batch).timer_set() != 0 {
+        ngx_del_timer(batch);
+    }
+    if pace > 0 {
+        if was == 0 {
+            let rcvbuf = (*(*c).listening).rcvbuf;
+            let lowat = if rcvbuf > 0 { BATCH_LOWAT.min(rcvbuf / 4).max(1) } else { BATCH_LOWAT };
+            if !set_rcvlowat(c, lowat) {
+                return;
+            }
+        }
+        conn.pace = pace;
+        ngx_add_timer(batch, read_delay(pace) as _);
+    } else {
+        conn.pace = 0;
+        set_rcvlowat(c, 1);
+        let rev = (*c).read;
+        (*rev).set_ready(1);
+        (*rev).available = 1;
+        ngx_post_event(rev, &raw mut ngx_posted_events);
+    }
+}
+
+unsafe fn set_rcvlowat(c: *mut ngx_connection_t, lowat: i32) -> bool {
     let (level, int) = (ngx::ffi::SOL_SOCKET as i32, core::mem::size_of::<i32>() as u32);
-    if ngx::ffi::setsockopt((*c).fd, level, ngx::ffi::SO_RCVLOWAT as i32, (&raw const lowat).cast(), int) == 0 {
-        ngx_add_timer(&raw mut conn.batch, ms as _);
+    ngx::ffi::setsockopt((*c).fd, level, ngx::ffi::SO_RCVLOWAT as i32, (&raw const lowat).cast(), int) == 0
+}
+
+/// Until a batched read: the next point of the worker's `pace` grid, where the batched
+/// reads of every publisher on that pace fall due together.
+fn read_delay(pace: u64) -> u64 {
+    grid_delay(pace)
+}
+
+thread_local! {
+    /// Set while a batched read runs: what it queues for players with merged writes is
+    /// written at once (the batch is the merge), not at their next grid point.
+    static BATCH_READ: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// A publisher whose stream gained or lost players: its reading may change pace.
+unsafe fn repace_publisher(key: &StreamKey) {
+    let publisher = WORKER.with(|w| {
+        let w = w.borrow();
+        w.hub.publisher(key).and_then(|id| w.conns.get(id))
+    });
+    if let Some(p) = publisher {
+        repace(p);
     }
 }
 
@@ -601,13 +683,21 @@ unsafe extern "C" fn on_batch_read(ev: *mut ngx_event_t) {
         let rev = (*c).read;
         (*rev).set_ready(1);
         (*rev).available = 1;
+        struct InBatch;
+        impl Drop for InBatch {
+            fn drop(&mut self) {
+                BATCH_READ.with(|b| b.set(false));
+            }
+        }
+        BATCH_READ.with(|b| b.set(true));
+        let in_batch = InBatch;
         read(c);
+        drop(in_batch);
         // read() may have closed the connection (and freed its Conn).
         if (*c).fd != -1 && !(*c).data.is_null() {
             let conn = &mut *conn_of(c);
-            let ms = conn.live.as_ref().map_or(0, |l| l.merge_reads);
-            if ms > 0 && conn.batch.timer_set() == 0 {
-                ngx_add_timer(&raw mut conn.batch, ms as _);
+            if conn.pace > 0 && conn.batch.timer_set() == 0 {
+                ngx_add_timer(&raw mut conn.batch, read_delay(conn.pace) as _);
             }
         }
     });
@@ -661,6 +751,10 @@ unsafe extern "C" fn on_ping(ev: *mut ngx_event_t) {
     });
 }
 
+/// Room made in a publisher's input buffer before each receive (the buffer settles at
+/// two or three times this and is then reused).
+const RECV_ROOM: usize = 64 * 1024;
+
 /// Bytes read from one client per turn of the event loop.
 const READ_BUDGET: usize = 256 * 1024;
 
@@ -684,7 +778,9 @@ unsafe fn read(c: *mut ngx_connection_t) {
         return;
     }
     let recv = (*c).recv.expect("nginx sets recv on accepted connections");
-    let mut buf = [0u8; 65536];
+    // Not zeroed: recv fills the front and only that is read (zeroing 64 kB per read
+    // event was a tenth of a publisher's cost).
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 65536];
     // Fairness: one client gets at most this much reading per turn of the event loop; the
     // rest waits for the next turn (a posted event, as epoll will not report it again).
     let mut budget = READ_BUDGET;
@@ -693,7 +789,24 @@ unsafe fn read(c: *mut ngx_connection_t) {
             ngx_post_event(rev, &raw mut ngx_posted_events);
             break;
         }
-        let n = recv(c, buf.as_mut_ptr(), buf.len());
+        // A publisher's input goes straight into the buffer its chunks are parsed from
+        // (no copy); the handshake, players (whose few bytes need no buffer of their own)
+        // and relays go through `buf`.
+        let publisher = (*conn).relay.is_none() && (*conn).streams.iter().any(|(_, _, r)| *r == Role::Publisher);
+        let direct = if publisher { (*conn).session.input(RECV_ROOM) } else { None };
+        let n = match direct {
+            Some(b) => {
+                let spare = b.spare_capacity_mut();
+                let n = recv(c, spare.as_mut_ptr().cast(), spare.len());
+                if n > 0 {
+                    // SAFETY: recv wrote these n bytes of the spare capacity.
+                    b.set_len(b.len() + n as usize);
+                }
+                (n, true)
+            }
+            None => (recv(c, buf.as_mut_ptr().cast(), buf.len()), false),
+        };
+        let (n, direct) = n;
         if n == NGX_AGAIN as isize {
             break;
         }
@@ -709,14 +822,21 @@ unsafe fn read(c: *mut ngx_connection_t) {
         (*conn).bytes_in += n as u64;
         WORKER.with(|w| w.borrow_mut().stats.bytes_in += n as u64);
         ngx_add_timer(rev, timeout as _);
-        if (*conn).relay.is_some() {
-            if !relay_read(c, &buf[..n as usize]) {
-                return;
+        let fed = if direct {
+            (*conn).session.received(n as usize)
+        } else {
+            // SAFETY: recv wrote these n bytes of `buf`.
+            let data = core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize);
+            if (*conn).relay.is_some() {
+                if !relay_read(c, data) {
+                    return;
+                }
+                continue;
             }
-            continue;
-        }
-        let seed = (*c).number ^ ((ngx_current_msec as u64) << 20);
-        if let Err(e) = (*conn).session.feed(&buf[..n as usize], ngx_current_msec as u32, seed) {
+            let seed = (*c).number ^ ((ngx_current_msec as u64) << 20);
+            (*conn).session.feed(data, ngx_current_msec as u32, seed)
+        };
+        if let Err(e) = fed {
             log!(NGX_LOG_INFO, (*c).log, "client error: {e}");
             close(c);
             return;
@@ -868,8 +988,9 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             if second_audio {
                 return;
             }
-            let mut keyframe_due = false;
+            let (mut keyframe_due, mut first_playlist) = (false, false);
             if let Some((_, seg)) = conn.hls.iter_mut().find(|(m, _)| *m == msid) {
+                let had_none = seg.playlist().entries.is_empty();
                 match kind {
                     MediaKind::Video => {
                         seg.video(timestamp, &frame.payload, hls::now_ms());
@@ -879,11 +1000,11 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                     MediaKind::Data => {}
                 }
                 hls::log_notices((*c).log, seg);
-                let first_out = !seg.playlist().entries.is_empty();
-                let merge_reads = conn.live.as_ref().map_or(0, |l| l.merge_reads);
-                if first_out && merge_reads > 0 && !conn.batching {
-                    start_batch_reads(c, merge_reads);
-                }
+                first_playlist = had_none && !seg.playlist().entries.is_empty();
+            }
+            if first_playlist {
+                // Batched reading may start now.
+                repace(c);
             }
             if keyframe_due {
                 // (The segment ends at the next keyframe: a WHIP publisher sends one when asked.)
@@ -1032,13 +1153,10 @@ unsafe fn start_publish(c: *mut ngx_connection_t, msid: u32, key: StreamKey, nam
     conn.drain_session();
     start_hls(c, msid, &key.name);
     start_record(c, msid, &key.name, &name, &args);
-    // With HLS, batched reading starts once the first playlist is out (so that
-    // it comes as soon as it would without).
-    if !conn.hls.iter().any(|(m, _)| *m == msid) {
-        start_batch_reads(c, conn.live.as_ref().map_or(0, |l| l.merge_reads));
-    }
     let conn = &mut *conn_of(c);
     conn.streams.push((msid, key, Role::Publisher));
+    repace(c);
+    let conn = &mut *conn_of(c);
     let idle = conn.live.as_ref().map_or(0, |l| l.drop_idle_publisher);
     if idle > 0 {
         conn.last_media = ngx_current_msec;
@@ -1085,6 +1203,8 @@ unsafe fn start_play(c: *mut ngx_connection_t, msid: u32, key: StreamKey, name: 
     if let Some(p) = publisher {
         ask_keyframe(p, &key, true);
     }
+    repace_publisher(&key);
+    let conn = &mut *conn_of(c);
     conn.streams.push((msid, key, Role::Player));
     noted(c, msid, Role::Player, name, args);
     apply(c, out);
@@ -1384,6 +1504,8 @@ unsafe fn relay_read(c: *mut ngx_connection_t, data: &[u8]) -> bool {
                     let settings = conn.hub_settings();
                     let mut out = Vec::new();
                     WORKER.with(|w| w.borrow_mut().hub.play(&key, conn.id, msid, &settings, &mut out));
+                    repace_publisher(&key);
+                    let conn = &mut *conn_of(c);
                     conn.streams.push((msid, key, Role::Player));
                     apply(c, out);
                     // (apply does not schedule writes for the connection it runs for)
@@ -1899,6 +2021,8 @@ unsafe fn leave(c: *mut ngx_connection_t, id: ConnId, key: &StreamKey, role: Rol
     });
     if role == Role::Publisher {
         log!(NGX_LOG_INFO, (*c).log, "unpublish: \"{}/{}\"", key.app, key.name);
+    } else {
+        repace_publisher(key);
     }
     apply(c, out);
 }
@@ -1969,9 +2093,12 @@ unsafe fn apply_to(conns: &Slab<*mut ngx_connection_t>, from: *mut ngx_connectio
 /// (a posted event), or after `merge_writes` so that more is written in one call.
 unsafe fn schedule_write(c: *mut ngx_connection_t, conn: &mut Conn) {
     let delay = conn.fanout.merge_ms;
-    if delay > 0 && !conn.close_now && !conn.close_after_flush {
+    if delay > 0 && !conn.close_now && !conn.close_after_flush && !BATCH_READ.with(|b| b.get()) {
         if conn.merge.timer_set() == 0 {
-            ngx_add_timer(&raw mut conn.merge, delay as _);
+            // On the worker's grid of `delay` ms, not from now: every player's merged
+            // write falls due in the same turn of the event loop, which then wakes once
+            // per period instead of once per player.
+            ngx_add_timer(&raw mut conn.merge, grid_delay(delay) as _);
         }
         return;
     }
@@ -1979,6 +2106,13 @@ unsafe fn schedule_write(c: *mut ngx_connection_t, conn: &mut Conn) {
     if (*wev).posted() == 0 {
         ngx_post_event(wev, &raw mut ngx_posted_events);
     }
+}
+
+/// Milliseconds from now to the next multiple of `period` on the worker's clock (1 to
+/// `period`).
+fn grid_delay(period: u64) -> u64 {
+    let now = unsafe { ngx_current_msec } as u64;
+    period - now % period
 }
 
 /// Writes what is queued. Returns false if the connection was closed.

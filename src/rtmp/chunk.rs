@@ -86,6 +86,15 @@ impl Reader {
         self.buf.extend_from_slice(data);
     }
 
+    /// The buffer input is parsed from, with room for at least `room` more bytes: a
+    /// socket can receive into its spare capacity directly (then `read_message`). What it
+    /// holds beyond that room is at most one unfinished chunk, so it stays within
+    /// `max_message` plus a header.
+    pub fn input(&mut self, room: usize) -> &mut BytesMut {
+        self.buf.reserve(room);
+        &mut self.buf
+    }
+
     /// Bytes received but not yet parsed into chunks.
     pub fn buffered(&self) -> usize {
         self.buf.len()
@@ -155,6 +164,17 @@ impl Reader {
                 }
             }
             self.buf.advance(header_len);
+            if !continuing && take == len {
+                // A message in one chunk: one exact copy.
+                let payload = Bytes::copy_from_slice(&self.buf[..take]);
+                self.buf.advance(take);
+                return Ok(Some(Message { csid, timestamp: s.timestamp, type_id: s.type_id, msid: s.msid, payload }));
+            }
+            if !continuing {
+                // Room for the whole message, as far as what has arrived vouches for its
+                // length (a header alone must not reserve max_message).
+                s.payload.reserve(len.min(self.buf.len()));
+            }
             s.payload.extend_from_slice(&self.buf[..take]);
             self.buf.advance(take);
             if s.payload.len() == s.len {

@@ -270,13 +270,32 @@ impl Session {
                 }
                 _ => self.state = State::Open,
             }
-            self.hs.clear();
+            if self.state == State::Open {
+                self.hs = Vec::new();
+            } else {
+                self.hs.clear();
+            }
         }
         if data.is_empty() {
             return Ok(());
         }
-        self.hs = Vec::new();
         self.link.reader.push(data);
+        self.parse()
+    }
+
+    /// Once the handshake is done: the buffer to receive input into directly, with room
+    /// for at least `room` bytes (then `received`). None during the handshake (`feed`).
+    pub fn input(&mut self, room: usize) -> Option<&mut BytesMut> {
+        (self.state == State::Open).then(|| self.link.reader.input(room))
+    }
+
+    /// Handles `n` bytes just appended to the `input` buffer.
+    pub fn received(&mut self, n: usize) -> Result<(), Error> {
+        self.link.count(n);
+        self.parse()
+    }
+
+    fn parse(&mut self) -> Result<(), Error> {
         while let Some(m) = self.link.reader.read_message()? {
             self.message(m)?;
         }
