@@ -3,7 +3,8 @@
 # each in its own nginx (never both modules in one), same machine, same run, same load.
 #
 # Load: one publisher of a ~2.5 Mbit/s pre-encoded FLV (H.264 720p30 + AAC), looped in real
-# time; N rtmpdump players; 3 latency probes. Measured over a fixed window, per server:
+# time; N rtmpdump players; 3 latency probes (joining first, halfway and last). Measured
+# over a fixed window, per server:
 #   - worker CPU (user+system, from /proc) per MB delivered to players (from the kernel's
 #     per-socket bytes_acked, `ss -ti`),
 #   - worker RSS growth per player,
@@ -65,14 +66,25 @@ sub run_case {
     } else {
         spawn("$dir/logs/publish.log", "$root/bench/publish.pl", $input, '127.0.0.1', $port, 'live', 'bench', "$dir/send.log");
     }
-    sleep 2;
+    # The baseline once the stream itself is warm (its first GOPs cached, its buffers
+    # grown: 5 s is over two 2 s GOPs), so that only what the players add is counted.
+    sleep 5;
     my $rss0 = rss_kb($worker);
+    # The probes join first, halfway and last among the players: a server that serves its
+    # players newest first (nginx-rtmp-module) or oldest first (ours) is measured alike.
+    my $probe = sub {
+        my ($i) = @_;
+        spawn("$dir/logs/probe$i.log", "$root/bench/probe.pl", '127.0.0.1', $port, 'live', 'bench', "$dir/probe$i.txt",
+            $window + 30 + $n * 0.05);    # (stopped with the rest after the window)
+        sleep 0.01;
+    };
+    $probe->(1);
     for my $i (1 .. $n) {
         spawn('/dev/null', 'rtmpdump', '-q', '--live', '-r', "rtmp://127.0.0.1:$port/live/bench", '-o', '/dev/null');
         sleep 0.01;
+        $probe->(2) if $i == int($n / 2);
     }
-    my @probes = map { spawn("$dir/logs/probe$_.log", "$root/bench/probe.pl", '127.0.0.1', $port, 'live', 'bench',
-        "$dir/probe$_.txt", $window + 8) } 1 .. 3;
+    $probe->(3);
     my $deadline = time + 30;
     sleep 0.5 while keys(%{ acked($port) }) < $n + 4 && time < $deadline;
     sleep 3;    # warm-up

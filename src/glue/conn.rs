@@ -639,6 +639,7 @@ unsafe fn repace(c: *mut ngx_connection_t) {
         ngx_add_timer(batch, read_delay(pace) as _);
     } else {
         conn.pace = 0;
+        conn.session.shrink_input();
         set_rcvlowat(c, 1);
         let rev = (*c).read;
         (*rev).set_ready(1);
@@ -662,6 +663,10 @@ thread_local! {
     /// Set while a batched read runs: what it queues for players with merged writes is
     /// written at once (the batch is the merge), not at their next grid point.
     static BATCH_READ: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    /// What a batched read has for other connections, delivered once it is done, player
+    /// by player: each player's state is then brought into the cache once per batch
+    /// rather than once per frame.
+    static DEFERRED: RefCell<Vec<Out>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A publisher whose stream gained or lost players: its reading may change pace.
@@ -687,11 +692,19 @@ unsafe extern "C" fn on_batch_read(ev: *mut ngx_event_t) {
         impl Drop for InBatch {
             fn drop(&mut self) {
                 BATCH_READ.with(|b| b.set(false));
+                DEFERRED.with(|d| d.borrow_mut().clear());
             }
         }
         BATCH_READ.with(|b| b.set(true));
         let in_batch = InBatch;
         read(c);
+        let mut out = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+        if !out.is_empty() {
+            // (Stable: each connection's items stay in order.)
+            out.sort_by_key(|o| o.conn());
+            // Also to this connection, if it plays too: its write is scheduled then.
+            WORKER.with(|w| apply_to(&w.borrow().conns, ptr::null_mut(), out));
+        }
         drop(in_batch);
         // read() may have closed the connection (and freed its Conn).
         if (*c).fd != -1 && !(*c).data.is_null() {
@@ -751,9 +764,11 @@ unsafe extern "C" fn on_ping(ev: *mut ngx_event_t) {
     });
 }
 
-/// Room made in a publisher's input buffer before each receive (the buffer settles at
-/// two or three times this and is then reused).
-const RECV_ROOM: usize = 64 * 1024;
+/// Room made in a publisher's input buffer before each receive: while its input is read
+/// in batches, and while it is read as it comes (the buffer settles at once or twice
+/// this and is then reused).
+const RECV_ROOM_BATCHED: usize = 64 * 1024;
+const RECV_ROOM: usize = 16 * 1024;
 
 /// Bytes read from one client per turn of the event loop.
 const READ_BUDGET: usize = 256 * 1024;
@@ -793,7 +808,8 @@ unsafe fn read(c: *mut ngx_connection_t) {
         // (no copy); the handshake, players (whose few bytes need no buffer of their own)
         // and relays go through `buf`.
         let publisher = (*conn).relay.is_none() && (*conn).streams.iter().any(|(_, _, r)| *r == Role::Publisher);
-        let direct = if publisher { (*conn).session.input(RECV_ROOM) } else { None };
+        let room = if (*conn).pace > 0 { RECV_ROOM_BATCHED } else { RECV_ROOM };
+        let direct = if publisher { (*conn).session.input(room) } else { None };
         let n = match direct {
             Some(b) => {
                 let spare = b.spare_capacity_mut();
@@ -2029,16 +2045,21 @@ unsafe fn leave(c: *mut ngx_connection_t, id: ConnId, key: &StreamKey, role: Rol
 
 /// Delivers the hub's output: queues bytes and statuses, and schedules the writes.
 unsafe fn apply(from: *mut ngx_connection_t, out: Vec<Out>) {
+    if out.is_empty() {
+        return;
+    }
+    if BATCH_READ.with(|b| b.get()) {
+        // Delivered together at the end of the batch (see `on_batch_read`).
+        DEFERRED.with(|d| d.borrow_mut().extend(out));
+        return;
+    }
     // Nothing below re-enters the worker state (no connection is closed here).
     WORKER.with(|w| unsafe { apply_to(&w.borrow().conns, from, out) });
 }
 
 unsafe fn apply_to(conns: &Slab<*mut ngx_connection_t>, from: *mut ngx_connection_t, out: Vec<Out>) {
     for o in out {
-        let to = match &o {
-            Out::Send(id, _) | Out::Burst(id, _) | Out::Unpublished { conn: id, .. } | Out::Published { conn: id, .. } => *id,
-        };
-        let Some(tc) = conns.get(to) else { continue };
+        let Some(tc) = conns.get(o.conn()) else { continue };
         let conn = &mut *conn_of(tc);
         if conn.close_now {
             continue;

@@ -46,6 +46,15 @@ pub enum Out {
     Published { conn: ConnId, msid: u32 },
 }
 
+impl Out {
+    /// The connection this is for.
+    pub fn conn(&self) -> ConnId {
+        match self {
+            Out::Send(id, _) | Out::Burst(id, _) | Out::Unpublished { conn: id, .. } | Out::Published { conn: id, .. } => *id,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Frame {
     pub kind: MediaKind,

@@ -86,6 +86,14 @@ impl Reader {
         self.buf.extend_from_slice(data);
     }
 
+    /// Gives back the input buffer's memory if it holds nothing (a connection about to
+    /// receive less at a time).
+    pub fn shrink_input(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// The buffer input is parsed from, with room for at least `room` more bytes: a
     /// socket can receive into its spare capacity directly (then `read_message`). What it
     /// holds beyond that room is at most one unfinished chunk, so it stays within

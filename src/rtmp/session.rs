@@ -289,6 +289,11 @@ impl Session {
         (self.state == State::Open).then(|| self.link.reader.input(room))
     }
 
+    /// Gives back the `input` buffer's memory if it holds nothing.
+    pub fn shrink_input(&mut self) {
+        self.link.reader.shrink_input();
+    }
+
     /// Handles `n` bytes just appended to the `input` buffer.
     pub fn received(&mut self, n: usize) -> Result<(), Error> {
         self.link.count(n);
