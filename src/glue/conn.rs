@@ -511,7 +511,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx:
     });
     (*ev).log = (*cycle).log;
     (*ev).set_cancelable(1);
-    ngx_add_timer(ev, 1000);
+    ngx_add_timer(ev, grid_delay(1000) as _);
     let ctx = (*cycle).conf_ctx as *mut *mut c_void;
     let rc = *ctx.add(super::ngx_rtmp_module.index) as *const RtmpConf;
     hls::init_process(cycle, rc);
@@ -542,7 +542,7 @@ unsafe extern "C" fn on_exit_watch(ev: *mut ngx_event_t) {
                 close(c);
             }
         }
-        ngx_add_timer(ev, 1000);
+        ngx_add_timer(ev, grid_delay(1000) as _);
     }));
     if r.is_err() {
         log!(NGX_LOG_ALERT, (*ev).log, "ngx-rtmp-rs: internal error (panic) in the shutdown watch");
@@ -1589,6 +1589,10 @@ unsafe fn end_stream(c: *mut ngx_connection_t, msid: u32) {
     leave(c, conn.id, &key, role);
     end_hls(c, msid);
     end_record(c, msid);
+    if role == Role::Publisher {
+        // (A client that stopped publishing has its commands read as they come.)
+        repace(c);
+    }
     let conn = &mut *conn_of(c);
     conn.pubs.retain(|p| p.msid != msid);
     if let Some(i) = conn.notes.iter().position(|n| n.msid == msid) {
@@ -2130,8 +2134,9 @@ unsafe fn schedule_write(c: *mut ngx_connection_t, conn: &mut Conn) {
 }
 
 /// Milliseconds from now to the next multiple of `period` on the worker's clock (1 to
-/// `period`).
-fn grid_delay(period: u64) -> u64 {
+/// `period`). The worker's periodic work is put on this grid so that it falls due in the
+/// turns of the event loop that batched reads and merged writes wake it for anyway.
+pub(super) fn grid_delay(period: u64) -> u64 {
     let now = unsafe { ngx_current_msec } as u64;
     period - now % period
 }

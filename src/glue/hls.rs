@@ -80,7 +80,7 @@ pub unsafe fn init_process(cycle: *mut ngx_cycle_t, rc: *const RtmpConf) {
     (*ev).log = (*cycle).log;
     (*ev).data = rc as *mut c_void;
     (*ev).set_cancelable(1);
-    ngx_add_timer(ev, interval(&*rc) as _);
+    ngx_add_timer(ev, super::conn::grid_delay(interval(&*rc)) as _);
 }
 
 unsafe extern "C" fn on_sweep(ev: *mut ngx_event_t) {
@@ -94,7 +94,7 @@ unsafe extern "C" fn on_sweep(ev: *mut ngx_event_t) {
                 ngx::ngx_log_error!(NGX_LOG_INFO, (*ev).log, "hls cleanup: removed {} old file(s) in \"{dir}\"", removed.len());
             }
         }
-        ngx_add_timer(ev, interval(rc) as _);
+        ngx_add_timer(ev, super::conn::grid_delay(interval(rc)) as _);
     }));
     if r.is_err() {
         ngx::ngx_log_error!(ngx::ffi::NGX_LOG_ALERT, (*ev).log, "ngx-rtmp-rs: internal error (panic) in the hls cleanup");
