@@ -669,6 +669,24 @@ thread_local! {
     static DEFERRED: RefCell<Vec<Out>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Before a player of `key` starts: a publisher read in batches has its waiting input
+/// read now, so that the player starts from the newest keyframe sent, not the newest one
+/// read. (Not for the connection being handled, `c`: it is read already.)
+unsafe fn catch_up_publisher(key: &StreamKey, c: *mut ngx_connection_t) {
+    let publisher = WORKER.with(|w| {
+        let w = w.borrow();
+        w.hub.publisher(key).and_then(|id| w.conns.get(id))
+    });
+    if let Some(p) = publisher.filter(|&p| p != c) {
+        if (*conn_of(p)).pace > 0 {
+            let rev = (*p).read;
+            (*rev).set_ready(1);
+            (*rev).available = 1;
+            read(p);
+        }
+    }
+}
+
 /// A publisher whose stream gained or lost players: its reading may change pace.
 unsafe fn repace_publisher(key: &StreamKey) {
     let publisher = WORKER.with(|w| {
@@ -1209,6 +1227,8 @@ unsafe fn start_play(c: *mut ngx_connection_t, msid: u32, key: StreamKey, name: 
     conn.drain_session();
     let settings = conn.hub_settings();
     let mut out = Vec::new();
+    catch_up_publisher(&key, c);
+    let conn = &mut *conn_of(c);
     // A player with nothing cached to start from: a WHIP publisher is asked for a keyframe.
     let publisher = WORKER.with(|w| {
         let mut w = w.borrow_mut();
@@ -1519,6 +1539,8 @@ unsafe fn relay_read(c: *mut ngx_connection_t, data: &[u8]) -> bool {
                 Mode::Publish => {
                     let settings = conn.hub_settings();
                     let mut out = Vec::new();
+                    catch_up_publisher(&key, c);
+                    let conn = &mut *conn_of(c);
                     WORKER.with(|w| w.borrow_mut().hub.play(&key, conn.id, msid, &settings, &mut out));
                     repace_publisher(&key);
                     let conn = &mut *conn_of(c);
