@@ -84,21 +84,27 @@ sub send_frames {
 
 sub ms { join ' ', map { sprintf '%.0f', $_ * 1000 } @_ }
 
-# Sends nine video frames a little apart, each once the last arrived; how long each took to
-# reach the player (sorted).
-sub frame_delays {
-    my ($p, $v, $ts) = @_;
-    collect($v, 0.4);    # (what was sent before)
+# Sends nine video frames of $size bytes from $p a little apart, each once $from got a
+# message of $type after it; how long each took (sorted).
+sub arrival_delays {
+    my ($p, $from, $type, $ts, $size) = @_;
     my @d;
     for (1 .. 9) {
         my $t0 = time;
-        send_frames($p, $ts += 40, 'p');
-        while (my $m = $v->read_message(1)) {
-            if ($m->{type} == 9) { push @d, $m->{at} - $t0; last }
+        $p->send_message(csid => 7, type => 9, msid => $p->{msid}, ts => $ts += 40, body => "\x27\x01\x00\x00\x00" . ('p' x $size));
+        while (my $m = $from->read_message(1)) {
+            if ($m->{type} == $type) { push @d, $m->{at} - $t0; last }
         }
         sleep 0.02 + rand 0.05;
     }
     return sort { $a <=> $b } @d;
+}
+
+# How long nine frames took to reach player $v (after what was sent before).
+sub frame_delays {
+    my ($p, $v, $ts) = @_;
+    collect($v, 0.4);
+    return arrival_delays($p, $v, 9, $ts, 50);
 }
 
 # All messages a player gets within $secs: [type, first bytes hex, csid-free summary].
@@ -233,19 +239,7 @@ close $p->sock;
 # The server acknowledges every 1000 bytes it reads once the publisher asks it to (Window
 # Acknowledgement Size), so the time from sending 1000 bytes to their acknowledgement shows
 # when they were read: within a 200 ms batch, or at once.
-sub ack_delays {
-    my ($c, $ts) = @_;
-    my @d;
-    for (1 .. 9) {
-        my $t0 = time;
-        $c->send_message(csid => 7, type => 9, msid => $c->{msid}, ts => $ts += 40, body => "\x27\x01\x00\x00\x00" . ('p' x 1100));
-        while (my $m = $c->read_message(1)) {
-            if ($m->{type} == 3) { push @d, $m->{at} - $t0; last }
-        }
-        sleep 0.02 + rand 0.05;
-    }
-    return sort { $a <=> $b } @d;
-}
+sub ack_delays { my ($c, $ts) = @_; arrival_delays($c, $c, 3, $ts, 1100) }
 
 $p = client('auto');
 $p->publish('quiet');

@@ -584,8 +584,8 @@ const BATCH_LOWAT: i32 = 256 * 1024;
 /// publisher's input waits, and only once each of its HLS streams has its first playlist
 /// (which so comes as early as without): every `merge_reads TIME`; with `merge_reads
 /// auto`, every `AUTO_MERGE_READS` while no RTMP player watches its streams, at the
-/// players' `merge_writes` pace (just before their writes) while they do, and as it comes
-/// for players without `merge_writes`.
+/// players' `merge_writes` pace while they do (each batch then written to them at once),
+/// and as it comes for players without `merge_writes`.
 unsafe fn read_pace(conn: &Conn) -> u64 {
     let Some(live) = conn.live.as_ref() else { return 0 };
     let mut published = conn.streams.iter().filter(|(_, _, r)| *r == Role::Publisher).map(|(_, k, _)| k).peekable();
@@ -636,27 +636,37 @@ unsafe fn repace(c: *mut ngx_connection_t) {
             }
         }
         conn.pace = pace;
-        ngx_add_timer(batch, read_delay(pace) as _);
+        // (On the worker's grid: batched reads of every publisher on this pace fall due
+        // together.)
+        ngx_add_timer(batch, grid_delay(pace) as _);
     } else {
         conn.pace = 0;
         conn.session.shrink_input();
         set_rcvlowat(c, 1);
-        let rev = (*c).read;
-        (*rev).set_ready(1);
-        (*rev).available = 1;
-        ngx_post_event(rev, &raw mut ngx_posted_events);
+        mark_readable(c);
+        ngx_post_event((*c).read, &raw mut ngx_posted_events);
     }
+}
+
+/// Lets nginx's recv try a socket that epoll has not reported readable (it waits for the
+/// low-water mark of batched reads).
+unsafe fn mark_readable(c: *mut ngx_connection_t) {
+    let rev = (*c).read;
+    (*rev).set_ready(1);
+    (*rev).available = 1;
+}
+
+/// The connection publishing `key`, if any.
+fn publisher_conn(key: &StreamKey) -> Option<*mut ngx_connection_t> {
+    WORKER.with(|w| {
+        let w = w.borrow();
+        w.hub.publisher(key).and_then(|id| w.conns.get(id))
+    })
 }
 
 unsafe fn set_rcvlowat(c: *mut ngx_connection_t, lowat: i32) -> bool {
     let (level, int) = (ngx::ffi::SOL_SOCKET as i32, core::mem::size_of::<i32>() as u32);
     ngx::ffi::setsockopt((*c).fd, level, ngx::ffi::SO_RCVLOWAT as i32, (&raw const lowat).cast(), int) == 0
-}
-
-/// Until a batched read: the next point of the worker's `pace` grid, where the batched
-/// reads of every publisher on that pace fall due together.
-fn read_delay(pace: u64) -> u64 {
-    grid_delay(pace)
 }
 
 thread_local! {
@@ -673,15 +683,9 @@ thread_local! {
 /// read now, so that the player starts from the newest keyframe sent, not the newest one
 /// read. (Not for the connection being handled, `c`: it is read already.)
 unsafe fn catch_up_publisher(key: &StreamKey, c: *mut ngx_connection_t) {
-    let publisher = WORKER.with(|w| {
-        let w = w.borrow();
-        w.hub.publisher(key).and_then(|id| w.conns.get(id))
-    });
-    if let Some(p) = publisher.filter(|&p| p != c) {
+    if let Some(p) = publisher_conn(key).filter(|&p| p != c) {
         if (*conn_of(p)).pace > 0 {
-            let rev = (*p).read;
-            (*rev).set_ready(1);
-            (*rev).available = 1;
+            mark_readable(p);
             read(p);
         }
     }
@@ -689,11 +693,7 @@ unsafe fn catch_up_publisher(key: &StreamKey, c: *mut ngx_connection_t) {
 
 /// A publisher whose stream gained or lost players: its reading may change pace.
 unsafe fn repace_publisher(key: &StreamKey) {
-    let publisher = WORKER.with(|w| {
-        let w = w.borrow();
-        w.hub.publisher(key).and_then(|id| w.conns.get(id))
-    });
-    if let Some(p) = publisher {
+    if let Some(p) = publisher_conn(key) {
         repace(p);
     }
 }
@@ -701,11 +701,7 @@ unsafe fn repace_publisher(key: &StreamKey) {
 unsafe extern "C" fn on_batch_read(ev: *mut ngx_event_t) {
     let c = (*ev).data as *mut ngx_connection_t;
     guarded(c, || unsafe {
-        // epoll has not said there is data (it waits for the low-water mark), so nginx's
-        // recv would not even try: tell it to.
-        let rev = (*c).read;
-        (*rev).set_ready(1);
-        (*rev).available = 1;
+        mark_readable(c);
         struct InBatch;
         impl Drop for InBatch {
             fn drop(&mut self) {
@@ -728,7 +724,7 @@ unsafe extern "C" fn on_batch_read(ev: *mut ngx_event_t) {
         if (*c).fd != -1 && !(*c).data.is_null() {
             let conn = &mut *conn_of(c);
             if conn.pace > 0 && conn.batch.timer_set() == 0 {
-                ngx_add_timer(&raw mut conn.batch, read_delay(conn.pace) as _);
+                ngx_add_timer(&raw mut conn.batch, grid_delay(conn.pace) as _);
             }
         }
     });
@@ -828,7 +824,7 @@ unsafe fn read(c: *mut ngx_connection_t) {
         let publisher = (*conn).relay.is_none() && (*conn).streams.iter().any(|(_, _, r)| *r == Role::Publisher);
         let room = if (*conn).pace > 0 { RECV_ROOM_BATCHED } else { RECV_ROOM };
         let direct = if publisher { (*conn).session.input(room) } else { None };
-        let n = match direct {
+        let (n, direct) = match direct {
             Some(b) => {
                 let spare = b.spare_capacity_mut();
                 let n = recv(c, spare.as_mut_ptr().cast(), spare.len());
@@ -840,7 +836,6 @@ unsafe fn read(c: *mut ngx_connection_t) {
             }
             None => (recv(c, buf.as_mut_ptr().cast(), buf.len()), false),
         };
-        let (n, direct) = n;
         if n == NGX_AGAIN as isize {
             break;
         }
@@ -1229,14 +1224,13 @@ unsafe fn start_play(c: *mut ngx_connection_t, msid: u32, key: StreamKey, name: 
     let mut out = Vec::new();
     catch_up_publisher(&key, c);
     let conn = &mut *conn_of(c);
-    // A player with nothing cached to start from: a WHIP publisher is asked for a keyframe.
-    let publisher = WORKER.with(|w| {
+    let waits = WORKER.with(|w| {
         let mut w = w.borrow_mut();
         w.hub.play(&key, conn.id, msid, &settings, &mut out);
-        let waits = !settings.gop_cache || !w.hub.has_gop(&key);
-        w.hub.publisher(&key).filter(|_| waits).and_then(|id| w.conns.get(id))
+        !settings.gop_cache || !w.hub.has_gop(&key)
     });
-    if let Some(p) = publisher {
+    // A player with nothing cached to start from: a WHIP publisher is asked for a keyframe.
+    if let Some(p) = publisher_conn(&key).filter(|_| waits) {
         ask_keyframe(p, &key, true);
     }
     repace_publisher(&key);
