@@ -196,7 +196,14 @@ pub struct Segmenter<F: Files> {
     /// Writing fails (disk full, no permission): said once, until it works again.
     failing: bool,
     finished: bool,
+    /// EXT-X-PROGRAM-DATE-TIME's anchor: a wall-clock time (ms) and the media time (90 kHz)
+    /// it stands for. Segments' dates follow media time from it, not the moment their
+    /// first frame happened to be read (input read in batches would make them jitter).
+    date_anchor: Option<(i64, u64)>,
 }
+
+/// How far a segment's date may drift from the wall clock before it is anchored anew.
+const DATE_DRIFT_MS: i64 = 1000;
 
 struct Key {
     id: u64,
@@ -296,6 +303,7 @@ impl<F: Files> Segmenter<F> {
             key: None,
             notices: Vec::new(),
             failing: false,
+            date_anchor: None,
             finished: false,
         }
     }
@@ -591,7 +599,15 @@ impl<F: Files> Segmenter<F> {
         self.cipher = key.as_ref().map(|k| crypt::Cbc::new(&k.key, u128::from(k.id)));
         let key_line = key.as_ref().map(|k| (k.uri.clone(), u128::from(k.id)));
         self.key = key;
-        self.open = Some(Open { id, path, start: ts, date_ms: now_ms, discont, key: key_line, failed });
+        let date_ms = match self.date_anchor {
+            Some((d0, t0)) if !discont => Some(d0 + (ts as i64 - t0 as i64) / 90).filter(|d| (d - now_ms).abs() <= DATE_DRIFT_MS),
+            _ => None,
+        };
+        let date_ms = date_ms.unwrap_or_else(|| {
+            self.date_anchor = Some((now_ms, ts));
+            now_ms
+        });
+        self.open = Some(Open { id, path, start: ts, date_ms, discont, key: key_line, failed });
         self.next_discont = false;
         self.buf.clear();
         self.muxer.set_streams(
