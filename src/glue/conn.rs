@@ -1932,7 +1932,7 @@ unsafe fn start_hls(c: *mut ngx_connection_t, msid: u32, name: &str) {
     let Some(cfg) = rc.hls.get(listener.index).and_then(|apps| apps.get(app)).and_then(Option::as_ref) else {
         return;
     };
-    let mut seg = hls::Stream::new(cfg, name, Default::default());
+    let mut seg = hls::Stream::new(cfg, name, hls::disk());
     log!(NGX_LOG_INFO, (*c).log, "hls: \"{name}\" to \"{}\"", seg.playlist_path());
     hls::log_notices((*c).log, &mut seg);
     conn.hls.push((msid, seg));

@@ -14,6 +14,26 @@ use crate::hls::{self, disk::Disk, Segmenter};
 
 pub type Stream = Segmenter<Disk>;
 
+/// The files of a new stream's segmenter: live playlists are replaced by an exchange.
+pub fn disk() -> Disk {
+    Disk::with_exchange(exchange)
+}
+
+/// `renameat2(a, b, RENAME_EXCHANGE)`: both files stay, each under the other's name.
+fn exchange(a: &str, b: &str) -> std::io::Result<()> {
+    let cstr = |s: &str| std::ffi::CString::new(s).map_err(std::io::Error::other);
+    let (a, b) = (cstr(a)?, cstr(b)?);
+    // SAFETY: two NUL-terminated paths that live across the call.
+    let rc = unsafe {
+        ngx::ffi::renameat2(ngx::ffi::AT_FDCWD, a.as_ptr(), ngx::ffi::AT_FDCWD, b.as_ptr(), ngx::ffi::RENAME_EXCHANGE)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// The HLS configuration of every application, by server and application index, with
 /// relative paths resolved against nginx's prefix.
 pub fn resolve(servers: &[ResolvedServer], prefix: &str) -> Vec<Vec<Option<hls::Config>>> {

@@ -110,6 +110,12 @@ pub trait Files {
     fn close(&mut self) -> io::Result<()>;
     /// Replaces a whole file atomically (write aside, rename over).
     fn replace(&mut self, path: &str, data: &[u8]) -> io::Result<()>;
+    /// Replaces a file that is rewritten again within seconds (a live playlist): as
+    /// atomic as `replace`, but it may skip what a file system does to make a rename-over
+    /// durable across a power loss (ext4 writes the new file out at once, in the caller).
+    fn replace_often(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.replace(path, data)
+    }
     /// Marks a file as still in use (its modification time), for the cleanup sweep.
     fn touch(&mut self, path: &str);
     /// Creates a directory and its parents.
@@ -697,12 +703,22 @@ impl<F: Files> Segmenter<F> {
 
     fn write_playlist(&mut self) {
         let text = self.playlist.render();
-        if let Err(e) = self.files.replace(&self.playlist_path, text.as_bytes()) {
+        // A playlist is rewritten at every segment; its last version (the stream ended)
+        // is the one that stays, written the durable way.
+        let finished = self.finished;
+        let put = |files: &mut F, path: &str, data: &[u8]| {
+            if finished {
+                files.replace(path, data)
+            } else {
+                files.replace_often(path, data)
+            }
+        };
+        if let Err(e) = put(&mut self.files, &self.playlist_path, text.as_bytes()) {
             let msg = format!("hls: writing playlist \"{}\" failed: {e}", self.playlist_path);
             self.notice(msg);
         }
         if let Some((path, text)) = self.master.take() {
-            match self.files.replace(&path, text.as_bytes()) {
+            match put(&mut self.files, &path, text.as_bytes()) {
                 Ok(()) => self.files.touch(&path),
                 Err(e) => self.notice(format!("hls: writing variant playlist \"{path}\" failed: {e}")),
             }
