@@ -7,8 +7,12 @@
 # fragments, 10 s playlists) and, as a baseline, with HLS off. Per server:
 #   - worker CPU seconds (user+system, /proc) per stream-minute, over a fixed window;
 #   - time from starting a publisher to its first playlist on disk (median, max).
+# With --repeat N every case runs N times, the servers taking turns, and the figures are
+# medians (CPU also its range): one stream's figure moves between runs by more than the
+# difference being measured (nginx-rtmp-module's moved 0.09-0.16 s here), so one window
+# each cannot compare them.
 #
-#   bench/hls.pl [--streams 1,4,8] [--window 30] [--merge-reads off] [--keep]
+#   bench/hls.pl [--streams 1,4,8] [--window 30] [--repeat 1] [--merge-reads off] [--keep]
 # Our module runs twice: with its defaults (`merge_reads auto`: the input of a stream no
 # RTMP player watches is read in batches), and with `merge_reads` set to --merge-reads
 # (default off: read as it comes, as nginx-rtmp-module does; '' skips that run).
@@ -22,8 +26,10 @@ use Bench;
 use Getopt::Long;
 use Time::HiRes qw(time sleep);
 
-my ($streams, $window, $keep, $merge_reads) = ('1,4,8', 30, 0, 'off');
-GetOptions('streams=s' => \$streams, 'window=i' => \$window, 'keep' => \$keep, 'merge-reads=s' => \$merge_reads) or die;
+my ($streams, $window, $repeat, $keep, $merge_reads) = ('1,4,8', 30, 1, 0, 'off');
+GetOptions('streams=s' => \$streams, 'window=i' => \$window, 'repeat=i' => \$repeat, 'keep' => \$keep,
+    'merge-reads=s' => \$merge_reads) or die;
+$repeat >= 1 or die "--repeat: at least 1\n";
 my ($input, $rate) = input_flv();
 
 sub median { my @v = sort { $a <=> $b } @_; @v ? $v[$#v / 2] : 0 }
@@ -58,27 +64,38 @@ sub run_case {
     stop_nginx($ng, $keep);
     my $minutes = $k * ($t1 - $t0) / 60;
     return {
-        cpu   => ($c1 - $c0) / 100 / $minutes,
-        first => $hls ? sprintf('%.2f / %.2f', median(values %first), (sort { $b <=> $a } values %first)[0] // 0) : '-',
+        cpu     => ($c1 - $c0) / 100 / $minutes,
+        first   => [values %first],
         missing => $hls ? $k - keys %first : 0,
     };
 }
 
-printf "input: %.2f Mbit/s, 2 s GOP; window %d s; %d cores\n\n", $rate * 8 / 1e6, $window,
-    scalar(() = slurp('/proc/cpuinfo') =~ /^processor/mg);
-printf "%-3s %-19s %-12s %-5s %24s %26s\n", 'K', 'server', 'merge_reads', 'HLS', 'worker CPU s/stream-min',
-    'first playlist s (med/max)';
+printf "input: %.2f Mbit/s, 2 s GOP; window %d s, %d run%s per case; %d cores\n\n", $rate * 8 / 1e6, $window,
+    $repeat, $repeat > 1 ? 's' : '', scalar(() = slurp('/proc/cpuinfo') =~ /^processor/mg);
+printf "%-3s %-19s %-12s %-5s %34s %26s\n", 'K', 'server', 'merge_reads', 'HLS',
+    'worker CPU s/stream-min' . ($repeat > 1 ? ' (range)' : ''), 'first playlist s (med/max)';
 my @servers = (['nginx-rtmp-module', '-'], ['ngx-rtmp-rs', 'auto'], $merge_reads ne '' ? (['ngx-rtmp-rs', $merge_reads]) : ());
 for my $k (split /,/, $streams) {
     for my $hls (0, 1) {
-        my %base;
-        for (@servers) {
-            my ($server, $mr) = @$_;
-            my $r = run_case($server, $k, $hls, $mr);
-            %base = %$r if $server eq 'nginx-rtmp-module';
-            my $ratio = $server ne 'nginx-rtmp-module' && $base{cpu} ? sprintf(' (%.2fx)', $r->{cpu} / $base{cpu}) : '';
-            printf "%-3d %-19s %-12s %-5s %24s %26s%s\n", $k, $server, $mr,
-                $hls ? 'on' : 'off', sprintf('%.3f', $r->{cpu}) . $ratio, $r->{first}, $r->{missing} ? " ($r->{missing} never)" : '';
+        my @runs;    # per server: the runs' results
+        for my $r (1 .. $repeat) {
+            push @{ $runs[$_] }, run_case($servers[$_][0], $k, $hls, $servers[$_][1]) for 0 .. $#servers;
+        }
+        my $base;
+        for my $i (0 .. $#servers) {
+            my ($server, $mr) = @{ $servers[$i] };
+            my @cpu = map { $_->{cpu} } @{ $runs[$i] };
+            my $cpu = median(@cpu);
+            $base = $cpu if $i == 0;
+            my $fig = sprintf('%.3f', $cpu);
+            $fig .= sprintf(' (%.3f-%.3f)', (sort { $a <=> $b } @cpu)[0, -1]) if $repeat > 1;
+            $fig .= sprintf(' %.2fx', $cpu / $base) if $i > 0 && $base;
+            my @first = map { @{ $_->{first} } } @{ $runs[$i] };
+            my $missing = 0;
+            $missing += $_->{missing} for @{ $runs[$i] };
+            my $first = $hls ? sprintf('%.2f / %.2f', median(@first), (sort { $b <=> $a } @first)[0] // 0) : '-';
+            printf "%-3d %-19s %-12s %-5s %34s %26s%s\n", $k, $server, $mr, $hls ? 'on' : 'off', $fig, $first,
+                $missing ? " ($missing never)" : '';
         }
     }
 }
