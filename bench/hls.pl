@@ -12,7 +12,7 @@
 # difference being measured (nginx-rtmp-module's moved 0.09-0.16 s here), so one window
 # each cannot compare them.
 #
-#   bench/hls.pl [--streams 1,4,8] [--window 30] [--repeat 1] [--merge-reads off] [--keep]
+#   bench/hls.pl [--streams 1,4,8] [--window 30] [--repeat 1] [--hls on|off|both] [--merge-reads off] [--keep]
 # Our module runs twice: with its defaults (`merge_reads auto`: the input of a stream no
 # RTMP player watches is read in batches), and with `merge_reads` set to --merge-reads
 # (default off: read as it comes, as nginx-rtmp-module does; '' skips that run).
@@ -26,9 +26,10 @@ use Bench;
 use Getopt::Long;
 use Time::HiRes qw(time sleep);
 
-my ($streams, $window, $repeat, $keep, $merge_reads) = ('1,4,8', 30, 1, 0, 'off');
-GetOptions('streams=s' => \$streams, 'window=i' => \$window, 'repeat=i' => \$repeat, 'keep' => \$keep,
-    'merge-reads=s' => \$merge_reads) or die;
+my ($streams, $window, $repeat, $hls_modes, $keep, $merge_reads) = ('1,4,8', 30, 1, 'both', 0, 'off');
+GetOptions('streams=s' => \$streams, 'window=i' => \$window, 'repeat=i' => \$repeat, 'hls=s' => \$hls_modes,
+    'keep' => \$keep, 'merge-reads=s' => \$merge_reads) or die;
+my @hls_modes = @{ { on => [1], off => [0], both => [0, 1] }->{$hls_modes} // die "--hls: on, off or both\n" };
 $repeat >= 1 or die "--repeat: at least 1\n";
 my ($input, $rate) = input_flv();
 
@@ -76,7 +77,7 @@ printf "%-3s %-19s %-12s %-5s %34s %26s\n", 'K', 'server', 'merge_reads', 'HLS',
     'worker CPU s/stream-min' . ($repeat > 1 ? ' (range)' : ''), 'first playlist s (med/max)';
 my @servers = (['nginx-rtmp-module', '-'], ['ngx-rtmp-rs', 'auto'], $merge_reads ne '' ? (['ngx-rtmp-rs', $merge_reads]) : ());
 for my $k (split /,/, $streams) {
-    for my $hls (0, 1) {
+    for my $hls (@hls_modes) {
         my @runs;    # per server: the runs' results
         for my $r (1 .. $repeat) {
             push @{ $runs[$_] }, run_case($servers[$_][0], $k, $hls, $servers[$_][1]) for 0 .. $#servers;

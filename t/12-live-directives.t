@@ -238,7 +238,7 @@ close $p->sock;
 # --- merge_reads auto (the default): a stream nobody plays is read in batches --------------
 # The server acknowledges every 1000 bytes it reads once the publisher asks it to (Window
 # Acknowledgement Size), so the time from sending 1000 bytes to their acknowledgement shows
-# when they were read: within a 200 ms batch, or at once.
+# when they were read: within a 500 ms batch, or at once.
 sub ack_delays { my ($c, $ts) = @_; arrival_delays($c, $c, 3, $ts, 1100) }
 
 $p = client('auto');
@@ -247,7 +247,7 @@ $p->send_message(csid => 2, type => 5, body => pack('N', 1000));
 send_frames($p, 0, qw(avc key));
 my @d = ack_delays($p, 100);
 is(scalar @d, 9, 'merge_reads auto: every 1000 bytes are acknowledged');
-ok((grep { $_ > 0.05 } @d) >= 3 && $d[-1] < 0.5, "  after up to 200 ms while nobody plays the stream (ms: @{[ms(@d)]})");
+ok((grep { $_ > 0.05 } @d) >= 3 && $d[-1] < 0.8, "  after up to 500 ms while nobody plays the stream (ms: @{[ms(@d)]})");
 $v = client('auto');
 $v->play('quiet');
 collect($v, 0.1);

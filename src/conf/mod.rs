@@ -94,14 +94,23 @@ pub enum Meta {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MergeReads {
     /// In batches while no RTMP player of its stream waits for each frame (see
-    /// `AUTO_MERGE_READS`); as it comes otherwise.
+    /// `auto_merge_reads`); as it comes otherwise.
     Auto,
     /// Every so many milliseconds (0: as it comes, nginx-rtmp-module's way).
     Every(u64),
 }
 
-/// `merge_reads auto`: how often the input of a stream nobody plays over RTMP is read.
-pub const AUTO_MERGE_READS: u64 = 200;
+/// `merge_reads auto`: how often the input of a stream nobody plays over RTMP is read (at
+/// most this far apart; see `auto_merge_reads`).
+pub const AUTO_MERGE_READS: u64 = 500;
+
+/// `merge_reads auto` for a stream nobody plays over RTMP: every `AUTO_MERGE_READS`, or a
+/// quarter of its shortest HLS fragment if that is shorter, so that a playlist is late by
+/// at most a quarter of a fragment (nginx-rtmp-module's default 5 s fragments, and 2 s
+/// ones: 500 ms; 1 s fragments: 250 ms).
+pub fn auto_merge_reads(hls_fragments_ms: impl Iterator<Item = u64>) -> u64 {
+    hls_fragments_ms.map(|f| f / 4).min().unwrap_or(AUTO_MERGE_READS).clamp(1, AUTO_MERGE_READS)
+}
 
 /// Live settings of an application, resolved with nginx-rtmp-module's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -585,6 +594,11 @@ mod tests {
         assert!(live.enabled && !live.idle_streams);
         assert_eq!((live.meta, live.drop_idle_publisher, live.merge_writes), (Meta::Copy, 10_000, 100));
         assert_eq!(live.merge_reads, MergeReads::Auto, "merge_reads is auto by default");
+        // auto: 500 ms, or a quarter of the shortest HLS fragment.
+        assert_eq!(auto_merge_reads([].into_iter()), 500);
+        assert_eq!(auto_merge_reads([5000, 2000].into_iter()), 500);
+        assert_eq!(auto_merge_reads([2000, 1000].into_iter()), 250);
+        assert_eq!(auto_merge_reads([0].into_iter()), 1);
         for (arg, want) in [("off", MergeReads::Every(0)), ("0", MergeReads::Every(0)), ("250ms", MergeReads::Every(250)), ("auto", MergeReads::Auto)] {
             let mut r = Rtmp::default();
             let s = r.open_server();

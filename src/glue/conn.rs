@@ -31,7 +31,7 @@ use super::record as rec;
 use super::{hls, limit, notify};
 use crate::conf::access::{self, Action};
 use crate::conf::notify::Event as Cb;
-use crate::conf::{MergeReads, AUTO_MERGE_READS, Application, Live, Meta, ResolvedServer};
+use crate::conf::{auto_merge_reads, Application, Live, Meta, MergeReads, ResolvedServer};
 use crate::live::{self, ConnId, Frame, Hub, Out, Slab, StreamKey};
 use crate::rtmp::message::{self as msg, MediaKind};
 use crate::notify::{self as nf, Call, Outcome, Verdict};
@@ -583,7 +583,7 @@ const BATCH_LOWAT: i32 = 256 * 1024;
 /// How often a connection's input is to be read now, in ms (0: as it comes). Only a
 /// publisher's input waits, and only once each of its HLS streams has its first playlist
 /// (which so comes as early as without): every `merge_reads TIME`; with `merge_reads
-/// auto`, every `AUTO_MERGE_READS` while no RTMP player watches its streams, at the
+/// auto`, every `auto_merge_reads` while no RTMP player watches its streams, at the
 /// players' `merge_writes` pace while they do (each batch then written to them at once),
 /// and as it comes for players without `merge_writes`.
 unsafe fn read_pace(conn: &Conn) -> u64 {
@@ -608,7 +608,7 @@ unsafe fn read_pace(conn: &Conn) -> u64 {
             if watched {
                 live.merge_writes
             } else {
-                AUTO_MERGE_READS
+                auto_merge_reads(conn.hls.iter().map(|(_, s)| s.fragment_ms()))
             }
         }
     }

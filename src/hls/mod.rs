@@ -318,6 +318,11 @@ impl<F: Files> Segmenter<F> {
         &self.name
     }
 
+    /// `hls_fragment`, in ms.
+    pub fn fragment_ms(&self) -> u64 {
+        self.cfg.fragment
+    }
+
     pub fn playlist_path(&self) -> &str {
         &self.playlist_path
     }
