@@ -717,9 +717,13 @@ unsafe extern "C" fn on_batch_read(ev: *mut ngx_event_t) {
             // (Stable: each connection's items stay in order.)
             out.sort_by_key(|o| o.conn());
             // Also to this connection, if it plays too: its write is scheduled then.
-            WORKER.with(|w| apply_to(&w.borrow().conns, ptr::null_mut(), out));
+            WORKER.with(|w| apply_to(&w.borrow().conns, ptr::null_mut(), out.drain(..)));
         }
         drop(in_batch);
+        // (Its allocation serves the next batch, unless a huge batch made it big.)
+        if out.capacity() <= 4096 {
+            DEFERRED.with(|d| *d.borrow_mut() = out);
+        }
         // read() may have closed the connection (and freed its Conn).
         if (*c).fd != -1 && !(*c).data.is_null() {
             let conn = &mut *conn_of(c);
@@ -807,9 +811,10 @@ unsafe fn read(c: *mut ngx_connection_t) {
         return;
     }
     let recv = (*c).recv.expect("nginx sets recv on accepted connections");
-    // Not zeroed: recv fills the front and only that is read (zeroing 64 kB per read
-    // event was a tenth of a publisher's cost).
-    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 65536];
+    // Not zeroed: recv fills the front and only that is read. Small: only the handshake,
+    // players' few bytes and relays come through it, and its frame is on the stack once
+    // more for each nested read (a player joining reads its publisher's waiting input).
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 16 * 1024];
     // Fairness: one client gets at most this much reading per turn of the event loop; the
     // rest waits for the next turn (a posted event, as epoll will not report it again).
     let mut budget = READ_BUDGET;
@@ -2077,7 +2082,7 @@ unsafe fn apply(from: *mut ngx_connection_t, out: Vec<Out>) {
     WORKER.with(|w| unsafe { apply_to(&w.borrow().conns, from, out) });
 }
 
-unsafe fn apply_to(conns: &Slab<*mut ngx_connection_t>, from: *mut ngx_connection_t, out: Vec<Out>) {
+unsafe fn apply_to(conns: &Slab<*mut ngx_connection_t>, from: *mut ngx_connection_t, out: impl IntoIterator<Item = Out>) {
     for o in out {
         let Some(tc) = conns.get(o.conn()) else { continue };
         let conn = &mut *conn_of(tc);
