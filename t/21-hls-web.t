@@ -84,6 +84,10 @@ SKIP: {
     $t->ffmpeg_publish(undef, 25, gop => 60, size => '320x180',
         tee => [map { 'rtmp://127.0.0.1:' . $t->port('RTMP') . "/live/show$_" } qw(_hi _mid _lo)]);
     ok(wait_for(sub { -s "$dir/run/hls/show.m3u8" }, 10), 'hls_variant: the master playlist appears');
+    # A viewer arrives once the renditions list three segments (where players start, three
+    # target durations from the live edge): what is checked here is the master playlist,
+    # not how hls.js copes with joining a stream in its first seconds.
+    wait_for(sub { !grep { (() = (slurp("$dir/run/hls/show$_.m3u8") // '') =~ /\.ts$/mg) < 3 } qw(_hi _mid _lo) }, 15);
     chromium_plays($chromium, 'show', 5);
 }
 ok($t->stop, 'nginx stops');

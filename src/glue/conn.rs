@@ -581,8 +581,9 @@ unsafe extern "C" fn on_idle_check(ev: *mut ngx_event_t) {
 const BATCH_LOWAT: i32 = 256 * 1024;
 
 /// How often a connection's input is to be read now, in ms (0: as it comes). Only a
-/// publisher's input waits, and only once each of its HLS streams has its first playlist
-/// (which so comes as early as without): every `merge_reads TIME`; with `merge_reads
+/// publisher's input waits, and only once each of its HLS streams has settled (three
+/// segments listed: its first playlists come as early as without, and a player joining
+/// a new stream, at its live edge, gets every update at once): every `merge_reads TIME`; with `merge_reads
 /// auto`, every `auto_merge_reads` while no RTMP player watches its streams, at the
 /// players' `merge_writes` pace while they do (each batch then written to them at once),
 /// and as it comes for players without `merge_writes`.
@@ -595,7 +596,7 @@ unsafe fn read_pace(conn: &Conn) -> u64 {
     if published.peek().is_none() || conn.relay.is_some() || whip {
         return 0;
     }
-    if conn.hls.iter().any(|(_, seg)| seg.playlist().entries.is_empty()) {
+    if conn.hls.iter().any(|(_, seg)| !seg.settled()) {
         return 0;
     }
     match live.merge_reads {
@@ -1022,9 +1023,9 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             if second_audio {
                 return;
             }
-            let (mut keyframe_due, mut first_playlist) = (false, false);
+            let (mut keyframe_due, mut settled) = (false, false);
             if let Some((_, seg)) = conn.hls.iter_mut().find(|(m, _)| *m == msid) {
-                let had_none = seg.playlist().entries.is_empty();
+                let was_settled = seg.settled();
                 match kind {
                     MediaKind::Video => {
                         seg.video(timestamp, &frame.payload, hls::now_ms());
@@ -1034,9 +1035,9 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                     MediaKind::Data => {}
                 }
                 hls::log_notices((*c).log, seg);
-                first_playlist = had_none && !seg.playlist().entries.is_empty();
+                settled = !was_settled && seg.settled();
             }
-            if first_playlist {
+            if settled {
                 // Batched reading may start now.
                 repace(c);
             }

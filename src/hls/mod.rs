@@ -323,6 +323,14 @@ impl<F: Files> Segmenter<F> {
         self.cfg.fragment
     }
 
+    /// Whether the playlist holds three segments (or has slid): players start three
+    /// target durations from its live edge (RFC 8216, hls.js), so from then on a playlist
+    /// update a fraction of a segment late does not stall anyone. Before, a player that
+    /// joins a new stream plays at the edge and waits for every update.
+    pub fn settled(&self) -> bool {
+        self.playlist.entries.len() >= 3 || self.playlist.sequence > 0
+    }
+
     pub fn playlist_path(&self) -> &str {
         &self.playlist_path
     }

@@ -143,6 +143,17 @@ fn segments_cut_at_keyframes_with_measured_durations() {
 }
 
 #[test]
+fn settled_once_three_segments_are_listed() {
+    // Keyframes every 2 s: segments close at 2, 4 and 6 s.
+    let mut s = Segmenter::new(&cfg(), "cam", Mem::default());
+    publish(&mut s, 0, 5, 50, true, true);
+    assert_eq!((s.playlist().entries.len(), s.settled()), (2, false));
+    let mut s = Segmenter::new(&cfg(), "cam", Mem::default());
+    publish(&mut s, 0, 7, 50, true, true);
+    assert_eq!((s.playlist().entries.len(), s.settled()), (3, true));
+}
+
+#[test]
 fn republish_continues_numbering_with_a_discontinuity() {
     let mut s = Segmenter::new(&cfg(), "cam", Mem::default());
     publish(&mut s, 0, 5, 50, true, true);
