@@ -583,8 +583,8 @@ const BATCH_LOWAT: i32 = 256 * 1024;
 /// How often a connection's input is to be read now, in ms (0: as it comes). Only a
 /// publisher's input waits, and only once each of its HLS streams has settled (three
 /// segments listed: its first playlists come as early as without, and a player joining
-/// a new stream, at its live edge, gets every update at once): every `merge_reads TIME`; with `merge_reads
-/// auto`, every `auto_merge_reads` while no RTMP player watches its streams, at the
+/// a new stream, at its live edge, gets every update at once): every `merge_reads
+/// TIME`; with `merge_reads auto`, every `auto_merge_reads` while no RTMP player watches its streams, at the
 /// players' `merge_writes` pace while they do (each batch then written to them at once),
 /// and as it comes for players without `merge_writes`.
 unsafe fn read_pace(conn: &Conn) -> u64 {

@@ -188,6 +188,8 @@ pub struct Segmenter<F: Files> {
     buf: Vec<u8>,
     cipher: Option<crypt::Cbc>,
     last_dts: u64,
+    /// The last video frame's decode timestamp (they must increase).
+    last_video_dts: Option<u64>,
 
     abuf: Vec<u8>,
     apts: u64,
@@ -300,6 +302,7 @@ impl<F: Files> Segmenter<F> {
             buf: Vec::new(),
             cipher: None,
             last_dts: 0,
+            last_video_dts: None,
             abuf: Vec::new(),
             apts: 0,
             abase: 0,
@@ -388,7 +391,16 @@ impl<F: Files> Segmenter<F> {
                     self.notice("hls: video frame with bad NAL unit lengths skipped".into());
                     return;
                 }
-                let dts = self.clock.ms(timestamp) * 90;
+                let mut dts = self.clock.ms(timestamp) * 90;
+                // Two frames with one millisecond timestamp (a WHIP browser's frames can
+                // share one) would share a decode timestamp, which TS forbids: the second
+                // goes a 90 kHz tick later.
+                if let Some(prev) = self.last_video_dts {
+                    if dts <= prev && prev - dts < 90 {
+                        dts = prev + 1;
+                    }
+                }
+                self.last_video_dts = Some(dts);
                 let pts = (dts as i64 + i64::from(cts) * 90).max(0) as u64;
                 self.update(dts, keyframe, 1, now_ms);
                 if self.open.is_some() {

@@ -143,6 +143,25 @@ fn segments_cut_at_keyframes_with_measured_durations() {
 }
 
 #[test]
+fn video_decode_timestamps_always_increase() {
+    // Frames that share a millisecond timestamp (as a WHIP browser's can) still get
+    // increasing decode timestamps, a 90 kHz tick apart.
+    let mut s = Segmenter::new(&cfg(), "cam", Mem::default());
+    s.video(0, AVC_HEADER, 0);
+    let frames = [(0, true), (40, false), (40, false), (80, false), (2000, true), (2000, false), (2000, false), (2040, false), (4000, true)];
+    for (t, key) in frames {
+        s.video(t, &video_frame(key, 3000), 1_795_512_355_000 + i64::from(t));
+    }
+    s.finish();
+    let mut names: Vec<&String> = s.files().files.keys().filter(|n| n.ends_with(".ts")).collect();
+    names.sort_by_key(|n| n.trim_start_matches("/hls/cam-").trim_end_matches(".ts").parse::<u64>().unwrap());
+    let pts: Vec<u64> = names.iter().flat_map(|n| pes_of(&s.files().files[*n])).filter(|p| p.0).map(|p| p.1).collect();
+    assert_eq!(pts.len(), frames.len(), "{names:?}");
+    assert!(pts.windows(2).all(|w| w[0] < w[1]), "{pts:?}");
+    assert_eq!(pts[2] - pts[1], 1, "{pts:?}");
+}
+
+#[test]
 fn settled_once_three_segments_are_listed() {
     // Keyframes every 2 s: segments close at 2, 4 and 6 s.
     let mut s = Segmenter::new(&cfg(), "cam", Mem::default());
