@@ -584,9 +584,9 @@ const BATCH_LOWAT: i32 = 256 * 1024;
 /// publisher's input waits, and only once each of its HLS streams has settled (three
 /// segments listed: its first playlists come as early as without, and a player joining
 /// a new stream, at its live edge, gets every update at once): every `merge_reads
-/// TIME`; with `merge_reads auto`, every `auto_merge_reads` while no RTMP player watches its streams, at the
-/// players' `merge_writes` pace while they do (each batch then written to them at once),
-/// and as it comes for players without `merge_writes`.
+/// TIME`; with `merge_reads auto`, every `auto_merge_reads` while no RTMP player watches
+/// its streams, at the players' `merge_writes` pace while they do (each batch then
+/// written to them at once), and as it comes for players without `merge_writes`.
 unsafe fn read_pace(conn: &Conn) -> u64 {
     let Some(live) = conn.live.as_ref() else { return 0 };
     let mut published = conn.streams.iter().filter(|(_, _, r)| *r == Role::Publisher).map(|(_, k, _)| k).peekable();

@@ -29,16 +29,27 @@ impl Disk {
         Disk { segment: None, exchange: Some(exchange) }
     }
 
-    fn write_aside(path: &str, data: &[u8]) -> io::Result<String> {
+    /// Writes `path` aside and puts it in place: exchanged with the old version (which
+    /// is then removed) where `exchange` works, renamed over it where not (the first
+    /// version, a file system without exchange).
+    fn put(path: &str, data: &[u8], exchange: Option<Exchange>) -> io::Result<()> {
         let tmp = format!("{path}.tmp");
-        let r = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp).and_then(|mut f| f.write_all(data));
-        match r {
-            Ok(()) => Ok(tmp),
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(e)
+        let mut exchanged = false;
+        let r = (|| {
+            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
+            f.write_all(data)?;
+            drop(f);
+            exchanged = exchange.is_some_and(|x| x(&tmp, path).is_ok());
+            if exchanged {
+                Ok(())
+            } else {
+                fs::rename(&tmp, path)
             }
+        })();
+        if exchanged || r.is_err() {
+            let _ = fs::remove_file(&tmp);
         }
+        r
     }
 }
 
@@ -62,23 +73,11 @@ impl Files for Disk {
     }
 
     fn replace(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
-        let tmp = Self::write_aside(path, data)?;
-        fs::rename(&tmp, path).inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })
+        Self::put(path, data, None)
     }
 
     fn replace_often(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
-        let Some(exchange) = self.exchange else { return self.replace(path, data) };
-        let tmp = Self::write_aside(path, data)?;
-        // Not there yet (the first version), or a file system without exchange: rename.
-        if exchange(&tmp, path).is_ok() {
-            let _ = fs::remove_file(&tmp); // the old version
-            return Ok(());
-        }
-        fs::rename(&tmp, path).inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })
+        Self::put(path, data, self.exchange)
     }
 
     fn touch(&mut self, path: &str) {
