@@ -43,6 +43,9 @@ fn main() {
     // libavcodec-dev / libavutil-dev to build, libavcodec59 / libavutil57 to run).
     println!("cargo:rerun-if-changed=src/whip/opus_aac.c");
     cc::Build::new().file("src/whip/opus_aac.c").warnings(true).extra_warnings(true).compile("opus_aac");
+    // Batched writes to players (io_uring, with raw system calls: no liburing needed).
+    println!("cargo:rerun-if-changed=src/glue/uring.c");
+    cc::Build::new().file("src/glue/uring.c").warnings(true).extra_warnings(true).compile("ngx_rtmp_uring");
     println!("cargo:rustc-link-lib=dylib=avcodec");
     println!("cargo:rustc-link-lib=dylib=avutil");
     println!("cargo:rerun-if-env-changed=NGINX_BINARY");

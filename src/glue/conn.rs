@@ -23,12 +23,12 @@ use ngx::ffi::{
     ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_current_msec, ngx_del_timer,
     ngx_destroy_pool, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_log_t,
     ngx_post_event, ngx_posted_events, u_char, AF_INET, AF_INET6, NGX_AGAIN, NGX_LOG_ALERT,
-    NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
+    NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_OK,
 };
 
 use super::block::{Listener, RtmpConf};
 use super::record as rec;
-use super::{hls, limit, notify};
+use super::{hls, limit, notify, uring};
 use crate::conf::access::{self, Action};
 use crate::conf::notify::Event as Cb;
 use crate::conf::{auto_merge_reads, Application, Live, Meta, MergeReads, ResolvedServer};
@@ -134,6 +134,8 @@ struct Conn {
     /// Close once the queue is written (after an error status), or at once (too slow).
     close_after_flush: bool,
     close_now: bool,
+    /// In `FLUSH_SOON`: written with the other players' at the end of this turn.
+    flush_soon: bool,
     id: ConnId,
     listener: *const Listener,
     session: Session,
@@ -251,6 +253,23 @@ impl Conn {
         self.out.len() - self.burst.min(self.out.len())
     }
 
+    /// `n` more bytes of the queue are written.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.out.front() else { break };
+            let left = front.len() - self.sent;
+            if n >= left {
+                n -= left;
+                self.out.pop_front();
+                self.sent = 0;
+                self.burst = self.burst.saturating_sub(1);
+            } else {
+                self.sent += n;
+                n = 0;
+            }
+        }
+    }
+
     fn queue(&mut self, b: Bytes) {
         if !b.is_empty() {
             self.out.push_back(b);
@@ -290,6 +309,7 @@ impl Conn {
             streams: Vec::new(),
             close_after_flush: false,
             close_now: false,
+            flush_soon: false,
             limit_zone,
             live: None,
             last_media: 0,
@@ -512,10 +532,17 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx:
     (*ev).log = (*cycle).log;
     (*ev).set_cancelable(1);
     ngx_add_timer(ev, grid_delay(1000) as _);
+    let ev = (&raw mut FLUSH_ALL).cast::<ngx_event_t>();
+    (*ev).handler = Some(on_flush_all);
+    (*ev).log = (*cycle).log;
     let ctx = (*cycle).conf_ctx as *mut *mut c_void;
     let rc = *ctx.add(super::ngx_rtmp_module.index) as *const RtmpConf;
     hls::init_process(cycle, rc);
     NGX_OK as ngx::ffi::ngx_int_t
+}
+
+pub unsafe extern "C" fn exit_process(_cycle: *mut ngx::ffi::ngx_cycle_t) {
+    uring::close();
 }
 
 unsafe extern "C" fn on_exit_watch(ev: *mut ngx_event_t) {
@@ -739,7 +766,10 @@ unsafe extern "C" fn on_batch_read(ev: *mut ngx_event_t) {
 unsafe extern "C" fn on_merged_write(ev: *mut ngx_event_t) {
     let c = (*ev).data as *mut ngx_connection_t;
     guarded(c, || unsafe {
-        flush(c);
+        // (Every player's merged write falls due in the same turn: written together.)
+        if !write_soon(c, &mut *conn_of(c)) {
+            flush(c);
+        }
     });
 }
 
@@ -2149,11 +2179,167 @@ unsafe fn schedule_write(c: *mut ngx_connection_t, conn: &mut Conn) {
         }
         return;
     }
+    if write_soon(c, conn) {
+        return;
+    }
     let wev = (*c).write;
     if (*wev).posted() == 0 {
         ngx_post_event(wev, &raw mut ngx_posted_events);
     }
 }
+
+/// Puts a connection's queue in the batch written at the end of this turn of the event
+/// loop. False if there are no batches (no io_uring): then write it on its own.
+unsafe fn write_soon(c: *mut ngx_connection_t, conn: &mut Conn) -> bool {
+    let refused = |e| {
+        let e = std::io::Error::from_raw_os_error(e);
+        log!(NGX_LOG_NOTICE, (*c).log, "io_uring unavailable ({e}): each player is written with its own writev");
+    };
+    if uring::capacity_or_open(refused) == 0 {
+        return false;
+    }
+    if !conn.flush_soon {
+        conn.flush_soon = true;
+        FLUSH_SOON.with(|f| f.borrow_mut().push(conn.id));
+        let ev = (&raw mut FLUSH_ALL).cast::<ngx_event_t>();
+        if (*ev).posted() == 0 {
+            ngx_post_event(ev, &raw mut ngx_posted_events);
+        }
+    }
+    true
+}
+
+thread_local! {
+    /// Connections whose queues are written together at the end of this turn of the
+    /// event loop (`FLUSH_ALL`), in one io_uring submission.
+    static FLUSH_SOON: RefCell<Vec<ConnId>> = const { RefCell::new(Vec::new()) };
+    static BATCH: RefCell<uring::Batch> = RefCell::new(uring::Batch::default());
+}
+
+/// Posted when a connection joins `FLUSH_SOON`.
+static mut FLUSH_ALL: core::mem::MaybeUninit<ngx_event_t> = core::mem::MaybeUninit::zeroed();
+
+/// Buffers one `writev` takes from a queue.
+const IOV_PER_WRITE: usize = 64;
+
+unsafe extern "C" fn on_flush_all(_ev: *mut ngx_event_t) {
+    let r = catch_unwind(AssertUnwindSafe(|| unsafe { flush_all() }));
+    if r.is_err() {
+        let log = (*(&raw mut FLUSH_ALL).cast::<ngx_event_t>()).log;
+        log!(NGX_LOG_ALERT, log, "ngx-rtmp-rs: internal error (panic) while writing to players");
+        // Those the panic left out are written on their own.
+        let conns: Vec<*mut ngx_connection_t> = WORKER.with(|w| w.borrow().conns.iter().map(|(_, c)| c).collect());
+        for c in conns {
+            let conn = &mut *conn_of(c);
+            if conn.flush_soon {
+                conn.flush_soon = false;
+                let wev = (*c).write;
+                if (*wev).posted() == 0 {
+                    ngx_post_event(wev, &raw mut ngx_posted_events);
+                }
+            }
+        }
+    }
+}
+
+/// Writes the queues of the connections in `FLUSH_SOON`, a few to a system call. What is
+/// left in a queue after its write (more than one `writev` takes, or the socket's buffer
+/// full) goes the way `flush` goes on.
+unsafe fn flush_all() {
+    let ids = FLUSH_SOON.with(|f| std::mem::take(&mut *f.borrow_mut()));
+    let lookup = |id: ConnId| WORKER.with(|w| w.borrow().conns.get(id));
+    BATCH.with(|b| {
+        let mut batch = b.borrow_mut();
+        let mut writing = Vec::with_capacity(uring::capacity());
+        let mut outcomes = Vec::with_capacity(uring::capacity());
+        for group in ids.chunks(uring::capacity().max(1)) {
+            // First those to close, or with nothing to write, one by one: closing can
+            // reach other connections' queues, which must not change once the batch
+            // points into them.
+            writing.clear();
+            for &id in group {
+                let Some(c) = lookup(id) else { continue };
+                let conn = &mut *conn_of(c);
+                conn.flush_soon = false;
+                if conn.close_now || conn.out.is_empty() || uring::capacity() == 0 {
+                    flush(c);
+                } else {
+                    writing.push((id, c, 0, (ptr::null(), 0)));
+                }
+            }
+            batch.clear();
+            for (_, c, total, at) in writing.iter_mut() {
+                // (Still open: nothing ran since the pass above.)
+                let conn = &*conn_of(*c);
+                let sent = conn.sent;
+                let bufs = conn.out.iter().take(IOV_PER_WRITE).enumerate().map(|(i, b)| if i == 0 { &b[sent..] } else { &b[..] });
+                *total = bufs.clone().map(<[u8]>::len).sum();
+                *at = (conn.out.front().map_or(ptr::null(), |b| b.as_ptr()), sent);
+                batch.push((**c).fd, bufs);
+            }
+            outcomes.clear();
+            if batch.len() > 0 {
+                outcomes.extend(batch.submit());
+                if uring::capacity() == 0 {
+                    let log = (*(&raw mut FLUSH_ALL).cast::<ngx_event_t>()).log;
+                    log!(NGX_LOG_ERR, log, "io_uring failed: each player is written with its own writev from now on");
+                }
+            }
+            batch.clear();
+            for (i, &(id, c, total, at)) in writing.iter().enumerate() {
+                // An earlier one's close may have closed this one, or dropped it as too
+                // slow (its queue emptied: nothing more goes to it).
+                if lookup(id) != Some(c) {
+                    continue;
+                }
+                let conn = &mut *conn_of(c);
+                if (conn.out.front().map_or(ptr::null(), |b| b.as_ptr()), conn.sent) != at {
+                    if !conn.close_now {
+                        log!(NGX_LOG_ALERT, (*c).log, "ngx-rtmp-rs: a player's queue changed during its write (bug), closing it");
+                    }
+                    close(c);
+                    continue;
+                }
+                match outcomes.get(i).copied().unwrap_or(uring::Wrote::NotMade) {
+                    uring::Wrote::Bytes(n) => {
+                        (*c).sent += n as i64;
+                        conn.advance(n);
+                        if n < total {
+                            // The socket's buffer is full.
+                            (*(*c).write).set_ready(0);
+                            flushed(c);
+                        } else if conn.out.is_empty() {
+                            flushed(c);
+                        } else {
+                            flush(c);
+                        }
+                    }
+                    uring::Wrote::Failed(e) if e == EAGAIN => {
+                        (*(*c).write).set_ready(0);
+                        flushed(c);
+                    }
+                    uring::Wrote::Failed(e) if e == EINTR => {
+                        flush(c);
+                    }
+                    uring::Wrote::NotMade => {
+                        flush(c);
+                    }
+                    uring::Wrote::Failed(e) => {
+                        log!(NGX_LOG_INFO, (*c).log, "send failed: {}", std::io::Error::from_raw_os_error(e));
+                        close(c);
+                    }
+                    uring::Wrote::Unknown => {
+                        log!(NGX_LOG_ERR, (*c).log, "send failed: the batched write's outcome is unknown, closing");
+                        close(c);
+                    }
+                }
+            }
+        }
+    });
+}
+
+const EAGAIN: i32 = 11;
+const EINTR: i32 = 4;
 
 /// Milliseconds from now to the next multiple of `period` on the worker's clock (1 to
 /// `period`). The worker's periodic work is put on this grid so that it falls due in the
@@ -2173,27 +2359,16 @@ unsafe fn flush(c: *mut ngx_connection_t) -> bool {
     let wev = (*c).write;
     let mut sock = ManuallyDrop::new(TcpStream::from_raw_fd((*c).fd));
     while !conn.out.is_empty() {
-        let mut slices = [IoSlice::new(&[]); 64];
+        let mut slices = [IoSlice::new(&[]); IOV_PER_WRITE];
         let mut n = 0;
         for (i, b) in conn.out.iter().take(slices.len()).enumerate() {
             slices[i] = IoSlice::new(if i == 0 { &b[conn.sent..] } else { &b[..] });
             n += 1;
         }
         match sock.write_vectored(&slices[..n]) {
-            Ok(mut n) => {
+            Ok(n) => {
                 (*c).sent += n as i64;
-                while n > 0 {
-                    let left = conn.out[0].len() - conn.sent;
-                    if n >= left {
-                        n -= left;
-                        conn.out.pop_front();
-                        conn.sent = 0;
-                        conn.burst = conn.burst.saturating_sub(1);
-                    } else {
-                        conn.sent += n;
-                        n = 0;
-                    }
-                }
+                conn.advance(n);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 (*wev).set_ready(0);
@@ -2207,6 +2382,15 @@ unsafe fn flush(c: *mut ngx_connection_t) -> bool {
             }
         }
     }
+    flushed(c)
+}
+
+/// After a write: a queue written out lets its timer go (and its connection, if it was
+/// to close then); a queue left has the send timeout run and waits for the socket.
+/// Returns false if the connection was closed.
+unsafe fn flushed(c: *mut ngx_connection_t) -> bool {
+    let conn = &mut *conn_of(c);
+    let wev = (*c).write;
     if conn.out.is_empty() {
         if (*wev).timer_set() != 0 {
             ngx_del_timer(wev);

@@ -19,6 +19,7 @@ mod limit;
 mod listen;
 mod notify;
 mod record;
+mod uring;
 mod whip;
 
 use core::ffi::{c_char, c_void};
@@ -191,6 +192,7 @@ pub static mut ngx_rtmp_module: ngx_module_t = ngx_module_t {
     commands: &raw mut CORE_COMMANDS as *mut ngx_command_t,
     type_: NGX_CORE_MODULE as ngx_uint_t,
     init_process: Some(conn::init_process),
+    exit_process: Some(conn::exit_process),
     ..ngx_module_t::default()
 };
 

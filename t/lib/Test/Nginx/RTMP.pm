@@ -12,6 +12,7 @@ package Test::Nginx::RTMP;
 # %%PORT_NAME%% placeholders become free loopback ports (the same one for the same name),
 # %%MODULE%% the module's path, %%DIR%% the temporary prefix.
 #
+# Options: wrap => [COMMAND...] runs nginx under COMMAND (e.g. t/data/no-io-uring.py).
 # Environment: TEST_NGINX_BINARY (default /usr/sbin/nginx), TEST_NGINX_MODULE (default
 # target/release/libngx_rtmp_rs.so), TEST_NGINX_LEAVE=1 keeps the temporary directory.
 # When a test fails, the error log of every nginx it ran is shown.
@@ -115,7 +116,7 @@ sub write_file {
 
 sub _nginx {
     my ($self, @args) = @_;
-    my @cmd = ($self->{nginx}, '-p', "$self->{dir}/", '-c', "$self->{dir}/nginx.conf", @args);
+    my @cmd = (@{ $self->{wrap} // [] }, $self->{nginx}, '-p', "$self->{dir}/", '-c', "$self->{dir}/nginx.conf", @args);
     my $out = qx{@cmd 2>&1};
     return ($? == 0, $out);
 }
