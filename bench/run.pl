@@ -12,7 +12,10 @@
 #   - publish-to-play latency percentiles (send time at the publisher to arrival at the
 #     probes, same clock).
 #
-#   bench/run.pl [--players 50,200,500] [--window 10] [--merge 100] [--publisher perl|ffmpeg] [--keep]
+#   bench/run.pl [--players 50,200,500] [--window 10] [--merge 100] [--repeat 1] [--publisher perl|ffmpeg] [--keep]
+# With --repeat N every case runs N times, the servers taking turns; it prints medians
+# (and the range) of CPU and RSS, the worst turn's stalled and dropped players, and
+# latency percentiles over every turn's frames.
 # The default publisher (bench/publish.pl) paces the FLV in real time like
 # `ffmpeg -re -stream_loop -1 -c copy` and logs send times for the latency figures;
 # --publisher ffmpeg uses ffmpeg itself (then latency is not measured).
@@ -27,9 +30,10 @@ use Getopt::Long;
 use Time::HiRes qw(time sleep);
 
 my $root = $Bench::ROOT;
-my ($players, $window, $merge, $keep, $publisher) = ('50,200,500', 10, 100, 0, 'perl');
+my ($players, $window, $merge, $keep, $publisher, $repeat) = ('50,200,500', 10, 100, 0, 'perl', 1);
 GetOptions('players=s' => \$players, 'window=i' => \$window, 'merge=i' => \$merge, 'keep' => \$keep,
-    'publisher=s' => \$publisher) or die;
+    'publisher=s' => \$publisher, 'repeat=i' => \$repeat) or die;
+$repeat >= 1 or die "--repeat: at least 1\n";
 my @counts = split /,/, $players;
 my ($input, $rate) = input_flv();
 
@@ -130,22 +134,40 @@ sub run_case {
         rss_per       => $n ? ($rss1 - $rss0) / $n : 0,
         stalled       => $stalled,
         dropped       => $dropped,
-        lat           => join('/', map { percentile($_, @lat) } 50, 95, 99),
+        lat           => \@lat,
     };
 }
 
 my @configs = (['nginx-rtmp-module', 0], ['ngx-rtmp-rs', 0], ['ngx-rtmp-rs', $merge]);
-printf "publisher: $publisher; stream: %.2f Mbit/s; window %d s; %d cores\n\n", $rate * 8 / 1e6, $window, scalar(() = slurp('/proc/cpuinfo') =~ /^processor/mg);
-printf "%-5s %-19s %-7s %10s %10s %12s %8s %8s %18s\n", 'N', 'server', 'merge', 'CPU ms/MB', 'Mbit/s out', 'RSS kB/plyr', 'stalled', 'dropped', 'latency p50/95/99';
+printf "publisher: $publisher; stream: %.2f Mbit/s; window %d s; %d turn%s; %d cores\n\n", $rate * 8 / 1e6, $window,
+    $repeat, $repeat > 1 ? 's' : '', scalar(() = slurp('/proc/cpuinfo') =~ /^processor/mg);
+printf "%-5s %-19s %-7s %22s %10s %18s %8s %8s %18s\n", 'N', 'server', 'merge', 'CPU ms/MB' . ($repeat > 1 ? ' (range)' : ''),
+    'Mbit/s out', 'RSS kB/plyr' . ($repeat > 1 ? ' (range)' : ''), 'stalled', 'dropped', 'latency p50/95/99';
+sub median { my @v = sort { $a <=> $b } @_; return $v[$#v / 2] }
 for my $n (@counts) {
-    my %base;
-    for my $cfg (@configs) {
-        my ($server, $m) = @$cfg;
-        my $r = run_case($server, $n, $m);
-        %base = %$r if $server eq 'nginx-rtmp-module';
-        my $ratio = $base{cpu_ms_per_mb} ? sprintf(' (%.2fx)', $r->{cpu_ms_per_mb} / $base{cpu_ms_per_mb}) : '';
-        printf "%-5d %-19s %-7s %10s %10.0f %12.1f %8d %8d %18s ms\n", $n, $server,
-            $server eq 'ngx-rtmp-rs' ? "${m}ms" : '-', sprintf('%.2f', $r->{cpu_ms_per_mb}) . $ratio,
-            $r->{mbps}, $r->{rss_per}, $r->{stalled}, $r->{dropped}, $r->{lat};
+    # With --repeat, the servers take turns: each case runs once per turn.
+    my %turns;
+    for my $turn (1 .. $repeat) {
+        for my $i (0 .. $#configs) {
+            push @{ $turns{$i} }, run_case(@{ $configs[$i] }[0], $n, $configs[$i][1]);
+        }
+    }
+    my $base = median(map { $_->{cpu_ms_per_mb} } @{ $turns{0} });
+    for my $i (0 .. $#configs) {
+        my ($server, $m) = @{ $configs[$i] };
+        my @r = @{ $turns{$i} };
+        my @cpu = map { $_->{cpu_ms_per_mb} } @r;
+        my @rss = map { $_->{rss_per} } @r;
+        my $cpu = median(@cpu);
+        my $fig = sprintf('%.2f', $cpu) . ($base ? sprintf(' (%.2fx)', $cpu / $base) : '');
+        $fig .= sprintf(' %.2f-%.2f', (sort { $a <=> $b } @cpu)[0, -1]) if $repeat > 1;
+        my $rss = sprintf('%.1f', median(@rss));
+        $rss .= sprintf(' (%.1f-%.1f)', (sort { $a <=> $b } @rss)[0, -1]) if $repeat > 1;
+        my @lat = map { @{ $_->{lat} } } @r;
+        my ($stalled) = sort { $b <=> $a } map { $_->{stalled} } @r;
+        my ($dropped) = sort { $b <=> $a } map { $_->{dropped} } @r;
+        printf "%-5d %-19s %-7s %22s %10.0f %18s %8d %8d %18s ms\n", $n, $server,
+            $server eq 'ngx-rtmp-rs' ? "${m}ms" : '-', $fig, median(map { $_->{mbps} } @r), $rss, $stalled, $dropped,
+            join('/', map { percentile($_, @lat) } 50, 95, 99);
     }
 }

@@ -17,7 +17,8 @@ our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 our $WORK = "$ROOT/bench/work";
 our %MODULE = (
     'nginx-rtmp-module' => '/usr/lib/nginx/modules/ngx_rtmp_module.so',
-    'ngx-rtmp-rs'       => "$ROOT/target/release/libngx_rtmp_rs.so",
+    # (BENCH_MODULE: another build of ours, e.g. to compare two commits.)
+    'ngx-rtmp-rs'       => $ENV{BENCH_MODULE} // "$ROOT/target/release/libngx_rtmp_rs.so",
 );
 -f $MODULE{'nginx-rtmp-module'} or die "install libnginx-mod-rtmp (nginx-rtmp-module) first\n";
 -f $MODULE{'ngx-rtmp-rs'} or die "build the module first (scripts/setup.sh build)\n";
