@@ -1,8 +1,9 @@
 //! RTMP client connections in nginx's event loop. Bytes read from a client go to its
 //! `rtmp::Session`; the session's events drive the worker's `live::Hub`; what the hub and
-//! sessions produce is queued per connection and written with `writev` (one call for
-//! everything queued), from posted write events so a burst of frames costs each player one
-//! system call per event-loop turn.
+//! sessions produce is queued per connection and written at the end of the event loop's
+//! turn, so a burst of frames costs each player one write per turn: everything queued in
+//! one `sendmsg`, sixteen players to a system call through io_uring (`uring.rs`), or a
+//! `writev` each where io_uring is refused.
 //!
 //! Nothing here trusts the client: a protocol error closes that client (logged with its
 //! address and the reason), a player that cannot keep up is dropped when its queue passes
