@@ -63,7 +63,7 @@ pub fn close() {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wrote {
     Bytes(usize),
-    /// An error from `writev`, as errno.
+    /// The write failed: its errno.
     Failed(i32),
     /// Not made: the ring failed first (make it with `writev`).
     NotMade,
