@@ -254,6 +254,13 @@ impl Conn {
         self.out.len() - self.burst.min(self.out.len())
     }
 
+    /// What one write takes from the queue: the front buffer's unsent part, then whole
+    /// buffers, up to `IOV_PER_WRITE` of them.
+    fn pending(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        let sent = self.sent;
+        self.out.iter().take(IOV_PER_WRITE).enumerate().map(move |(i, b)| if i == 0 { &b[sent..] } else { &b[..] })
+    }
+
     /// `n` more bytes of the queue are written.
     fn advance(&mut self, mut n: usize) {
         while n > 0 {
@@ -2272,11 +2279,9 @@ unsafe fn flush_all() {
             for (_, c, total, at) in writing.iter_mut() {
                 // (Still open: nothing ran since the pass above.)
                 let conn = &*conn_of(*c);
-                let sent = conn.sent;
-                let bufs = conn.out.iter().take(IOV_PER_WRITE).enumerate().map(|(i, b)| if i == 0 { &b[sent..] } else { &b[..] });
-                *total = bufs.clone().map(<[u8]>::len).sum();
-                *at = (conn.out.front().map_or(ptr::null(), |b| b.as_ptr()), sent);
-                batch.push((**c).fd, bufs);
+                *total = conn.pending().map(<[u8]>::len).sum();
+                *at = (conn.out.front().map_or(ptr::null(), |b| b.as_ptr()), conn.sent);
+                batch.push((**c).fd, conn.pending());
             }
             outcomes.clear();
             if batch.len() > 0 {
@@ -2315,19 +2320,25 @@ unsafe fn flush_all() {
                             flush(c);
                         }
                     }
-                    uring::Wrote::Failed(e) if e == EAGAIN => {
-                        (*(*c).write).set_ready(0);
-                        flushed(c);
-                    }
-                    uring::Wrote::Failed(e) if e == EINTR => {
-                        flush(c);
+                    uring::Wrote::Failed(e) => {
+                        // (As `flush` takes writev's errors.)
+                        let e = std::io::Error::from_raw_os_error(e);
+                        match e.kind() {
+                            std::io::ErrorKind::WouldBlock => {
+                                (*(*c).write).set_ready(0);
+                                flushed(c);
+                            }
+                            std::io::ErrorKind::Interrupted => {
+                                flush(c);
+                            }
+                            _ => {
+                                log!(NGX_LOG_INFO, (*c).log, "send failed: {e}");
+                                close(c);
+                            }
+                        }
                     }
                     uring::Wrote::NotMade => {
                         flush(c);
-                    }
-                    uring::Wrote::Failed(e) => {
-                        log!(NGX_LOG_INFO, (*c).log, "send failed: {}", std::io::Error::from_raw_os_error(e));
-                        close(c);
                     }
                     uring::Wrote::Unknown => {
                         log!(NGX_LOG_ERR, (*c).log, "send failed: the batched write's outcome is unknown, closing");
@@ -2338,9 +2349,6 @@ unsafe fn flush_all() {
         }
     });
 }
-
-const EAGAIN: i32 = 11;
-const EINTR: i32 = 4;
 
 /// Milliseconds from now to the next multiple of `period` on the worker's clock (1 to
 /// `period`). The worker's periodic work is put on this grid so that it falls due in the
@@ -2362,8 +2370,8 @@ unsafe fn flush(c: *mut ngx_connection_t) -> bool {
     while !conn.out.is_empty() {
         let mut slices = [IoSlice::new(&[]); IOV_PER_WRITE];
         let mut n = 0;
-        for (i, b) in conn.out.iter().take(slices.len()).enumerate() {
-            slices[i] = IoSlice::new(if i == 0 { &b[conn.sent..] } else { &b[..] });
+        for (slot, b) in slices.iter_mut().zip(conn.pending()) {
+            *slot = IoSlice::new(b);
             n += 1;
         }
         match sock.write_vectored(&slices[..n]) {
