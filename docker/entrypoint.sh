@@ -14,6 +14,9 @@
 #   WHIP_CANDIDATE         the IP address WebRTC clients reach the host on (the address
 #                          put in WHIP answers; default: the address the client used)
 #   WHIP_UDP_PORT          WHIP's one UDP port (default: WHIP_PORT, 8889)
+#   DRAIN_TIMEOUT          on `docker stop`, how long live publishers may go on before
+#                          they are closed cleanly (drain_timeout; default 5s, "off": until
+#                          they leave; keep it under the stop grace period)
 #
 # `entrypoint.sh render` only writes the configuration (the tests use it; paths and ports
 # can then be moved with NGX_CONF_DIR, HLS_DIR, RECORD_DIR, WWW_DIR, MODULE, RTMP_PORT,
@@ -47,6 +50,8 @@ WHIP_CANDIDATE=${WHIP_CANDIDATE:-}
 NGINX_USER=${NGINX_USER:-www-data}
 
 validation=$(bool STREAM_KEY_VALIDATION true)
+drain=${DRAIN_TIMEOUT:-5s}
+[[ $drain =~ ^([0-9]{1,6}(ms|s)?|off)$ ]] || die "DRAIN_TIMEOUT must be a time such as 5s or 500ms, or off, not \"$drain\""
 recording=$(bool RECORDING_ENABLED false)
 max=${MAX_CONNECTIONS:-1000}
 # (at most 7 digits, read as decimal even with leading zeros)
@@ -109,7 +114,7 @@ fi
 
 cat >"$CONF_DIR/nginx.conf" <<CONF
 # Rendered by the ngx-rtmp-rs entrypoint from the container's environment:
-#   STREAM_KEY_VALIDATION=$validation RECORDING_ENABLED=$recording MAX_CONNECTIONS=$max
+#   STREAM_KEY_VALIDATION=$validation RECORDING_ENABLED=$recording MAX_CONNECTIONS=$max DRAIN_TIMEOUT=$drain
 load_module $MODULE;
 
 user $NGINX_USER;
@@ -123,6 +128,7 @@ events {
 
 rtmp {
     max_connections $max;
+    drain_timeout $drain;
     server {
         listen $RTMP_PORT;
         chunk_size 4096;

@@ -2,8 +2,9 @@
 # The one script that installs, builds, runs and tests ngx-rtmp-rs.
 # README, CI (.ci/run) and the Dockerfile all call it, so the steps live here only.
 #
-#   scripts/setup.sh deps    install Debian packages (and Rust, if cargo is missing)
-#   scripts/setup.sh build   deps + nginx build tree + cargo build --release
+#   scripts/setup.sh deps    install Debian packages for building and testing, and Rust
+#   scripts/setup.sh build-deps   only what building needs (the Docker image's build stage)
+#   scripts/setup.sh build   build-deps + nginx build tree + cargo build --release
 #   scripts/setup.sh run     build, then nginx in the foreground with nginx-conf/nginx.conf
 #   scripts/setup.sh test    build, then cargo test and prove -r t/
 #
@@ -25,7 +26,8 @@ BUILD_PKGS=(nginx nginx-dev libclang-dev libpcre2-dev libssl-dev zlib1g-dev
 TEST_PKGS=(ffmpeg rtmpdump perl procps gstreamer1.0-tools gstreamer1.0-plugins-good
            gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav chromium
            python3 python3-prometheus-client python3-gi gir1.2-gst-plugins-bad-1.0
-           gir1.2-gst-plugins-base-1.0 gstreamer1.0-nice iproute2 util-linux python3-seccomp)
+           gir1.2-gst-plugins-base-1.0 gstreamer1.0-nice iproute2 util-linux python3-seccomp
+           openssl docker.io docker-compose debootstrap)
 
 # hls.js for the player page (nginx-conf/www/player.html): fetched from the npm registry
 # at build time, pinned and checked, served by nginx (never from a CDN at run time).
@@ -49,13 +51,25 @@ install_pkgs() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# The Rust the crate needs (Cargo.toml's rust-version).
+RUST_MIN=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml")
+
+rust_ok() {
+    local v
+    v=$(cargo --version 2>/dev/null | awk '{print $2}') || return 1
+    [ -n "$v" ] && [ "$(printf '%s\n%s\n' "$RUST_MIN" "${v%%-*}" | sort -V | head -n 1)" = "$RUST_MIN" ]
+}
+
+# Rust from Debian: Debian 12's rustc and cargo (1.63) are too old for the ngx crate, but
+# it packages a current one as rustc-web and cargo-web (/usr/bin/rustc, /usr/bin/cargo).
+# A cargo already on the PATH (rustup's, say) that is new enough is used as it is.
 install_rust() {
     [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
-    command -v cargo >/dev/null && return 0
-    # Debian 12's own rustc (1.63) is too old for the ngx crate; use rustup.
-    log "installing the Rust toolchain with rustup"
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-    . "$HOME/.cargo/env"
+    rust_ok && return 0
+    log "installing Rust from Debian (rustc-web, cargo-web)"
+    install_pkgs rustc-web cargo-web
+    hash -r
+    rust_ok || { log "cargo $(cargo --version 2>/dev/null) is older than $RUST_MIN (Cargo.toml's rust-version)"; exit 1; }
 }
 
 deps() {
@@ -123,6 +137,9 @@ case "${1:-build}" in
 deps)
     deps "${TEST_PKGS[@]}"
     ;;
+build-deps)
+    deps
+    ;;
 build)
     build
     ;;
@@ -151,7 +168,7 @@ test)
     prove -r t/
     ;;
 *)
-    echo "usage: $0 deps|build|run|test" >&2
+    echo "usage: $0 deps|build-deps|build|run|test" >&2
     exit 2
     ;;
 esac

@@ -84,6 +84,8 @@ my @valid = (
     [app    => 'live on; meta copy; wait_key on; wait_video on; publish_notify on; idle_streams off;'],
     [app    => 'play_restart on; interleave on; drop_idle_publisher 10s; sync 10ms; buffer 1s;'],
     [main   => 'live off; meta off; stream_buckets 1024; gop_cache off; merge_writes 100ms; merge_reads off;'],
+    [main   => 'drain_timeout 2s;'],
+    [main   => 'drain_timeout off;'],
     [server => 'gop_cache on; merge_writes 0; merge_reads 100ms;'],
     [app    => 'live on; merge_reads auto;'],
     [app    => 'hls on; hls_path /tmp/hls; hls_fragment 3; hls_playlist_length 60; hls_max_fragment 30s;'],
@@ -194,6 +196,8 @@ rejects("http { rtmp { } }", qr/"rtmp" directive is not allowed here/, 'rtmp ins
 rejects("chunk_size 4096;", qr/"chunk_size" directive is not allowed here/, 'chunk_size outside rtmp {}');
 rejects(rtmp_conf(server => 'chunk_size 4096; chunk_size 8192;', main => '', app => ''), qr/"chunk_size" directive is duplicate/, 'duplicate chunk_size');
 rejects(rtmp_conf(main => 'max_connections 5;', app => 'max_connections 6;', server => ''), qr/"max_connections" directive is duplicate/, 'max_connections twice (it is global)');
+rejects(rtmp_conf(main => 'drain_timeout soon;', app => '', server => ''), qr/invalid value "soon" in "drain_timeout" directive/, 'drain_timeout soon');
+rejects(rtmp_conf(server => 'drain_timeout 1s;', main => '', app => ''), qr/"drain_timeout" directive is not allowed here/, 'drain_timeout in a server (it is for the whole rtmp block)');
 rejects(rtmp_conf(server => 'listen 127.0.0.1:%%PORT_RTMP%%;', main => '', app => ''), qr/duplicate "listen 127\.0\.0\.1:\d+"/, 'the same listen twice');
 rejects(rtmp_conf(server => 'listen %%PORT_RTMP%%;', main => '', app => ''), qr/conflicting "listen \d+"/, 'a wildcard listen over a specific one');
 rejects(<<'CONF', qr/duplicate "listen 127\.0\.0\.1:\d+".* \(in server #1\)/, 'the same listen in two servers');

@@ -112,6 +112,7 @@ system('cp', '-r', Test::Nginx::RTMP::root() . '/nginx-conf/www', "$pd/pages") =
 system('chmod', '-R', 'a+rX', "$pd/pages") == 0 or die 'chmod failed';
 $conf =~ s{/usr/share/ngx-rtmp-rs/www}{%%DIR%%/pages}g;
 $conf =~ s{listen 1935;}{listen 127.0.0.1:%%PORT_RTMP%%;};
+$conf =~ s{listen 127\.0\.0\.1:8888;}{listen 127.0.0.1:%%PORT_HEALTH%%;};
 $conf =~ s{listen 80;}{listen 127.0.0.1:%%PORT_PLAIN%%;};
 $conf =~ s{listen \[::\]:80;}{listen [::1]:%%PORT_PLAIN%%;};
 $conf =~ s{listen 443 ssl http2;}{listen 127.0.0.1:%%PORT_TLS%% ssl http2;};
@@ -130,6 +131,7 @@ my $limited = grep { $_ eq '429' } @codes;
 ok($limited > 0 && $limited < 100, "  limit_req answers a flood with 429 ($limited of 100 requests)");
 like(scalar qx{curl -sk -o /dev/null -D - -X OPTIONS $https/key/whip}, qr{^HTTP/2 204.*^accept-post: application/sdp}ms, '  the WHIP endpoint answers over HTTPS');
 like(head("$https/publish.html", '-k'), qr{^HTTP/\S+ 200}, '  and serves the publish page');
+is(scalar qx{curl -s http://127.0.0.1:@{[ $p->port('HEALTH') ]}/healthz}, "ok\n", '  its health check answers on loopback (the Docker image asks it)');
 ok($p->stop, '  and stops');
 
 done_testing;

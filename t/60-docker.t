@@ -91,6 +91,7 @@ for (
     [STREAM_KEYS_FILE => '/nonexistent', qr/STREAM_KEYS_FILE \/nonexistent cannot be read/],
     [WHIP_CANDIDATE => 'host.example; x', qr/WHIP_CANDIDATE must be an IP address/],
     [WHIP_UDP_PORT => '70000', qr/WHIP_UDP_PORT must be a port number/],
+    [DRAIN_TIMEOUT => 'soon', qr/DRAIN_TIMEOUT must be a time such as 5s or 500ms, or off, not "soon"/],
 ) {
     my ($var, $value, $want) = @$_;
     my ($rc, $out) = render("bad_$var", STREAM_KEY_VALIDATION => 'true', STREAM_KEYS => 'k', $var => $value);
@@ -146,6 +147,9 @@ is("@missing", '', 'every file the Dockerfile copies from the repository exists 
 my ($build_stage) = $dockerfile =~ /^FROM \S+ AS build\n(.*?)^FROM /ms;
 like($build_stage, qr{^RUN \./scripts/setup\.sh build$}m, 'its build stage runs ./scripts/setup.sh build');
 like(slurp("$root/README.md"), qr{\./scripts/setup\.sh run}, '  the script the README\'s set-up runs');
+like($dockerfile, qr{^COPY \.cargo/ \.cargo/$}m, '  with .cargo/config.toml, which points nginx-sys at the nginx build tree');
+unlike($dockerfile . slurp("$root/scripts/setup.sh"), qr{curl[^\n]*\|\s*(ba)?sh|rustup\.rs}, '  Rust from Debian\'s packages, nothing piped into a shell');
+like(slurp("$root/scripts/setup.sh"), qr{install_pkgs rustc-web cargo-web}, '  (rustc-web and cargo-web)');
 like(slurp("$root/scripts/setup.sh"), qr{module: \$ROOT/target/release/libngx_rtmp_rs\.so}, '  which builds the module the image copies');
 my @from_build = $dockerfile =~ /^COPY --from=build \/src\/(\S+)/mg;
 ok(!grep({ !m{^(target/release/libngx_rtmp_rs\.so|nginx-conf/.*)$} } @from_build), '  and the image copies only what that stage has');
@@ -153,10 +157,30 @@ like($dockerfile, qr/^STOPSIGNAL SIGQUIT$/m, 'docker stop is a graceful quit');
 like($dockerfile, qr/^HEALTHCHECK .*8888\/healthz/m, 'a health check on the HTTP port');
 like($dockerfile, qr/^EXPOSE 1935 8888 8889 8889\/udp$/m, 'ports 1935, 8888, 8889 and 8889/udp (WHIP media)');
 my $compose = slurp("$root/docker-compose.yml");
-for my $want ('"1935:1935"', '"8888:8888"', '"8889:8889"', './hls:/var/www/html/hls', './recordings:/recordings',
-    'STREAM_KEY_VALIDATION: "true"', 'RECORDING_ENABLED: "false"', 'MAX_CONNECTIONS: "1000"') {
+for my $want ('"${RTMP_PORT:-1935}:1935"', '"${HTTP_PORT:-8888}:8888"', '"${WHIP_PORT:-8889}:8889"',
+    '${HLS_VOLUME:-./hls}:/var/www/html/hls', '${RECORDINGS_VOLUME:-./recordings}:/recordings',
+    'STREAM_KEY_VALIDATION: "${STREAM_KEY_VALIDATION:-true}"', 'RECORDING_ENABLED: "${RECORDING_ENABLED:-false}"',
+    'MAX_CONNECTIONS: "${MAX_CONNECTIONS:-1000}"', 'DRAIN_TIMEOUT: "${DRAIN_TIMEOUT:-5s}"') {
     like($compose, qr/\Q$want\E/, "docker-compose.yml: $want");
 }
-like(slurp("$root/docker-compose.prod.yml"), qr/restart: unless-stopped/, 'docker-compose.prod.yml restarts the service');
+# Every variable of the entrypoint is settable from the shell or an .env file.
+my @entry_vars = slurp($entrypoint) =~ /^#   ([A-Z_]+) {2,}/mg;
+ok(@entry_vars >= 9, 'the entrypoint documents its variables (' . scalar(@entry_vars) . ')');
+for my $var (@entry_vars) {
+    like($compose, qr/^\s+\Q$var\E: "\$\{\Q$var\E:-[^}]*\}"$/m, "  $var is passed from the shell (\${$var:-default})");
+}
+my @hard = grep { !/\$\{/ } $compose =~ /^\s+[A-Z_]+: (.*)$/mg;
+is("@hard", '', '  no value in the compose file is fixed');
+like($compose, qr/^\s+stop_grace_period: \$\{STOP_GRACE_PERIOD:-15s\}$/m, '  its stop grace period leaves room for DRAIN_TIMEOUT');
+my $readme = slurp("$root/README.md");
+for my $var (@entry_vars, qw(RTMP_PORT HTTP_PORT WHIP_PORT HLS_VOLUME RECORDINGS_VOLUME STOP_GRACE_PERIOD IMAGE)) {
+    like($readme, qr/^\| `\Q$var\E` \|/m, "  the README's table has $var");
+}
+my $gitignore = slurp("$root/.gitignore");
+ok($gitignore =~ m{^/hls/\n}m && $gitignore =~ m{^/recordings/\n}m, 'what docker-compose up writes (hls/, recordings/) is ignored by git');
+my $prod = slurp("$root/docker-compose.prod.yml");
+like($prod, qr/restart: unless-stopped/, 'docker-compose.prod.yml restarts the service');
+like($prod, qr{healthcheck:\s+test: \["CMD", "curl", "-fsS", "http://127\.0\.0\.1:8888/healthz"\]}, '  its health check asks what nginx-production.conf serves');
+like(slurp("$root/nginx-conf/nginx-production.conf"), qr{listen 127\.0\.0\.1:8888;\s+location = /healthz}, '  (nginx-production.conf: /healthz on 127.0.0.1:8888)');
 
 done_testing;

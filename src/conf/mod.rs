@@ -241,6 +241,19 @@ pub struct Rtmp {
     pub servers: Vec<Server>,
     /// `max_connections`: one value for the whole module, wherever it is written.
     pub max_connections: Option<u64>,
+    /// `drain_timeout`: how long live publishers may go on once nginx quits (ms; `off`:
+    /// for as long as they publish). Unset: [`DRAIN_TIMEOUT`].
+    pub drain_timeout: Option<Option<u64>>,
+}
+
+/// `drain_timeout`'s default: well under Docker's 10 s grace period for `docker stop`.
+pub const DRAIN_TIMEOUT: u64 = 5000;
+
+impl Rtmp {
+    /// How long live publishers may go on once nginx quits (None: until they leave).
+    pub fn drain_timeout(&self) -> Option<u64> {
+        self.drain_timeout.unwrap_or(Some(DRAIN_TIMEOUT))
+    }
 }
 
 /// A server ready to run: resolved settings, its listens and applications.
@@ -388,6 +401,16 @@ impl Rtmp {
                     return Err(dup());
                 }
                 self.max_connections = Some(v);
+            }
+            "drain_timeout" => {
+                let v = match arg {
+                    "off" => None,
+                    _ => Some(parse_msec(arg).ok_or_else(|| invalid(name, arg, "it must be a time or \"off\""))?),
+                };
+                if self.drain_timeout.is_some() {
+                    return Err(dup());
+                }
+                self.drain_timeout = Some(v);
             }
             "resolver" => {
                 let s = self.settings_mut(pos);
@@ -609,6 +632,20 @@ mod tests {
         for bad in ["meta yes", "merge_writes 2s", "merge_reads 2s", "merge_reads sometimes", "sync x", "stream_buckets 0", "live maybe"] {
             assert!(apply(&mut r, a, bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn drain_timeout() {
+        let mut r = Rtmp::default();
+        assert_eq!(r.drain_timeout(), Some(DRAIN_TIMEOUT), "5 s by default");
+        apply(&mut r, Pos::Main, "drain_timeout 2s").unwrap();
+        assert_eq!(r.drain_timeout(), Some(2000));
+        assert!(apply(&mut r, Pos::Main, "drain_timeout 3s").unwrap_err().contains("\"drain_timeout\" directive is duplicate"));
+        let mut r = Rtmp::default();
+        apply(&mut r, Pos::Main, "drain_timeout off").unwrap();
+        assert_eq!(r.drain_timeout(), None, "off: publishers go on until they leave");
+        let e = apply(&mut Rtmp::default(), Pos::Main, "drain_timeout soon").unwrap_err();
+        assert!(e.contains("invalid value \"soon\" in \"drain_timeout\" directive"), "{e}");
     }
 
     #[test]

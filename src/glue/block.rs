@@ -10,7 +10,7 @@ use ngx::ffi::{
     ngx_pcalloc, ngx_pool_cleanup_add, ngx_shm_zone_t, ngx_str_t, NGX_LOG_EMERG,
 };
 
-use super::{limit, listen, NGX_RTMP_APP_CONF, NGX_RTMP_MAIN_CONF, NGX_RTMP_MODULE, NGX_RTMP_SRV_CONF};
+use super::{listen, shared, NGX_RTMP_APP_CONF, NGX_RTMP_MAIN_CONF, NGX_RTMP_MODULE, NGX_RTMP_SRV_CONF};
 use crate::conf::directives::{Status, DIRECTIVES};
 use crate::conf::{Pos, ResolvedServer, Rtmp};
 
@@ -28,8 +28,8 @@ pub struct RtmpConf {
     /// nginx holds stay valid while the vector grows.
     #[allow(clippy::vec_box)]
     pub listeners: Vec<Box<Listener>>,
-    /// Shared memory holding the module-wide connection count, with `max_connections`.
-    pub limit_zone: *mut ngx_shm_zone_t,
+    /// The module's shared memory (`shared.rs`): the connection count, the generation.
+    pub shared_zone: *mut ngx_shm_zone_t,
     /// HLS settings by server and application (`None`: hls off there).
     pub hls: Vec<Vec<Option<crate::hls::Config>>>,
     /// Directories the `hls_cleanup` sweep keeps tidy, and how long files stay.
@@ -154,9 +154,7 @@ pub unsafe extern "C" fn rtmp_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
         rc.hls = super::hls::resolve(&rc.servers, &prefix);
         rc.hls_sweeps = super::hls::sweeps(&rc.hls);
         rc.records = super::record::resolve(&rc.servers, &prefix);
-        if rc.tree.max_connections.is_some() {
-            rc.limit_zone = limit::add_zone(cf)?;
-        }
+        rc.shared_zone = shared::add_zone(cf)?;
         for (index, server) in rc.servers.iter().enumerate() {
             for l in &server.listens {
                 let listener = Box::new(Listener { conf: rc_ptr, server, index });

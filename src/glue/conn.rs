@@ -29,7 +29,7 @@ use ngx::ffi::{
 
 use super::block::{Listener, RtmpConf};
 use super::record as rec;
-use super::{hls, limit, notify, uring};
+use super::{hls, notify, shared, uring};
 use crate::conf::access::{self, Action};
 use crate::conf::notify::Event as Cb;
 use crate::conf::{auto_merge_reads, Application, Live, Meta, MergeReads, ResolvedServer};
@@ -476,7 +476,7 @@ pub unsafe extern "C" fn init_connection(c: *mut ngx_connection_t) {
 unsafe fn init(c: *mut ngx_connection_t) {
     let listener = &*((*(*c).listening).servers as *const Listener);
     let server = &*listener.server;
-    let zone = (*listener.conf).limit_zone;
+    let zone = (*listener.conf).shared_zone;
     let log = (*c).log;
     (*log).connection = (*c).number;
     (*log).data = c as *mut c_void;
@@ -486,7 +486,7 @@ unsafe fn init(c: *mut ngx_connection_t) {
 
     let limit_zone = match (server.max_connections, zone.is_null()) {
         (Some(max), false) => {
-            if !limit::acquire(zone, max) {
+            if !shared::acquire(zone, max) {
                 log!(NGX_LOG_INFO, log, "max_connections ({max}) reached, closing client");
                 free_connection(c);
                 return;
@@ -545,19 +545,82 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx:
     (*ev).log = (*cycle).log;
     let ctx = (*cycle).conf_ctx as *mut *mut c_void;
     let rc = *ctx.add(super::ngx_rtmp_module.index) as *const RtmpConf;
+    if !rc.is_null() && !(*rc).shared_zone.is_null() {
+        GENERATION.with(|g| g.set(shared::generation((*rc).shared_zone)));
+    }
     hls::init_process(cycle, rc);
     NGX_OK as ngx::ffi::ngx_int_t
 }
 
 pub unsafe extern "C" fn exit_process(_cycle: *mut ngx::ffi::ngx_cycle_t) {
     uring::close();
+    // (A worker of the newest configuration that ends tells the older ones still
+    // finishing that nginx quits: see `drain`.)
+    // (Not nginx's cache loader, which ends on its own.)
+    if ngx::ffi::ngx_process as u32 != ngx::ffi::NGX_PROCESS_WORKER {
+        return;
+    }
+    if let Some(rc) = rtmp_conf().filter(|rc| !rc.shared_zone.is_null()) {
+        shared::quitting(rc.shared_zone, GENERATION.with(|g| g.get()));
+    }
+}
+
+thread_local! {
+    /// The configuration generation this worker started in (`shared.rs`).
+    static GENERATION: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+    /// When this worker saw nginx quit.
+    static QUIT_SEEN: core::cell::Cell<Option<u64>> = const { core::cell::Cell::new(None) };
+}
+
+/// While the worker shuts down, from its 1 s tick: when nginx quits (no newer workers
+/// take over, unlike a reload), live publishers have `drain_timeout` to finish; then they
+/// are closed as if they had left (recordings completed with their `on_record_done`,
+/// `on_publish_done`, players told the stream ended and then closed by the tick), so that
+/// nginx ends in time (`docker stop` waits 10 s). True if it closed some.
+unsafe fn drain(now: u64) -> bool {
+    let Some(rc) = rtmp_conf().filter(|rc| !rc.shared_zone.is_null()) else { return false };
+    if !shared::quitting(rc.shared_zone, GENERATION.with(|g| g.get())) {
+        return false;
+    }
+    let Some(limit) = rc.tree.drain_timeout() else { return false };
+    let publishers = || -> Vec<*mut ngx_connection_t> {
+        WORKER.with(|w| {
+            let w = w.borrow();
+            w.conns
+                .iter()
+                .filter(|&(_, c)| unsafe { (*conn_of(c)).streams.iter().any(|(_, _, role)| *role == Role::Publisher) })
+                .map(|(_, c)| c)
+                .collect()
+        })
+    };
+    let since = match QUIT_SEEN.with(|q| q.get()) {
+        Some(t) => t,
+        None => {
+            QUIT_SEEN.with(|q| q.set(Some(now)));
+            let n = publishers().len();
+            if n > 0 {
+                log!(NGX_LOG_NOTICE, (*ngx::ffi::ngx_cycle).log, "nginx is quitting: {n} live publisher(s) have {limit} ms to finish (drain_timeout)");
+            }
+            now
+        }
+    };
+    if now.saturating_sub(since) < limit {
+        return false;
+    }
+    let publishers = publishers();
+    for &c in &publishers {
+        log!(NGX_LOG_INFO, (*c).log, "closing publisher: nginx is quitting and drain_timeout ({limit} ms) is over");
+        close(c);
+    }
+    !publishers.is_empty()
 }
 
 unsafe extern "C" fn on_exit_watch(ev: *mut ngx_event_t) {
     let r = catch_unwind(AssertUnwindSafe(|| unsafe {
         sample_rates();
         end_idle_pulls(ngx_current_msec as u64);
-        if ngx::ffi::ngx_exiting != 0 {
+        // (Players of a publisher just drained are closed at the next tick, once told.)
+        if ngx::ffi::ngx_exiting != 0 && !drain(ngx_current_msec as u64) {
             let orphans: Vec<*mut ngx_connection_t> = WORKER.with(|w| {
                 let w = w.borrow();
                 w.conns
@@ -2444,7 +2507,7 @@ unsafe fn close(c: *mut ngx_connection_t) {
             }
         }
         if !conn.limit_zone.is_null() {
-            limit::release(conn.limit_zone);
+            shared::release(conn.limit_zone);
         }
     }
     free_connection(c);

@@ -15,10 +15,10 @@ mod block;
 mod conn;
 mod hls;
 mod http;
-mod limit;
 mod listen;
 mod notify;
 mod record;
+mod shared;
 mod uring;
 mod whip;
 

@@ -1,0 +1,87 @@
+//! The module's shared memory, one zone for every worker, kept across reloads:
+//! - `max_connections`: one count of RTMP connections for all workers, as
+//!   nginx-rtmp-module keeps it (connections still served by old workers keep counting);
+//! - the configuration's generation, raised by the master each time it reads the
+//!   configuration, and whether a worker of the newest generation is quitting: a worker
+//!   that shuts down tells from them a reload (new workers took over: its publishers go on
+//!   until they leave) from a quit (nobody takes over: its publishers are drained, then
+//!   closed; `drain_timeout`).
+
+use core::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ngx::ffi::{
+    ngx_conf_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_alloc, ngx_slab_pool_t,
+    ngx_str_t, NGX_ERROR, NGX_OK,
+};
+
+const ZONE_NAME: &str = "ngx_rtmp_rs";
+const ZONE_SIZE: usize = 8 * 4096;
+
+/// What the zone holds.
+#[repr(C)]
+pub struct Shared {
+    connections: AtomicU64,
+    generation: AtomicU64,
+    /// The generation a quit was seen in (0: none).
+    quitting: AtomicU64,
+}
+
+pub unsafe fn add_zone(cf: *mut ngx_conf_t) -> Result<*mut ngx_shm_zone_t, String> {
+    let mut name = ngx_str_t { len: ZONE_NAME.len(), data: ZONE_NAME.as_ptr() as *mut u8 };
+    let tag = &raw mut super::ngx_rtmp_core_module as *mut c_void;
+    let zone = ngx_shared_memory_add(cf, &mut name, ZONE_SIZE, tag);
+    if zone.is_null() {
+        return Err("could not add the module's shared memory zone".into());
+    }
+    (*zone).init = Some(init_zone);
+    Ok(zone)
+}
+
+/// In the master, each time it reads the configuration.
+unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
+    if !old.is_null() {
+        // A reload: keep counting in the existing zone; the new workers are a generation on.
+        (*zone).data = old;
+        (*(old as *const Shared)).generation.fetch_add(1, Ordering::AcqRel);
+        return NGX_OK as ngx_int_t;
+    }
+    let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
+    let shared = ngx_slab_alloc(pool, size_of::<Shared>()) as *mut Shared;
+    if shared.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    shared.write(Shared { connections: AtomicU64::new(0), generation: AtomicU64::new(1), quitting: AtomicU64::new(0) });
+    (*zone).data = shared as *mut c_void;
+    NGX_OK as ngx_int_t
+}
+
+unsafe fn shared<'a>(zone: *mut ngx_shm_zone_t) -> &'a Shared {
+    &*((*zone).data as *const Shared)
+}
+
+/// Takes a connection slot if fewer than `max` are in use.
+pub unsafe fn acquire(zone: *mut ngx_shm_zone_t, max: u64) -> bool {
+    shared(zone).connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok()
+}
+
+pub unsafe fn release(zone: *mut ngx_shm_zone_t) {
+    let _ = shared(zone).connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+}
+
+/// The configuration's generation now (a worker keeps the one it started in).
+pub unsafe fn generation(zone: *mut ngx_shm_zone_t) -> u64 {
+    shared(zone).generation.load(Ordering::Acquire)
+}
+
+/// Whether a worker of generation `mine` that is shutting down is part of a quit (nginx
+/// ends) rather than a reload (newer workers go on). A worker of the newest generation
+/// shutting down is a quit, and says so for the older ones still finishing.
+pub unsafe fn quitting(zone: *mut ngx_shm_zone_t, mine: u64) -> bool {
+    let s = shared(zone);
+    if s.generation.load(Ordering::Acquire) == mine {
+        s.quitting.fetch_max(mine, Ordering::AcqRel);
+        return true;
+    }
+    s.quitting.load(Ordering::Acquire) >= s.generation.load(Ordering::Acquire)
+}
