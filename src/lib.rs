@@ -9,6 +9,7 @@
 pub mod conf;
 pub mod hls;
 pub mod live;
+pub mod media;
 pub mod notify;
 pub mod record;
 pub mod rtmp;

@@ -5,6 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use ngx_rtmp_rs::hls::playlist::Playlist;
 use ngx_rtmp_rs::hls::{Config, Files, Naming, Segmenter, Slicing};
+use ngx_rtmp_rs::media::{Frame, MediaKind};
+use bytes::Bytes;
 use std::io;
 
 #[derive(Default)]
@@ -67,11 +69,8 @@ fuzz_target!(|data: &[u8]| {
         let len = (usize::from(rest[5]) | usize::from(rest[6]) << 8).min(rest.len() - 7);
         let body = &rest[7..7 + len];
         rest = &rest[7 + len..];
-        if kind & 1 == 0 {
-            s.video(ts, body, 0);
-        } else {
-            s.audio(ts, body, 0);
-        }
+        let kind = if kind & 1 == 0 { MediaKind::Video } else { MediaKind::Audio };
+        s.frame(&Frame::parse(kind, ts, Bytes::copy_from_slice(body)), 0);
         let _ = s.take_notices();
     }
     s.finish();

@@ -8,7 +8,7 @@ use std::io;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use ngx_rtmp_rs::record::{flv, Config, Files, Now, Recorder};
-use ngx_rtmp_rs::rtmp::message::MediaKind;
+use ngx_rtmp_rs::media::{Frame, MediaKind};
 
 #[derive(Default)]
 struct Mem {
@@ -104,7 +104,7 @@ fuzz_target!(|data: &[u8]| {
         let len = (rest[3] as usize % 48).min(rest.len() - 4);
         let body = Bytes::copy_from_slice(&rest[4..4 + len]);
         clock += 40;
-        r.media(kind, ts, &body, &Now { ms: clock, unix: clock as i64 / 1000, ..Now::default() });
+        r.frame(&Frame::parse(kind, ts, body), &Now { ms: clock, unix: clock as i64 / 1000, ..Now::default() });
         rest = &rest[4 + len..];
     }
     r.finish();

@@ -1110,7 +1110,7 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                 conn.last_media = ngx_current_msec;
             }
             let settings = conn.hub_settings();
-            let frame = Frame { kind, timestamp, payload, keyframe: false };
+            let frame = Frame::parse(kind, timestamp, payload);
             let mut out = Vec::new();
             let second_audio = WORKER.with(|w| {
                 let mut w = w.borrow_mut();
@@ -1118,7 +1118,7 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                 // A stream with its audio twice (a WHIP publisher's AAC and Opus): the
                 // Enhanced RTMP track is for the players that asked for it, not for HLS,
                 // recordings or the statistics.
-                kind == MediaKind::Audio && msg::is_ex_audio(&frame.payload) && w.hub.two_audio_tracks(key)
+                kind == MediaKind::Audio && frame.ex && w.hub.two_audio_tracks(key)
             });
             apply(c, out);
             if second_audio {
@@ -1127,14 +1127,8 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
             let (mut keyframe_due, mut settled) = (false, false);
             if let Some((_, seg)) = conn.hls.iter_mut().find(|(m, _)| *m == msid) {
                 let was_settled = seg.settled();
-                match kind {
-                    MediaKind::Video => {
-                        seg.video(timestamp, &frame.payload, hls::now_ms());
-                        keyframe_due = seg.keyframe_due();
-                    }
-                    MediaKind::Audio => seg.audio(timestamp, &frame.payload, hls::now_ms()),
-                    MediaKind::Data => {}
-                }
+                seg.frame(&frame, hls::now_ms());
+                keyframe_due = kind == MediaKind::Video && seg.keyframe_due();
                 hls::log_notices((*c).log, seg);
                 settled = !was_settled && seg.settled();
             }
@@ -1147,8 +1141,8 @@ unsafe fn handle_event(c: *mut ngx_connection_t, ev: Event) {
                 let key = key.clone();
                 ask_keyframe(c, &key, false);
             }
-            record_media(c, msid, kind, timestamp, &frame.payload);
-            count_media(c, msid, kind, timestamp, &frame.payload);
+            record_media(c, msid, &frame);
+            count_media(c, msid, &frame);
         }
         Event::CloseStream { msid } => end_stream(c, msid),
         Event::Pause { msid, pause } => {
@@ -1725,31 +1719,25 @@ unsafe fn end_stream(c: *mut ngx_connection_t, msid: u32) {
 }
 
 /// Counts a publisher's media for `/stat` and takes codec details from it.
-unsafe fn count_media(c: *mut ngx_connection_t, msid: u32, kind: MediaKind, timestamp: u32, payload: &Bytes) {
+unsafe fn count_media(c: *mut ngx_connection_t, msid: u32, f: &Frame) {
     let conn = &mut *conn_of(c);
     let Some(p) = conn.pubs.iter_mut().find(|p| p.msid == msid) else { return };
-    p.bytes += payload.len() as u64;
-    match kind {
+    let len = f.payload.len() as u64;
+    p.bytes += len;
+    match f.kind {
         MediaKind::Video => {
-            p.video += payload.len() as u64;
-            p.video_ts = timestamp;
+            p.video += len;
+            p.video_ts = f.timestamp;
             p.active = true;
-            let (_, header, _) = crate::record::flv::video_kind(payload);
-            if header || p.codec.video_codec.is_empty() {
-                p.codec.video(payload);
-            }
         }
         MediaKind::Audio => {
-            p.audio += payload.len() as u64;
-            p.audio_ts = timestamp;
+            p.audio += len;
+            p.audio_ts = f.timestamp;
             p.active = true;
-            let (header, _) = crate::record::flv::audio_kind(payload);
-            if header || p.codec.audio_codec.is_empty() {
-                p.codec.audio(payload);
-            }
         }
-        MediaKind::Data => p.codec.metadata(payload),
+        MediaKind::Data => {}
     }
+    p.codec.frame(f);
 }
 
 /// Once a second: the samples the `/stat` rates are computed from.
@@ -2079,12 +2067,12 @@ unsafe fn start_record(c: *mut ngx_connection_t, msid: u32, stream: &str, name: 
 }
 
 /// Gives a publisher's audio, video or metadata to its stream's recorders.
-unsafe fn record_media(c: *mut ngx_connection_t, msid: u32, kind: MediaKind, timestamp: u32, payload: &Bytes) {
+unsafe fn record_media(c: *mut ngx_connection_t, msid: u32, f: &Frame) {
     let conn = &mut *conn_of(c);
     let Some(at) = conn.records.iter().position(|(m, _)| *m == msid) else { return };
     let now = rec::now();
     for k in 0..conn.records[at].1.len() {
-        conn.records[at].1[k].r.media(kind, timestamp, payload, &now);
+        conn.records[at].1[k].r.frame(f, &now);
         record_notices(c, msid, at, k);
     }
 }

@@ -3,8 +3,8 @@
 //! segments cut at keyframes, durations measured, playlists replaced atomically and only
 //! complete segments listed.
 //!
-//! The segmenter takes FLV tag bodies and time, and does its file work through the
-//! [`Files`] trait: [`disk::Disk`] in the module, memory in the tests.
+//! The segmenter takes frames (`crate::media::Frame`) and time, and does its file work
+//! through the [`Files`] trait: [`disk::Disk`] in the module, memory in the tests.
 
 pub mod codec;
 pub mod crypt;
@@ -16,7 +16,9 @@ use std::io;
 
 use mpeg2ts::es::StreamType;
 
-use codec::{AacConfig, AudioCodec, AudioTag, VideoCodec, VideoConfig, VideoTag};
+use codec::{Adts, AudioCodec, VideoCodec};
+use crate::media::config::{self, VideoConfig};
+use crate::media::{Codec, Frame, MediaKind, Part};
 use playlist::{Entry, Playlist};
 use ts::{Muxer, Times, Track};
 
@@ -178,7 +180,7 @@ pub struct Segmenter<F: Files> {
     dirs_ready: bool,
 
     video: Option<(VideoCodec, VideoConfig)>,
-    aac: Option<AacConfig>,
+    aac: Option<Adts>,
     audio: Option<AudioCodec>,
     muxer: Muxer,
     clock: Clock,
@@ -365,27 +367,41 @@ impl<F: Files> Segmenter<F> {
         self.cfg.muxdelay * 90
     }
 
-    /// A video tag body with its RTMP timestamp (ms); `now_ms`: wall clock.
-    pub fn video(&mut self, timestamp: u32, body: &[u8], now_ms: i64) {
-        match codec::video_tag(body) {
-            VideoTag::Config(c, rec) => {
+    /// A frame of the stream; `now_ms`: wall clock.
+    pub fn frame(&mut self, f: &Frame, now_ms: i64) {
+        match f.kind {
+            MediaKind::Video => self.on_video(f, now_ms),
+            MediaKind::Audio => self.on_audio(f, now_ms),
+            MediaKind::Data => {}
+        }
+    }
+
+    fn on_video(&mut self, f: &Frame, now_ms: i64) {
+        let c = match f.codec {
+            Codec::Avc => VideoCodec::Avc,
+            Codec::Hevc => VideoCodec::Hevc,
+            _ => return,
+        };
+        match f.part {
+            Part::Header => {
                 let parsed = match c {
-                    VideoCodec::Avc => codec::avc_config(rec),
-                    VideoCodec::Hevc => codec::hevc_config(rec),
+                    VideoCodec::Avc => config::avc(f.data()),
+                    VideoCodec::Hevc => config::hevc(f.data()),
                 };
                 match parsed {
                     Some(cfg) => self.video = Some((c, cfg)),
                     None => self.notice(format!("hls: unusable {c:?} decoder configuration record, video skipped")),
                 }
             }
-            VideoTag::Frame { codec: c, keyframe, cts, data } => {
+            Part::Coded => {
                 let Some((vc, vcfg)) = &self.video else { return };
                 if *vc != c {
                     return;
                 }
+                let (keyframe, timestamp) = (f.keyframe, f.timestamp);
                 let mut scratch = std::mem::take(&mut self.scratch);
                 scratch.clear();
-                let ok = codec::annex_b(c, vcfg, keyframe, data, &mut scratch);
+                let ok = codec::annex_b(c, vcfg, keyframe, f.data(), &mut scratch);
                 if !ok {
                     self.scratch = scratch;
                     self.notice("hls: video frame with bad NAL unit lengths skipped".into());
@@ -401,7 +417,7 @@ impl<F: Files> Segmenter<F> {
                     }
                 }
                 self.last_video_dts = Some(dts);
-                let pts = (dts as i64 + i64::from(cts) * 90).max(0) as u64;
+                let pts = (dts as i64 + i64::from(f.cts) * 90).max(0) as u64;
                 self.update(dts, keyframe, 1, now_ms);
                 if self.open.is_some() {
                     let pcr = (self.muxer.clock() == Track::Video).then_some(dts);
@@ -412,7 +428,7 @@ impl<F: Files> Segmenter<F> {
                 }
                 self.scratch = scratch;
             }
-            VideoTag::Other => {}
+            Part::Other => {}
         }
     }
 
@@ -422,11 +438,16 @@ impl<F: Files> Segmenter<F> {
         self.open.as_ref().is_some_and(|o| self.last_dts.saturating_sub(o.start) >= self.cfg.fragment * 90)
     }
 
-    /// An audio tag body with its RTMP timestamp (ms).
-    pub fn audio(&mut self, timestamp: u32, body: &[u8], now_ms: i64) {
-        let (raw, adts) = match codec::audio_tag(body) {
-            AudioTag::AacConfig(asc) => {
-                match codec::aac_config(asc) {
+    fn on_audio(&mut self, f: &Frame, now_ms: i64) {
+        // (Enhanced RTMP audio, such as a WHIP stream's Opus, is not for TS: its AAC is.)
+        if f.ex || f.part == Part::Other {
+            return;
+        }
+        let timestamp = f.timestamp;
+        let raw = f.data();
+        let adts = match (f.codec, f.part) {
+            (Codec::Aac, Part::Header) => {
+                match config::aac(raw).as_ref().and_then(Adts::new) {
                     Some(c) => {
                         self.aac = Some(c);
                         self.audio = Some(AudioCodec::Aac);
@@ -435,20 +456,20 @@ impl<F: Files> Segmenter<F> {
                 }
                 return;
             }
-            AudioTag::Aac(raw) => match self.aac {
-                Some(c) if self.audio == Some(AudioCodec::Aac) => (raw, Some(c.adts(raw.len()))),
+            (Codec::Aac, _) => match self.aac {
+                Some(c) if self.audio == Some(AudioCodec::Aac) => Some(c.header(raw.len())),
                 _ => return,
             },
-            AudioTag::Mp3(raw) => {
+            (Codec::Mp3, _) => {
                 if self.audio.is_none() {
                     self.audio = Some(AudioCodec::Mp3);
                 }
                 if self.audio != Some(AudioCodec::Mp3) {
                     return;
                 }
-                (raw, None)
+                None
             }
-            AudioTag::Other => return,
+            _ => return,
         };
         let size = raw.len() + adts.map_or(0, |h| h.len());
         if raw.is_empty() || size > self.cfg.audio_buffer_size {

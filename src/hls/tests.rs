@@ -6,6 +6,21 @@ use mpeg2ts::ts::TsPacketReader;
 
 use super::*;
 
+/// Tag bodies in, as a publisher sends them.
+trait Feed {
+    fn video(&mut self, ts: u32, body: &[u8], now_ms: i64);
+    fn audio(&mut self, ts: u32, body: &[u8], now_ms: i64);
+}
+
+impl<F: Files> Feed for Segmenter<F> {
+    fn video(&mut self, ts: u32, body: &[u8], now_ms: i64) {
+        self.frame(&Frame::parse(MediaKind::Video, ts, bytes::Bytes::copy_from_slice(body)), now_ms);
+    }
+    fn audio(&mut self, ts: u32, body: &[u8], now_ms: i64) {
+        self.frame(&Frame::parse(MediaKind::Audio, ts, bytes::Bytes::copy_from_slice(body)), now_ms);
+    }
+}
+
 /// Files in memory, with failures on demand.
 #[derive(Default)]
 struct Mem {

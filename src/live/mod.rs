@@ -12,13 +12,15 @@
 //! others the AAC one; each gets one audio codec.
 
 mod slab;
+pub mod fanout;
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
+pub use crate::media::Frame;
+use crate::media::MediaKind;
 use crate::rtmp::chunk;
-use crate::rtmp::message::{self as msg, MediaKind};
 
 pub use slab::Slab;
 
@@ -53,14 +55,6 @@ impl Out {
             Out::Send(id, _) | Out::Burst(id, _) | Out::Unpublished { conn: id, .. } | Out::Published { conn: id, .. } => *id,
         }
     }
-}
-
-#[derive(Clone, Debug)]
-pub struct Frame {
-    pub kind: MediaKind,
-    pub timestamp: u32,
-    pub payload: Bytes,
-    pub keyframe: bool,
 }
 
 /// A frame kept for new players: the chunked encoding made for the players the stream had
@@ -142,9 +136,9 @@ enum Track {
 }
 
 impl Track {
-    fn of(kind: MediaKind, payload: &[u8]) -> Track {
-        match kind {
-            MediaKind::Audio if msg::is_ex_audio(payload) => Track::Ex,
+    fn of(f: &Frame) -> Track {
+        match f.kind {
+            MediaKind::Audio if f.ex => Track::Ex,
             MediaKind::Audio => Track::Legacy,
             _ => Track::Both,
         }
@@ -358,13 +352,8 @@ impl Hub {
         if s.publisher != Some(conn) {
             return;
         }
-        let info = match frame.kind {
-            MediaKind::Video => msg::video_info(&frame.payload),
-            MediaKind::Audio => msg::audio_info(&frame.payload),
-            MediaKind::Data => msg::TagInfo::default(),
-        };
-        let frame = Frame { keyframe: info.keyframe, ..frame };
-        let track = Track::of(frame.kind, &frame.payload);
+        let header = frame.is_header();
+        let track = Track::of(&frame);
         match track {
             Track::Both if frame.kind == MediaKind::Video => s.has_video = true,
             Track::Legacy => s.legacy_audio = true,
@@ -390,8 +379,8 @@ impl Hub {
                 // Until its first keyframe a player gets codec headers only (and, unless
                 // wait_video, audio).
                 let waits = match frame.kind {
-                    MediaKind::Video => !frame.keyframe && !info.sequence_header,
-                    MediaKind::Audio => settings.wait_video && s.has_video && !info.sequence_header,
+                    MediaKind::Video => !frame.keyframe && !header,
+                    MediaKind::Audio => settings.wait_video && s.has_video && !header,
                     MediaKind::Data => false,
                 };
                 if waits {
@@ -417,9 +406,9 @@ impl Hub {
         };
         match frame.kind {
             MediaKind::Data => s.meta = Some(keep()),
-            MediaKind::Video if info.sequence_header => s.video_header = Some(keep()),
-            MediaKind::Audio if info.sequence_header && track == Track::Ex => s.audio_header_ex = Some(keep()),
-            MediaKind::Audio if info.sequence_header => s.audio_header = Some(keep()),
+            MediaKind::Video if header => s.video_header = Some(keep()),
+            MediaKind::Audio if header && track == Track::Ex => s.audio_header_ex = Some(keep()),
+            MediaKind::Audio if header => s.audio_header = Some(keep()),
             // The GOP cache: restart at each keyframe, append everything else after one.
             _ if settings.gop_cache => {
                 if frame.keyframe {
@@ -450,7 +439,11 @@ mod tests {
 
     fn video(ts: u32, key: bool) -> Frame {
         let b0 = if key { 0x17 } else { 0x27 };
-        Frame { kind: MediaKind::Video, timestamp: ts, payload: Bytes::from(vec![b0, 1, 0, 0, 0, ts as u8]), keyframe: false }
+        Frame::parse(MediaKind::Video, ts, Bytes::from(vec![b0, 1, 0, 0, 0, ts as u8]))
+    }
+
+    fn tag(kind: MediaKind, ts: u32, b: &'static [u8]) -> Frame {
+        Frame::parse(kind, ts, Bytes::from_static(b))
     }
 
     fn sends(out: &[Out], to: ConnId) -> Vec<Bytes> {
@@ -511,9 +504,9 @@ mod tests {
         let mut h = Hub::new();
         let mut out = vec![];
         h.publish(&key("a"), 1, &mut out).unwrap();
-        let meta = Frame { kind: MediaKind::Data, timestamp: 0, payload: Bytes::from_static(b"\x02\x00\x0aonMetaData"), keyframe: false };
-        let avc_header = Frame { kind: MediaKind::Video, timestamp: 0, payload: Bytes::from_static(&[0x17, 0, 0, 0, 0, 1]), keyframe: false };
-        let aac_header = Frame { kind: MediaKind::Audio, timestamp: 0, payload: Bytes::from_static(&[0xaf, 0, 0x12, 0x10]), keyframe: false };
+        let meta = tag(MediaKind::Data, 0, b"\x02\x00\x0aonMetaData");
+        let avc_header = tag(MediaKind::Video, 0, &[0x17, 0, 0, 0, 0, 1]);
+        let aac_header = tag(MediaKind::Audio, 0, &[0xaf, 0, 0x12, 0x10]);
         for f in [meta, avc_header, aac_header, video(0, true), video(40, false), video(80, true), video(120, false)] {
             h.media(&key("a"), 1, f, &s, &mut out);
         }
@@ -575,7 +568,7 @@ mod tests {
         h.media(&key("a"), 1, video(0, true), &s, &mut out);
         h.play(&key("a"), 2, 1, &s, &mut out);
         out.clear();
-        let audio = |ts| Frame { kind: MediaKind::Audio, timestamp: ts, payload: Bytes::from_static(&[0xaf, 1, 9]), keyframe: false };
+        let audio = |ts| tag(MediaKind::Audio, ts, &[0xaf, 1, 9]);
         h.media(&key("a"), 1, audio(10), &s, &mut out);
         assert!(out.is_empty(), "no audio before the player's first keyframe");
         h.media(&key("a"), 1, video(40, true), &s, &mut out);
@@ -603,7 +596,7 @@ mod tests {
         assert_eq!(out.len(), 1);
         h.receive(&key("a"), 2, MediaKind::Audio, false);
         out.clear();
-        let audio = Frame { kind: MediaKind::Audio, timestamp: 130, payload: Bytes::from_static(&[0xaf, 1]), keyframe: false };
+        let audio = tag(MediaKind::Audio, 130, &[0xaf, 1]);
         h.media(&key("a"), 1, audio, &s, &mut out);
         assert!(out.is_empty(), "receiveAudio false");
     }
@@ -614,7 +607,7 @@ mod tests {
         let opus = Settings { opus_audio: true, ..Settings::default() };
         let mut h = Hub::new();
         let mut out = vec![];
-        let audio = |ts: u32, b: &'static [u8]| Frame { kind: MediaKind::Audio, timestamp: ts, payload: Bytes::from_static(b), keyframe: false };
+        let audio = |ts: u32, b: &'static [u8]| tag(MediaKind::Audio, ts, b);
         h.publish(&key("a"), 1, &mut out).unwrap();
         h.play(&key("a"), 2, 1, &s, &mut out);
         h.play(&key("a"), 3, 1, &opus, &mut out);

@@ -68,32 +68,3 @@ pub fn parse_tag_header(h: &[u8; 11]) -> (u8, u32, u32) {
     let ts = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
     (h[0], len, ts)
 }
-
-/// What a video tag body is, for recording: (keyframe, sequence header, codec needs one).
-pub fn video_kind(body: &[u8]) -> (bool, bool, bool) {
-    let Some(&b0) = body.first() else { return (false, false, false) };
-    // A keyframe is a coded frame marked as one (not an end-of-sequence tag, which carries
-    // the keyframe type too).
-    let key = (b0 >> 4) & 0x07 == 1;
-    if b0 & 0x80 != 0 {
-        // Enhanced RTMP: packet type 0 is the sequence start, 1 and 3 coded frames; every
-        // FourCC codec has a sequence start.
-        let packet = b0 & 0x0f;
-        (key && matches!(packet, 1 | 3), packet == 0, true)
-    } else if matches!(b0 & 0x0f, 7 | 12) {
-        // AVC / HEVC: packet type 0 is the sequence header, 1 coded frames.
-        (key && body.get(1) == Some(&1), body.get(1) == Some(&0), true)
-    } else {
-        (key, false, false)
-    }
-}
-
-/// What an audio tag body is: (sequence header, codec needs one).
-pub fn audio_kind(body: &[u8]) -> (bool, bool) {
-    match body.first().map(|b| b >> 4) {
-        Some(10) => (body.get(1) == Some(&0), true),
-        // Enhanced RTMP audio (ExHeader): packet type 0 is the sequence start.
-        Some(9) => (body[0] & 0x0f == 0, true),
-        _ => (false, false),
-    }
-}

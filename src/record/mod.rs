@@ -15,7 +15,7 @@ use std::io;
 
 use bytes::Bytes;
 
-use crate::rtmp::message::MediaKind;
+use crate::media::{Frame, MediaKind};
 
 /// How far after the last tag of a file an appended recording starts (ms).
 pub const APPEND_GAP_MS: u32 = 100;
@@ -398,16 +398,13 @@ impl<F: Files> Recorder<F> {
         }
     }
 
-    /// Audio or video from the publisher.
-    pub fn media(&mut self, kind: MediaKind, timestamp: u32, body: &Bytes, now: &Now) {
-        let (keyframe, header, needs_header) = match kind {
-            MediaKind::Video => flv::video_kind(body),
-            MediaKind::Audio => {
-                let (h, n) = flv::audio_kind(body);
-                (false, h, n)
-            }
-            MediaKind::Data => return self.metadata(body.clone()),
-        };
+    /// Audio, video or metadata from the publisher.
+    pub fn frame(&mut self, f: &Frame, now: &Now) {
+        let (kind, timestamp, body) = (f.kind, f.timestamp, &f.payload);
+        if kind == MediaKind::Data {
+            return self.metadata(body.clone());
+        }
+        let (keyframe, header, needs_header) = (f.keyframe, f.is_header(), f.needs_header());
         if header {
             self.seen_video |= kind == MediaKind::Video;
             let slot = if kind == MediaKind::Video { &mut self.video_header } else { &mut self.audio_header };

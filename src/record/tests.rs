@@ -3,6 +3,17 @@ use std::collections::HashMap;
 use super::*;
 use crate::rtmp::amf::{self, Value};
 
+/// Tag bodies in, as a publisher sends them.
+trait Feed {
+    fn media(&mut self, kind: MediaKind, ts: u32, body: &Bytes, now: &Now);
+}
+
+impl<F: Files> Feed for Recorder<F> {
+    fn media(&mut self, kind: MediaKind, ts: u32, body: &Bytes, now: &Now) {
+        self.frame(&Frame::parse(kind, ts, body.clone()), now);
+    }
+}
+
 /// Files in memory; writes past `fail_after` bytes (in all) fail like a full disk.
 #[derive(Default)]
 struct Mem {

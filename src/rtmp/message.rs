@@ -96,14 +96,7 @@ pub fn on_status(out: &mut BytesMut, msid: u32, level: &str, code: &str, descrip
     );
 }
 
-/// Media kinds carried by RTMP audio, video and data messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MediaKind {
-    Audio,
-    Video,
-    /// Stream metadata (`onMetaData`) and other data messages.
-    Data,
-}
+pub use crate::media::MediaKind;
 
 impl MediaKind {
     pub fn type_id(self) -> u8 {
@@ -121,52 +114,6 @@ impl MediaKind {
             MediaKind::Data => CSID_DATA,
         }
     }
-}
-
-/// What an FLV audio/video tag body says about itself.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TagInfo {
-    /// A codec configuration record (AVC/HEVC decoder config, AAC AudioSpecificConfig,
-    /// Enhanced RTMP SequenceStart): what a decoder needs before any frame.
-    pub sequence_header: bool,
-    /// A video frame that decoding can start from.
-    pub keyframe: bool,
-}
-
-/// Classifies a video tag body, legacy or Enhanced RTMP (`IsExHeader` bit).
-pub fn video_info(body: &[u8]) -> TagInfo {
-    let Some(&b0) = body.first() else { return TagInfo::default() };
-    if b0 & 0x80 != 0 {
-        let frame_type = (b0 >> 4) & 0x07;
-        let packet_type = b0 & 0x0f;
-        // 0: SequenceStart, 5: MPEG2TSSequenceStart; 1/3: coded frames.
-        let seq = packet_type == 0 || packet_type == 5;
-        TagInfo { sequence_header: seq, keyframe: frame_type == 1 && !seq && packet_type != 4 }
-    } else {
-        let frame_type = b0 >> 4;
-        let codec = b0 & 0x0f;
-        // AVC (7) and the legacy HEVC id (12) carry a packet type: 0 = sequence header.
-        let seq = matches!(codec, 7 | 12) && body.get(1) == Some(&0);
-        TagInfo { sequence_header: seq, keyframe: frame_type == 1 && !seq }
-    }
-}
-
-/// Classifies an audio tag body (AAC's AudioSpecificConfig; Enhanced RTMP SequenceStart).
-pub fn audio_info(body: &[u8]) -> TagInfo {
-    let Some(&b0) = body.first() else { return TagInfo::default() };
-    let format = b0 >> 4;
-    let seq = match format {
-        10 => body.get(1) == Some(&0),
-        9 => b0 & 0x0f == 0,
-        _ => false,
-    };
-    TagInfo { sequence_header: seq, keyframe: false }
-}
-
-/// Whether an audio tag body is an Enhanced RTMP one (`SoundFormat` 9, `ExHeader`: a
-/// FourCC codec such as Opus), rather than a legacy codec such as AAC.
-pub fn is_ex_audio(body: &[u8]) -> bool {
-    body.first().is_some_and(|b| b >> 4 == 9)
 }
 
 /// The payload of an `onMetaData` data message for players.
@@ -195,23 +142,6 @@ pub fn known_metadata(payload: &[u8]) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tag_classification() {
-        assert_eq!(video_info(&[0x17, 0]), TagInfo { sequence_header: true, keyframe: false });
-        assert_eq!(video_info(&[0x17, 1]), TagInfo { sequence_header: false, keyframe: true });
-        assert_eq!(video_info(&[0x27, 1]), TagInfo::default());
-        // Enhanced RTMP: IsExHeader | keyframe | SequenceStart, FourCC hvc1.
-        assert_eq!(video_info(b"\x90hvc1"), TagInfo { sequence_header: true, keyframe: false });
-        assert_eq!(video_info(b"\x91hvc1"), TagInfo { sequence_header: false, keyframe: true });
-        assert_eq!(video_info(b"\x93av01"), TagInfo { sequence_header: false, keyframe: true });
-        assert_eq!(video_info(b"\xa1vp09"), TagInfo::default());
-        assert_eq!(audio_info(&[0xaf, 0]), TagInfo { sequence_header: true, keyframe: false });
-        assert_eq!(audio_info(&[0xaf, 1]), TagInfo::default());
-        assert_eq!(audio_info(b"\x90Opus"), TagInfo { sequence_header: true, keyframe: false });
-        assert_eq!(audio_info(&[0x2f]), TagInfo::default(), "MP3 has no header");
-        assert_eq!(video_info(&[]), TagInfo::default());
-    }
 
     #[test]
     fn meta_on_keeps_known_fields() {

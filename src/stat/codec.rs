@@ -3,6 +3,8 @@
 //! channels and sample rate from the AudioSpecificConfig, and the picture size and frame
 //! rate from the publisher's metadata.
 
+use crate::media::config;
+use crate::media::{Codec as MediaCodec, Frame, MediaKind};
 use crate::rtmp::amf::{self, Value};
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -21,113 +23,47 @@ pub struct Codec {
     pub sample_rate: u64,
 }
 
-/// nginx-rtmp-module's names by FLV codec id.
-const VIDEO_NAMES: [&str; 13] =
-    ["", "Jpeg", "Sorenson-H263", "Screen", "On2-VP6", "On2-VP6-Alpha", "ScreenVideo2", "H264", "", "", "", "", "H265"];
-const AUDIO_NAMES: [&str; 17] = [
-    "Uncompressed", "ADPCM", "MP3", "LinearLE", "Nellymoser16", "Nellymoser8", "Nellymoser", "G711A", "G711U", "",
-    "AAC", "Speex", "", "", "MP3-8K", "DeviceSpecific", "Uncompressed",
-];
-
-fn avc_profile(p: u8) -> &'static str {
-    match p {
-        66 => "Baseline",
-        77 => "Main",
-        88 => "Extended",
-        100 => "High",
-        110 => "High 10",
-        122 => "High 4:2:2",
-        144 | 244 => "High 4:4:4",
-        _ => "",
-    }
-}
-
 impl Codec {
-    /// Takes what a video tag says (codec; from a sequence header, profile and level).
-    pub fn video(&mut self, body: &[u8]) {
-        let Some(&b0) = body.first() else { return };
-        if b0 & 0x80 != 0 {
-            let Some(fourcc) = body.get(1..5) else { return };
-            self.video_codec = match fourcc {
-                b"avc1" => "H264",
-                b"hvc1" => "H265",
-                b"av01" => "AV1",
-                b"vp09" => "VP9",
-                _ => "",
+    /// Takes what a frame says: the codec's name (from any frame while none is known, then
+    /// from codec headers: a codec change), and, from a header, the profile and level
+    /// (video) or the profile, channels and sample rate (AAC). Legacy sound formats say
+    /// their rate and channels in every tag.
+    pub fn frame(&mut self, f: &Frame) {
+        match f.kind {
+            MediaKind::Video => {
+                if f.is_header() || self.video_codec.is_empty() {
+                    self.video_codec = f.codec_name().to_owned();
+                }
+                if f.is_header() {
+                    let hevc = match f.codec {
+                        MediaCodec::Avc => false,
+                        MediaCodec::Hevc => true,
+                        _ => return,
+                    };
+                    if let Some((profile, compat, level)) = config::video_profile(hevc, f.data()) {
+                        self.video_profile = profile.to_owned();
+                        self.compat = u64::from(compat);
+                        self.level = level;
+                    }
+                }
             }
-            .to_owned();
-            if b0 & 0x0f == 0 {
-                self.config(fourcc == b"avc1", fourcc == b"hvc1", &body[5..]);
+            MediaKind::Audio => {
+                if !(f.is_header() || self.audio_codec.is_empty()) {
+                    return;
+                }
+                self.audio_codec = f.codec_name().to_owned();
+                if let Some((rate, channels)) = f.flv_sound() {
+                    self.sample_rate = u64::from(rate);
+                    self.channels = u64::from(channels);
+                } else if f.is_header() && f.codec == MediaCodec::Aac && !f.ex {
+                    if let Some(asc) = config::aac(f.data()) {
+                        self.audio_profile = asc.profile_name().to_owned();
+                        self.channels = u64::from(asc.channels);
+                        self.sample_rate = u64::from(asc.sample_rate());
+                    }
+                }
             }
-            return;
-        }
-        let id = (b0 & 0x0f) as usize;
-        self.video_codec = VIDEO_NAMES.get(id).copied().unwrap_or("").to_owned();
-        if matches!(id, 7 | 12) && body.get(1) == Some(&0) && body.len() > 5 {
-            self.config(id == 7, id == 12, &body[5..]);
-        }
-    }
-
-    fn config(&mut self, avc: bool, hevc: bool, rec: &[u8]) {
-        if avc && rec.len() >= 4 {
-            self.video_profile = avc_profile(rec[1]).to_owned();
-            self.compat = rec[2] as u64;
-            self.level = format!("{:.1}", rec[3] as f64 / 10.0);
-        } else if hevc && rec.len() >= 13 {
-            self.video_profile = match rec[1] & 0x1f {
-                1 => "Main",
-                2 => "Main 10",
-                3 => "Main Still Picture",
-                _ => "",
-            }
-            .to_owned();
-            self.compat = 0;
-            self.level = format!("{:.1}", rec[12] as f64 / 30.0);
-        }
-    }
-
-    /// Takes what an audio tag says (codec; from an AAC sequence header, the details).
-    pub fn audio(&mut self, body: &[u8]) {
-        let Some(&b0) = body.first() else { return };
-        let format = (b0 >> 4) as usize;
-        if format == 9 {
-            // Enhanced RTMP audio: the FourCC follows.
-            self.audio_codec = match body.get(1..5) {
-                Some(b"Opus") => "Opus",
-                Some(b"fLaC") => "FLAC",
-                Some(b"ac-3") => "AC3",
-                Some(b"ec-3") => "EAC3",
-                Some(b".mp3") => "MP3",
-                Some(b"mp4a") => "AAC",
-                _ => "",
-            }
-            .to_owned();
-            return;
-        }
-        self.audio_codec = AUDIO_NAMES.get(format).copied().unwrap_or("").to_owned();
-        if format != 10 {
-            self.channels = if b0 & 1 != 0 { 2 } else { 1 };
-            self.sample_rate = [5512, 11025, 22050, 44100][((b0 >> 2) & 3) as usize];
-            return;
-        }
-        if body.get(1) == Some(&0) && body.len() >= 4 {
-            let asc = &body[2..];
-            let object = asc[0] >> 3;
-            let index = ((asc[0] & 7) << 1 | asc[1] >> 7) as usize;
-            let channels = (asc[1] >> 3) & 0x0f;
-            const RATES: [u64; 13] = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
-            self.audio_profile = match object {
-                1 => "Main",
-                2 => "LC",
-                3 => "SSR",
-                4 => "LTP",
-                5 => "HE",
-                29 => "HEv2",
-                _ => "",
-            }
-            .to_owned();
-            self.channels = channels as u64;
-            self.sample_rate = RATES.get(index).copied().unwrap_or(0);
+            MediaKind::Data => self.metadata(&f.payload),
         }
     }
 

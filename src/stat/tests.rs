@@ -136,27 +136,37 @@ fn json_and_prometheus_carry_the_numbers() {
 
 #[test]
 fn codec_details() {
+    use crate::media::{Frame, MediaKind};
+    let tag = |c: &mut Codec, kind, b: &[u8]| c.frame(&Frame::parse(kind, 0, bytes::Bytes::copy_from_slice(b)));
+    let (video, audio) = (MediaKind::Video, MediaKind::Audio);
     let mut c = Codec::default();
-    c.video(&[0x17, 0, 0, 0, 0, 1, 100, 0, 30, 0xff]);
-    c.audio(&[0xaf, 0, 0x12, 0x10]);
+    tag(&mut c, video, &[0x17, 0, 0, 0, 0, 1, 100, 0, 30, 0xff]);
+    tag(&mut c, audio, &[0xaf, 0, 0x12, 0x10]);
     let meta = crate::rtmp::amf::encode(&[
         crate::rtmp::amf::Value::str("onMetaData"),
         crate::rtmp::amf::Value::object(&[("width", crate::rtmp::amf::Value::Number(640.0)), ("framerate", crate::rtmp::amf::Value::Number(29.97))]),
     ]);
-    c.metadata(&meta);
+    tag(&mut c, MediaKind::Data, &meta);
     assert_eq!((c.video_codec.as_str(), c.video_profile.as_str(), c.level.as_str(), c.compat), ("H264", "High", "3.0", 0));
     assert_eq!((c.audio_codec.as_str(), c.audio_profile.as_str(), c.channels, c.sample_rate), ("AAC", "LC", 2, 44100));
     assert_eq!((c.width, c.frame_rate), (640, 30));
+    // Frames after the headers leave the details as they are.
+    tag(&mut c, video, &[0x27, 1, 0, 0, 0, 9]);
+    tag(&mut c, audio, &[0xaf, 1, 9]);
+    assert_eq!((c.video_profile.as_str(), c.audio_profile.as_str()), ("High", "LC"));
     let mut h = Codec::default();
-    h.video(&[0x90, b'h', b'v', b'c', b'1', 1, 1, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 93]);
+    tag(&mut h, video, &[0x90, b'h', b'v', b'c', b'1', 1, 1, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 93]);
     assert_eq!((h.video_codec.as_str(), h.video_profile.as_str(), h.level.as_str()), ("H265", "Main", "3.1"));
     let mut m = Codec::default();
-    m.audio(&[0x2f, 1, 2]);
+    tag(&mut m, audio, &[0x2f, 1, 2]);
     assert_eq!((m.audio_codec.as_str(), m.channels, m.sample_rate), ("MP3", 2, 44100));
+    let mut o = Codec::default();
+    tag(&mut o, audio, b"\x90OpusOpusHead");
+    assert_eq!((o.audio_codec.as_str(), o.channels), ("Opus", 0));
     for garbage in [&[][..], &[0x17], &[0x17, 0, 0, 0, 0, 1], &[0xaf, 0], &[0x90, b'x']] {
-        Codec::default().video(garbage);
-        Codec::default().audio(garbage);
-        Codec::default().metadata(garbage);
+        for kind in [video, audio, MediaKind::Data] {
+            tag(&mut Codec::default(), kind, garbage);
+        }
     }
 }
 
