@@ -6,6 +6,7 @@
 //! place with raw pointers and FFI), compiled into the module (feature "nginx", the default) but not
 //! into unit tests, which cannot link nginx's symbols, nor into the fuzz targets.
 
+pub mod app;
 pub mod conf;
 pub mod hls;
 pub mod live;

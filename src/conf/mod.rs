@@ -22,6 +22,7 @@ pub mod http;
 pub mod listen;
 pub mod notify;
 pub mod record;
+pub mod resolved;
 pub mod value;
 pub mod whip;
 

@@ -7,48 +7,17 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ngx::ffi::{
     ngx_command_t, ngx_conf_log_error, ngx_conf_parse, ngx_conf_t, ngx_count_modules,
-    ngx_pcalloc, ngx_pool_cleanup_add, ngx_shm_zone_t, ngx_str_t, NGX_LOG_EMERG,
+    ngx_pcalloc, ngx_pool_cleanup_add, ngx_str_t, NGX_LOG_EMERG,
 };
 
-use super::{listen, shared, NGX_RTMP_APP_CONF, NGX_RTMP_MAIN_CONF, NGX_RTMP_MODULE, NGX_RTMP_SRV_CONF};
+use super::conf::{Listener, RtmpConf};
+use super::{listen, rtmp, shared, NGX_RTMP_APP_CONF, NGX_RTMP_MAIN_CONF, NGX_RTMP_MODULE, NGX_RTMP_SRV_CONF};
 use crate::conf::directives::{Status, DIRECTIVES};
-use crate::conf::{Pos, ResolvedServer, Rtmp};
+use crate::conf::resolved::Resolved;
+use crate::conf::{Pos, Rtmp};
 
 const NGX_CONF_OK: *mut c_char = ptr::null_mut();
 const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
-
-/// What the `rtmp {}` block leaves behind: the parsed tree and the servers resolved from it.
-/// Lives in the cycle's pool (dropped with the cycle); listening sockets point into
-/// `servers`, which is never changed after the block is parsed.
-#[derive(Default)]
-pub struct RtmpConf {
-    pub tree: Rtmp,
-    pub servers: Vec<ResolvedServer>,
-    /// What each listening socket points at (`ls->servers`): boxed, so the addresses
-    /// nginx holds stay valid while the vector grows.
-    #[allow(clippy::vec_box)]
-    pub listeners: Vec<Box<Listener>>,
-    /// The module's shared memory (`shared.rs`): the connection count, the generation.
-    pub shared_zone: *mut ngx_shm_zone_t,
-    /// HLS settings by server and application (`None`: hls off there).
-    pub hls: Vec<Vec<Option<crate::hls::Config>>>,
-    /// Directories the `hls_cleanup` sweep keeps tidy, and how long files stay.
-    pub hls_sweeps: Vec<(String, u64)>,
-    /// nginx resolvers made by `resolver` directives, where they were written.
-    pub resolvers: Vec<(Pos, *mut ngx::ffi::ngx_resolver_t)>,
-    /// The resolver of each server (its own or the `rtmp {}` block's; null: none).
-    pub server_resolvers: Vec<*mut ngx::ffi::ngx_resolver_t>,
-    /// The recorders of each application, by server and application.
-    pub records: Vec<Vec<Vec<super::record::RecorderConf>>>,
-}
-
-/// A listening socket's view of the configuration.
-pub struct Listener {
-    pub conf: *const RtmpConf,
-    pub server: *const ResolvedServer,
-    /// The server's position in the `rtmp {}` block (streams are per server).
-    pub index: usize,
-}
 
 /// The context nginx hands to directive handlers while a block inside `rtmp {}` is parsed.
 /// nginx finds a directive's `conf` as `((void **) ctx->confs)[ctx_index]`; every entry
@@ -143,22 +112,20 @@ pub unsafe extern "C" fn rtmp_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
 
         let rc_ptr = rc;
         let rc = &mut *rc;
-        rc.servers = rc.tree.resolve();
-        Rtmp::check(&mut rc.servers)?;
+        let mut servers = rc.tree.resolve();
+        Rtmp::check(&mut servers)?;
         let resolver_at = |pos: Pos| rc.resolvers.iter().find(|(p, _)| *p == pos).map(|(_, r)| *r);
-        rc.server_resolvers = (0..rc.servers.len())
+        rc.server_resolvers = (0..servers.len())
             .map(|s| resolver_at(Pos::Server(s)).or_else(|| resolver_at(Pos::Main)).unwrap_or(ptr::null_mut()))
             .collect();
         let cycle = (*cf).cycle;
         let prefix = String::from_utf8_lossy(core::slice::from_raw_parts((*cycle).prefix.data, (*cycle).prefix.len)).into_owned();
-        rc.hls = super::hls::resolve(&rc.servers, &prefix);
-        rc.hls_sweeps = super::hls::sweeps(&rc.hls);
-        rc.records = super::record::resolve(&rc.servers, &prefix);
+        rc.resolved = std::sync::Arc::new(Resolved::new(&rc.tree, servers, &prefix));
         rc.shared_zone = shared::add_zone(cf)?;
-        for (index, server) in rc.servers.iter().enumerate() {
+        for (index, server) in rc.resolved.servers.iter().enumerate() {
             for l in &server.listens {
-                let listener = Box::new(Listener { conf: rc_ptr, server, index });
-                listen::add(cf, &listener, l)?;
+                let listener = Box::new(Listener { conf: rc_ptr, index });
+                listen::add(cf, &listener, l, rtmp::init_connection)?;
                 rc.listeners.push(listener);
             }
         }

@@ -1,72 +1,28 @@
-//! The `http {}` side: `rtmp_stat` and `rtmp_control` locations. Their per-location
-//! settings live in `ngx_rtmp_http_module`'s location configuration; the content handlers
-//! read the worker's live state (`conn::snapshot`, `conn::control`) and answer.
+//! The `http {}` side: `rtmp_stat` and `rtmp_control` locations (their settings in
+//! `loc.rs`), and the log phase that counts HLS viewers. The content handlers ask the
+//! worker's application (`worker::snapshot`, `worker::control`) and answer.
 
 use core::ffi::{c_char, c_void};
 use core::ptr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_log_error, ngx_conf_t, ngx_create_temp_buf, ngx_http_conf_ctx_t,
+    ngx_command_t, ngx_conf_log_error, ngx_conf_t, ngx_http_conf_ctx_t,
     ngx_http_core_loc_conf_t, ngx_http_core_module, ngx_http_discard_request_body,
-    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_pcalloc,
+    ngx_http_request_t, ngx_int_t,
     ngx_str_t, NGX_DECLINED, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR,
     NGX_HTTP_NOT_ALLOWED, NGX_HTTP_NO_CONTENT, NGX_LOG_EMERG, NGX_OK,
 };
 
-use super::conn;
+use super::loc::{self, loc_conf, LocConf, Publish};
+use super::respond::{guarded, respond};
+use super::worker;
 use crate::conf::directives::DIRECTIVES;
 use crate::conf::http::{self as h, Format};
 use crate::stat::{self, Sections};
 
 const NGX_CONF_OK: *mut c_char = ptr::null_mut();
 const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
-
-/// A location's settings (plain data: nginx allocates and zeroes it).
-#[repr(C)]
-pub struct LocConf {
-    stat: usize,
-    control: usize,
-    format: usize,
-    stylesheet: ngx_str_t,
-    /// `rtmp_hls_viewers`: 0 unset, 1 on, 2 off.
-    hls_viewers: usize,
-    /// `whip_publish` (this location only, not inherited).
-    whip: *mut super::whip::Publish,
-}
-
-pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
-    ngx_pcalloc((*cf).pool, core::mem::size_of::<LocConf>())
-}
-
-pub unsafe extern "C" fn merge_loc_conf(_cf: *mut ngx_conf_t, parent: *mut c_void, child: *mut c_void) -> *mut c_char {
-    let (p, c) = (&*(parent as *const LocConf), &mut *(child as *mut LocConf));
-    if c.stat == 0 {
-        c.stat = p.stat;
-    }
-    if c.control == 0 {
-        c.control = p.control;
-    }
-    if c.format == 0 {
-        c.format = p.format;
-    }
-    if c.stylesheet.len == 0 {
-        c.stylesheet = p.stylesheet;
-    }
-    if c.hls_viewers == 0 {
-        c.hls_viewers = p.hls_viewers;
-    }
-    NGX_CONF_OK
-}
-
-/// The location's `whip_publish`.
-pub(super) unsafe fn whip_publish(r: *mut ngx_http_request_t) -> Option<&'static super::whip::Publish> {
-    loc_conf(r).whip.as_ref()
-}
-
-unsafe extern "C" fn drop_publish(data: *mut c_void) {
-    drop(Box::from_raw(data as *mut super::whip::Publish));
-}
 
 /// The `whip_*` directives: `whip_publish` in a location, the others (the sidecar's, one
 /// per nginx) in `http` or a `server`, kept in the main configuration.
@@ -83,8 +39,8 @@ unsafe fn whip_directive(cf: *mut ngx_conf_t, lc: &mut LocConf, name: &'static s
         if cln.is_null() {
             return Err("out of memory".into());
         }
-        let p = Box::into_raw(Box::new(super::whip::Publish { app, name: name_cv }));
-        (*cln).handler = Some(drop_publish);
+        let p = Box::into_raw(Box::new(Publish { app, name: name_cv }));
+        (*cln).handler = Some(loc::drop_publish);
         (*cln).data = p as *mut c_void;
         lc.whip = p;
         mc.enabled = true;
@@ -113,10 +69,6 @@ unsafe fn whip_directive(cf: *mut ngx_conf_t, lc: &mut LocConf, name: &'static s
         _ => return Err(format!("\"{name}\" directive has no handler")),
     }
     Ok(())
-}
-
-unsafe fn loc_conf(r: *mut ngx_http_request_t) -> &'static LocConf {
-    &*(*(*r).loc_conf.add(super::ngx_rtmp_http_module.ctx_index) as *const LocConf)
 }
 
 /// The location being configured's core settings (to install a content handler).
@@ -192,42 +144,6 @@ fn query(r: *mut ngx_http_request_t) -> String {
     unsafe { String::from_utf8_lossy((*r).args.as_bytes()).into_owned() }
 }
 
-/// Sends a whole response.
-pub(super) unsafe fn respond(r: *mut ngx_http_request_t, status: usize, content_type: &'static str, body: &[u8]) -> ngx_int_t {
-    (*r).headers_out.status = status;
-    (*r).headers_out.content_type = ngx_str_t { len: content_type.len(), data: content_type.as_ptr() as *mut u8 };
-    (*r).headers_out.content_type_len = content_type.len();
-    (*r).headers_out.content_length_n = body.len() as _;
-    let rc = ngx_http_send_header(r);
-    if rc == NGX_ERROR as isize || rc > NGX_OK as isize || (*r).header_only() != 0 {
-        return rc;
-    }
-    if body.is_empty() {
-        // The end of an empty body: without it the header could wait in nginx's buffer.
-        return ngx::ffi::ngx_http_send_special(r, ngx::ffi::NGX_HTTP_LAST as _);
-    }
-    let b = ngx_create_temp_buf((*r).pool, body.len());
-    if b.is_null() {
-        return NGX_ERROR as isize;
-    }
-    ptr::copy_nonoverlapping(body.as_ptr(), (*b).last, body.len());
-    (*b).last = (*b).last.add(body.len());
-    (*b).set_last_buf(1);
-    (*b).set_last_in_chain(1);
-    let mut chain = ngx::ffi::ngx_chain_t { buf: b, next: ptr::null_mut() };
-    ngx_http_output_filter(r, &mut chain)
-}
-
-pub(super) unsafe fn guarded(r: *mut ngx_http_request_t, f: impl FnOnce() -> ngx_int_t) -> ngx_int_t {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(rc) => rc,
-        Err(_) => {
-            ngx::ngx_log_error!(ngx::ffi::NGX_LOG_ALERT, (*(*r).connection).log, "ngx-rtmp-rs: internal error (panic) answering a request");
-            NGX_HTTP_INTERNAL_SERVER_ERROR as isize
-        }
-    }
-}
-
 /// Only GET and HEAD; a body is discarded.
 unsafe fn read_only(r: *mut ngx_http_request_t) -> Option<ngx_int_t> {
     if (*r).method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as usize == 0 {
@@ -260,7 +176,7 @@ unsafe extern "C" fn stat_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         };
         let bits = lc.stat as u8;
         let sections = Sections { live: bits & h::STAT_LIVE != 0, clients: bits & h::STAT_CLIENTS != 0 };
-        let snap = conn::snapshot();
+        let Some(snap) = worker::snapshot() else { return respond(r, 500, "text/plain", b"there is no rtmp {} block\n") };
         match format {
             Format::Xml => {
                 let sheet = (lc.stylesheet.len > 0).then(|| String::from_utf8_lossy(lc.stylesheet.as_bytes()).into_owned());
@@ -295,10 +211,10 @@ unsafe extern "C" fn control_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             return NGX_DECLINED as isize;
         }
         let q = query(r);
-        match conn::control(section, method, &|name| h::arg(&q, name)) {
-            Ok(conn::Answer::Count(n)) => respond(r, 200, "text/plain", n.to_string().as_bytes()),
-            Ok(conn::Answer::Path(Some(p))) => respond(r, 200, "text/plain", p.as_bytes()),
-            Ok(conn::Answer::Path(None)) => respond(r, NGX_HTTP_NO_CONTENT as usize, "text/plain", b""),
+        match worker::control(section, method, &|name| h::arg(&q, name)) {
+            Ok(crate::app::Answer::Count(n)) => respond(r, 200, "text/plain", n.to_string().as_bytes()),
+            Ok(crate::app::Answer::Path(Some(p))) => respond(r, 200, "text/plain", p.as_bytes()),
+            Ok(crate::app::Answer::Path(None)) => respond(r, NGX_HTTP_NO_CONTENT as usize, "text/plain", b""),
             Err(why) => respond(r, NGX_HTTP_INTERNAL_SERVER_ERROR as usize, "text/plain", format!("{why}\n").as_bytes()),
         }
     })
@@ -332,7 +248,7 @@ unsafe extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         if !ua.is_null() {
             std::hash::Hash::hash((*ua).value.as_bytes(), &mut viewer);
         }
-        conn::hls_seen(name, std::hash::Hasher::finish(&viewer));
+        worker::hls_seen(name, std::hash::Hasher::finish(&viewer));
     }));
     NGX_OK as isize
 }

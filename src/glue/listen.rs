@@ -10,9 +10,8 @@ use ngx::ffi::{
     AF_INET, AF_INET6,
 };
 
-use super::conn;
+use super::conf::Listener;
 use crate::conf::listen::{Keepalive, Listen};
-use super::block::Listener;
 
 /// Writes `addr` as a C `sockaddr_in`/`sockaddr_in6` into `buf`; returns its length.
 fn to_sockaddr(addr: &SocketAddr, buf: &mut ngx_sockaddr_t) -> socklen_t {
@@ -38,8 +37,8 @@ fn to_sockaddr(addr: &SocketAddr, buf: &mut ngx_sockaddr_t) -> socklen_t {
     }
 }
 
-/// Registers one listening socket; connections on it are handled by `conn`.
-pub unsafe fn add(cf: *mut ngx_conf_t, listener: &Listener, l: &Listen) -> Result<(), String> {
+/// Registers one listening socket; `handler` takes its connections.
+pub unsafe fn add(cf: *mut ngx_conf_t, listener: &Listener, l: &Listen, handler: unsafe extern "C" fn(*mut ngx::ffi::ngx_connection_t)) -> Result<(), String> {
     let mut sa: ngx_sockaddr_t = core::mem::zeroed();
     let len = to_sockaddr(&l.addr, &mut sa);
     let ls = ngx_create_listening(cf, &mut sa as *mut ngx_sockaddr_t as *mut sockaddr, len);
@@ -48,9 +47,9 @@ pub unsafe fn add(cf: *mut ngx_conf_t, listener: &Listener, l: &Listen) -> Resul
     }
     let ls = &mut *ls;
     ls.set_addr_ntop(1);
-    ls.handler = Some(conn::init_connection);
+    ls.handler = Some(handler);
     // nginx allocates little from a connection pool (its log, the address text); our
-    // state lives in Conn. A small pool keeps memory per client low.
+    // state lives in the application. A small pool keeps memory per client low.
     ls.pool_size = 1024;
     ls.logp = &raw mut (*(*cf).cycle).new_log;
     ls.log.data = &raw mut ls.addr_text as *mut c_void;

@@ -11,16 +11,25 @@
 //! Their names are nginx-rtmp-module's, so loading both modules into one nginx fails at
 //! `load_module` with "module ... is already loaded" instead of a confusing clash later.
 
+mod addr;
 mod block;
+mod clock;
+mod conf;
 mod conn;
-mod hls;
+mod files;
 mod http;
 mod listen;
+mod loc;
 mod notify;
-mod record;
+mod relay;
+mod respond;
+mod rtmp;
 mod shared;
+mod sweep;
 mod uring;
 mod whip;
+mod whip_adopt;
+mod worker;
 
 use core::ffi::{c_char, c_void};
 use core::ptr;
@@ -179,8 +188,8 @@ static mut HTTP_CTX: ngx_http_module_t = ngx_http_module_t {
     init_main_conf: None,
     create_srv_conf: None,
     merge_srv_conf: None,
-    create_loc_conf: Some(http::create_loc_conf),
-    merge_loc_conf: Some(http::merge_loc_conf),
+    create_loc_conf: Some(loc::create_loc_conf),
+    merge_loc_conf: Some(loc::merge_loc_conf),
 };
 
 /// Modules of type RTMP have no context nginx reads; a non-null placeholder.
@@ -191,8 +200,8 @@ pub static mut ngx_rtmp_module: ngx_module_t = ngx_module_t {
     ctx: &raw mut CORE_CTX as *mut c_void,
     commands: &raw mut CORE_COMMANDS as *mut ngx_command_t,
     type_: NGX_CORE_MODULE as ngx_uint_t,
-    init_process: Some(conn::init_process),
-    exit_process: Some(conn::exit_process),
+    init_process: Some(worker::init_process),
+    exit_process: Some(worker::exit_process),
     ..ngx_module_t::default()
 };
 
@@ -203,7 +212,7 @@ unsafe extern "C" fn init_conf(cycle: *mut ngx::ffi::ngx_cycle_t, rtmp: *mut c_v
     let ccf = *ctx.add(ngx::ffi::ngx_core_module.index) as *const ngx::ffi::ngx_core_conf_t;
     // (ngx_http_module's configuration is in the cycle now too: whip_publish may be
     // checked against the applications.)
-    let checked = std::panic::catch_unwind(|| unsafe { whip::check_apps(cycle, (rtmp as *const block::RtmpConf).as_ref()) })
+    let checked = std::panic::catch_unwind(|| unsafe { whip::check_apps(cycle, (rtmp as *const conf::RtmpConf).as_ref()) })
         .unwrap_or_else(|_| Err("internal error checking whip_publish".into()));
     if let Err(msg) = checked {
         ngx::ngx_log_error!(ngx::ffi::NGX_LOG_EMERG, (*cycle).log, "{msg}");

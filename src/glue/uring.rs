@@ -84,10 +84,6 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn len(&self) -> usize {
-        self.fds.len()
-    }
-
     pub fn clear(&mut self) {
         self.fds.clear();
         self.iovs.clear();

@@ -27,7 +27,9 @@ use ngx::ffi::{
     NGX_LOG_WARN, NGX_OK,
 };
 
-use super::conn;
+use super::addr::{client_ip, local_ip};
+use super::loc::Publish;
+use super::whip_adopt::accept_local;
 use crate::conf::whip::Settings;
 use crate::sidecar::{self, Cmd, Reply};
 use crate::whip::{self, Path};
@@ -43,13 +45,6 @@ pub struct MainConf {
     pub enabled: bool,
     /// The applications of the `whip_publish` directives, with where they were written.
     pub apps: Vec<(String, String)>,
-}
-
-/// A location's `whip_publish APPLICATION [NAME]`.
-pub struct Publish {
-    pub app: String,
-    /// NAME (nginx variables allowed); none: the path segment before `/whip`.
-    pub name: *mut ngx_http_complex_value_t,
 }
 
 /// The worker's WHIP state (nginx's thread only).
@@ -131,10 +126,10 @@ unsafe fn main_conf_in(cycle: *mut ngx::ffi::ngx_cycle_t) -> Option<&'static Mai
 
 /// After the whole configuration is read: every `whip_publish` names an application of
 /// the `rtmp {}` block. The error names the directive and where it was written.
-pub unsafe fn check_apps(cycle: *mut ngx::ffi::ngx_cycle_t, rtmp: Option<&super::block::RtmpConf>) -> Result<(), String> {
+pub unsafe fn check_apps(cycle: *mut ngx::ffi::ngx_cycle_t, rtmp: Option<&super::conf::RtmpConf>) -> Result<(), String> {
     let Some(mc) = main_conf_in(cycle) else { return Ok(()) };
     for (app, at) in &mc.apps {
-        let known = rtmp.is_some_and(|rc| rc.servers.iter().any(|s| s.apps.iter().any(|a| &a.name == app)));
+        let known = rtmp.is_some_and(|rc| rc.resolved.servers.iter().any(|s| s.apps.iter().any(|a| &a.name == app)));
         if !known {
             return Err(format!("\"whip_publish\" names application \"{app}\", which no rtmp server has, in {at}"));
         }
@@ -400,16 +395,16 @@ unsafe fn respond(r: *mut ngx_http_request_t, status: usize, content_type: &'sta
             return NGX_ERROR as isize;
         }
     }
-    super::http::respond(r, status, content_type, body)
+    super::respond::respond(r, status, content_type, body)
 }
 
 /// The `whip_publish` location's content handler.
 pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    super::http::guarded(r, || unsafe { handle(r) })
+    super::respond::guarded(r, || unsafe { handle(r) })
 }
 
 unsafe fn handle(r: *mut ngx_http_request_t) -> ngx_int_t {
-    let Some(publish) = super::http::whip_publish(r) else { return ngx::ffi::NGX_DECLINED as isize };
+    let Some(publish) = super::loc::whip_publish(r) else { return ngx::ffi::NGX_DECLINED as isize };
     let uri = String::from_utf8_lossy((*r).uri.as_bytes()).into_owned();
     let method = (*r).method as u32;
     let allow = |r, methods: &str| respond(r, 405, "text/plain", &[("Allow", methods.into())], b"method not allowed\n");
@@ -542,7 +537,7 @@ unsafe extern "C" fn drop_post_ctx(data: *mut c_void) {
 
 /// The offer is read: check it, and hand it to the sidecar.
 unsafe extern "C" fn body_read(r: *mut ngx_http_request_t) {
-    let rc = super::http::guarded(r, || unsafe { offer(r) });
+    let rc = super::respond::guarded(r, || unsafe { offer(r) });
     if rc != NGX_DONE as isize {
         ngx_http_finalize_request(r, rc);
     }
@@ -597,7 +592,7 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
             return respond(r, 400, "text/plain", &[], format!("{why}\n").as_bytes());
         }
     };
-    if !conn::valid_name(&ctx.name) {
+    if !crate::app::valid_name(&ctx.name) {
         log!(NGX_LOG_INFO, (*c).log, "whip: refused the stream name \"{}\"", ctx.name.escape_debug());
         return respond(r, 400, "text/plain", &[], b"invalid stream name\n");
     }
@@ -609,7 +604,7 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
         },
     };
     // Limits: sessions in all, and per client address (live and being set up).
-    let ip = conn::client_ip(c);
+    let ip = client_ip(c);
     let (total, from_ip) = WORKER.with(|w| {
         let w = w.borrow();
         let total = w.sessions.len() + w.pending.len();
@@ -625,7 +620,7 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
         return respond(r, 429, "text/plain", &[("Retry-After", "10".into())], b"too many WHIP sessions from this address (whip_max_sessions_per_ip)\n");
     }
     // The address in the answer must be one the UDP socket receives on.
-    let candidate = settings.candidate.unwrap_or_else(|| conn::local_ip(c).to_canonical());
+    let candidate = settings.candidate.unwrap_or_else(|| local_ip(c).to_canonical());
     let udp = settings.udp.ip();
     if candidate.is_ipv4() != udp.is_ipv4() {
         log!(NGX_LOG_ERR, (*c).log, "whip: the answer's address {candidate} is not of whip_udp_listen's family ({udp}): set whip_candidate");
@@ -642,7 +637,7 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
     if mine.set_nonblocking(true).is_err() {
         return respond(r, 503, "text/plain", &[], b"cannot start a session now\n");
     }
-    if let Err(why) = conn::accept_local(mine.into_raw_fd(), &ctx.publish.app, c) {
+    if let Err(why) = accept_local(mine.into_raw_fd(), &ctx.publish.app, c) {
         log!(NGX_LOG_ERR, (*c).log, "whip: {why}");
         return respond(r, 500, "text/plain", &[], format!("{why}\n").as_bytes());
     }

@@ -126,6 +126,36 @@ pub trait Files {
     fn random(&mut self, buf: &mut [u8]);
 }
 
+impl<T: Files + ?Sized> Files for Box<T> {
+    fn create(&mut self, path: &str) -> io::Result<()> {
+        (**self).create(path)
+    }
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        (**self).append(data)
+    }
+    fn close(&mut self) -> io::Result<()> {
+        (**self).close()
+    }
+    fn replace(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        (**self).replace(path, data)
+    }
+    fn replace_often(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        (**self).replace_often(path, data)
+    }
+    fn touch(&mut self, path: &str) {
+        (**self).touch(path)
+    }
+    fn mkdirs(&mut self, path: &str) -> io::Result<()> {
+        (**self).mkdirs(path)
+    }
+    fn read(&mut self, path: &str) -> Option<String> {
+        (**self).read(path)
+    }
+    fn random(&mut self, buf: &mut [u8]) {
+        (**self).random(buf)
+    }
+}
+
 /// Bytes gathered in memory before they are appended to the segment file.
 const WRITE_CHUNK: usize = 256 * 1024;
 /// An event playlist keeps every segment; past this many, the oldest go anyway.

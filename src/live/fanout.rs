@@ -459,15 +459,18 @@ impl Fanout {
         }
     }
 
-    /// `n` bytes of what `pending` gave were written. An entry written in part: its
-    /// remainder is returned (for the front of the player's own queue, to go first).
-    pub fn advance(&self, cur: &mut Cursor, mut n: usize) -> Option<Bytes> {
+    /// `n` bytes of what `pending` gave were written (what is left of `n` after this
+    /// player's entries stays in it). An entry written in part: its remainder is returned
+    /// (for the front of the player's own queue, to go first).
+    pub fn advance(&self, cur: &mut Cursor, n: &mut usize) -> Option<Bytes> {
         let mut started = cur.started;
         let start = cur.next.max(self.base);
         cur.next = start;
         let end = if cur.msid == BASE_MSID { self.head() } else { start };
         let mut left = None;
         let mut seq = start;
+        let n_in = n;
+        let mut n = *n_in;
         // (Entries the player skips are passed over even when nothing more was written.)
         loop {
             if let Some((at, b)) = cur.statuses.front() {
@@ -479,6 +482,7 @@ impl Fanout {
                     cur.statuses.pop_front();
                     if n < b.len() {
                         left = Some(b.slice(n..));
+                        n = 0;
                         break;
                     }
                     n -= b.len();
@@ -504,11 +508,13 @@ impl Fanout {
                 if let Kept::Encoded(b) = &e.body {
                     left = Some(b.slice(n..));
                 }
+                n = 0;
                 break;
             }
             n -= len;
         }
         cur.started = started;
+        *n_in = n;
         left
     }
 
@@ -553,7 +559,8 @@ mod tests {
             got.push(Bytes::copy_from_slice(b));
             true
         });
-        assert!(f.advance(cur, n).is_none());
+        assert!(f.advance(cur, &mut n).is_none());
+        assert_eq!(n, 0);
         out.extend(got);
         out
     }
@@ -682,10 +689,12 @@ mod tests {
             });
             v[0]
         };
-        let left = f.advance(&mut p, first - 3).expect("the rest of the first entry");
+        let left = f.advance(&mut p, &mut (first - 3)).expect("the rest of the first entry");
         assert_eq!(left.len(), 3);
         assert_eq!(pointers(&f, &p).len(), 1, "the second entry is next in the log");
-        assert!(f.advance(&mut p, whole - first).is_none());
+        let mut rest = whole - first + 5;
+        assert!(f.advance(&mut p, &mut rest).is_none());
+        assert_eq!(rest, 5, "what is not this player's stays");
         assert_eq!(f.lag(&p), 0);
     }
 

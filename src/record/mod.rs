@@ -84,6 +84,24 @@ pub trait Files {
     fn close(&mut self) -> io::Result<()>;
 }
 
+impl<T: Files + ?Sized> Files for Box<T> {
+    fn open(&mut self, path: &str, append: bool, lock: bool) -> io::Result<u64> {
+        (**self).open(path, append, lock)
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        (**self).write_at(offset, data)
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        (**self).truncate(len)
+    }
+    fn close(&mut self) -> io::Result<()> {
+        (**self).close()
+    }
+}
+
 /// What the caller should act on (log, tell the publisher, call `on_record_done`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {

@@ -27,7 +27,7 @@ pub enum ClientEvent {
     Media { kind: MediaKind, timestamp: u32, payload: Bytes },
     /// The server refused or ended the stream (its status code or error).
     Failed(String),
-    /// The server asks the publisher for a keyframe (`whip::KEYFRAME_REQUEST`).
+    /// The server asks the publisher for a keyframe (`message::KEYFRAME_REQUEST`).
     KeyframeRequest,
 }
 
@@ -190,7 +190,7 @@ impl Client {
         let txid = values.get(1).and_then(Value::as_f64).unwrap_or(0.0);
         let info = values.iter().skip(2).find(|v| v.get("code").is_some());
         let code = info.and_then(|i| i.get("code")).and_then(Value::as_str).unwrap_or("").to_owned();
-        if name == crate::whip::KEYFRAME_REQUEST && self.state == State::Ready && self.mode == Mode::Publish {
+        if name == msg::KEYFRAME_REQUEST && self.state == State::Ready && self.mode == Mode::Publish {
             self.events.push_back(ClientEvent::KeyframeRequest);
             return Ok(());
         }

@@ -31,6 +31,10 @@ pub const UC_STREAM_IS_RECORDED: u16 = 4;
 pub const UC_PING_REQUEST: u16 = 6;
 pub const UC_PING_RESPONSE: u16 = 7;
 
+/// The command our server sends a publisher it wants a keyframe from: the WHIP sidecar's
+/// client session understands it and asks the browser (RTCP PLI).
+pub const KEYFRAME_REQUEST: &str = "ngxRtmpRsKeyFrameRequest";
+
 /// Chunk streams used for what we send (as nginx-rtmp-module does).
 pub const CSID_CONTROL: u32 = 2;
 pub const CSID_COMMAND: u32 = 3;

@@ -14,9 +14,6 @@ use crate::conf::whip::IceServer;
 /// worker knows its publisher can be asked for keyframes.
 pub const FLASH_VER: &str = "WHIP ngx-rtmp-rs";
 
-/// The command the worker sends a WHIP session's publish connection to ask for a
-/// keyframe (a player joined with nothing to start from, an HLS segment is due).
-pub const KEYFRAME_REQUEST: &str = "ngxRtmpRsKeyFrameRequest";
 
 /// What a WHIP URL names.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,0 +1,104 @@
+//! nginx-rtmp-module's control API: `record/start|stop`, `drop/...` and `redirect/...`
+//! with `publisher`, `subscriber` or `client`, filtered by `srv`, `app`, `name`, `addr`,
+//! `clientid`. It acts on streams and their clients.
+
+use super::output::Cx;
+use super::{App, ClientId, Now};
+use crate::conf::access::Action;
+
+/// What `/control` answers: how many clients it acted on, or a recording's file.
+pub enum Answer {
+    Count(usize),
+    Path(Option<String>),
+}
+
+impl App {
+    pub fn control(&mut self, section: &str, method: &str, arg: &dyn Fn(&str) -> Option<String>, now: &Now) -> Result<Answer, String> {
+        // Which role: Some(true) players, Some(false) publishers, None both.
+        let want = match (section, method) {
+            ("record", _) => Some(false),
+            (_, "publisher") => Some(false),
+            (_, "subscriber") => Some(true),
+            (_, "client") => None,
+            _ => return Err("Undefined filter".into()),
+        };
+        let srv = arg("srv").map_or(Some(0), |s| s.parse::<usize>().ok());
+        let Some(srv) = srv.filter(|&s| s < self.conf.servers.len()) else { return Err("Server index out of range".into()) };
+        let (app, name, addr) = (arg("app"), arg("name"), arg("addr"));
+        let clientid = arg("clientid").map(|s| s.parse::<u64>().unwrap_or(u64::MAX));
+        let mut targets: Vec<(ClientId, u32, bool)> = vec![];
+        for (id, c) in self.clients.iter() {
+            if addr.as_deref().is_some_and(|a| a != &*c.addr) || clientid.is_some_and(|n| n != c.number) {
+                continue;
+            }
+            for r in &c.roles {
+                let Some(key) = self.streams.get(r.stream).map(|s| &s.key) else { continue };
+                let player = !r.publishes();
+                if key.server == srv
+                    && app.as_deref().is_none_or(|a| a == key.app)
+                    && name.as_deref().is_none_or(|n| n == key.name)
+                    && want.is_none_or(|p| p == player)
+                {
+                    targets.push((id, r.msid, player));
+                }
+            }
+        }
+        match section {
+            "drop" => {
+                let mut ids: Vec<ClientId> = targets.iter().map(|t| t.0).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                for &id in &ids {
+                    self.info(id, "dropped through the control API".into());
+                    self.close(id, now);
+                }
+                Ok(Answer::Count(ids.len()))
+            }
+            "redirect" => {
+                let newname = arg("newname").ok_or("newname not specified")?;
+                for &(id, msid, player) in &targets {
+                    self.info(id, format!("redirected to \"{}\" through the control API", newname.escape_debug()));
+                    self.end_stream(id, msid, now);
+                    let action = if player { Action::Play } else { Action::Publish };
+                    if let Some(key) = self.admit(id, msid, &newname, action) {
+                        if player {
+                            self.start_play(id, msid, key, newname.clone(), String::new(), now);
+                        } else {
+                            self.start_publish(id, msid, key, newname.clone(), String::new(), now);
+                        }
+                    }
+                    self.ready(id);
+                }
+                Ok(Answer::Count(targets.len()))
+            }
+            _ => {
+                let start = match method {
+                    "start" => true,
+                    "stop" => false,
+                    _ => return Err("Undefined method".into()),
+                };
+                let rec = arg("rec").unwrap_or_default();
+                let mut path = None;
+                for &(id, msid, _) in &targets {
+                    let Some(sid) = self.clients.get(id).and_then(|c| c.role(msid)).map(|r| r.stream) else { continue };
+                    let Some(s) = self.streams.get_mut(sid) else { continue };
+                    let mut asks = Vec::new();
+                    let mut found = false;
+                    for o in s.outputs.iter_mut() {
+                        let Some(r) = o.recording().filter(|r| r.id() == rec) else { continue };
+                        let mut cx = Cx { now, asks: &mut asks };
+                        let p = if start { r.start(&mut cx) } else { r.stop(&mut cx) };
+                        path = p.or(path);
+                        found = true;
+                        break;
+                    }
+                    self.apply_asks(id, sid, asks, now);
+                    if !found {
+                        return Err("Recorder not found".into());
+                    }
+                }
+                Ok(Answer::Path(path))
+            }
+        }
+    }
+}

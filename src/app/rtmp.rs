@@ -1,0 +1,361 @@
+//! A client's RTMP session in the application: accepting it, its input (bytes into its
+//! session, the session's events handled: connect, publish, play, media, pause...), its
+//! timers, and closing it. A protocol error closes that client (logged with the reason);
+//! a client that sends but does not read is dropped at `out_queue`.
+
+use bytes::BytesMut;
+
+use super::client::{Client, Proto, Waiting};
+use super::notify::{cut, Then};
+use super::{Accept, App, ClientId, Effect, Kind, Level, Now, Timer};
+use crate::conf::access::Action;
+use crate::conf::notify::Event as Cb;
+use crate::notify::{self as nf, Call};
+use crate::rtmp::session::{self, Event, Session};
+
+impl App {
+    /// A new connection; its pings start.
+    pub fn accept(&mut self, a: Accept, now: &Now) -> ClientId {
+        let core = &self.conf.servers[a.server].core;
+        let session = Session::new(session::Config {
+            chunk_size: core.chunk_size as usize,
+            ack_window: core.ack_window as u32,
+            max_message: core.max_message as usize,
+            max_streams: core.max_streams as u32,
+        });
+        let ping = core.ping;
+        let c = Client::new(a.server, a.kind, a.number, a.addr, a.ip, now.ms, Proto::Server(session));
+        let id = self.clients.insert(c);
+        self.totals.naccepted += 1;
+        self.info(id, "client connected".into());
+        if ping > 0 {
+            self.effects.push_back(Effect::Timer(id, Timer::Ping, ping));
+        }
+        id
+    }
+
+    /// Whether the client's input is to be read now: not while a callback it waits for is
+    /// pending (what it sends meanwhile stays in its socket), nor once it is to close.
+    pub fn wants_input(&self, id: ClientId) -> bool {
+        self.clients.get(id).is_some_and(|c| c.waiting.is_none() && !c.close_after_flush)
+    }
+
+    /// Whether the client waits for a callback (its read timeout does not run then).
+    pub fn waiting(&self, id: ClientId) -> bool {
+        self.clients.get(id).is_some_and(|c| c.waiting.is_some())
+    }
+
+    /// For a publisher, after its handshake: the buffer its input is to be received into
+    /// (no copy), with room for at least `room` bytes; then `received_in_place`.
+    pub fn input(&mut self, id: ClientId, room: usize) -> Option<&mut BytesMut> {
+        let c = self.clients.get_mut(id)?;
+        if !c.publishes() {
+            return None;
+        }
+        match &mut c.proto {
+            Proto::Server(s) => s.input(room),
+            Proto::Relay(_) => None,
+        }
+    }
+
+    /// `n` bytes were received into the `input` buffer.
+    pub fn received_in_place(&mut self, id: ClientId, n: usize, now: &Now) {
+        self.count_in(id, n);
+        let Some(s) = self.clients.get_mut(id).and_then(Client::session) else { return };
+        let fed = s.received(n);
+        self.fed(id, fed, now);
+    }
+
+    /// Bytes from the client. `seed`: any varying number (the handshake's randomness).
+    pub fn received(&mut self, id: ClientId, data: &[u8], seed: u64, now: &Now) {
+        let Some(c) = self.clients.get_mut(id) else { return };
+        if c.relay().is_some() {
+            self.count_in(id, data.len());
+            return self.relay_received(id, data, now);
+        }
+        let Some(s) = c.session() else { return };
+        let fed = s.feed(data, now.ms as u32, seed);
+        self.count_in(id, data.len());
+        self.fed(id, fed, now);
+    }
+
+    fn count_in(&mut self, id: ClientId, n: usize) {
+        if let Some(c) = self.clients.get_mut(id) {
+            c.bytes_in += n as u64;
+        }
+        self.totals.bytes_in += n as u64;
+    }
+
+    /// After input went into the session: its events, or its error.
+    fn fed(&mut self, id: ClientId, fed: Result<(), session::Error>, now: &Now) {
+        if let Err(e) = fed {
+            self.info(id, format!("client error: {e}"));
+            return self.close(id, now);
+        }
+        self.handle_events(id, now);
+        let Some(c) = self.clients.get(id) else { return };
+        // Replies (acks, pings, statuses) to a client that sends but does not read must not
+        // pile up: the same bound as for players.
+        let out_queue = self.conf.servers[c.server].core.out_queue;
+        if c.queued_live() as u64 > out_queue && c.waiting.is_none() && !c.close_after_flush {
+            self.info(id, "client does not read what it is sent (out_queue), closing".into());
+            self.close(id, now);
+        }
+    }
+
+    /// Handles the session's events until one waits for a callback.
+    fn handle_events(&mut self, id: ClientId, now: &Now) {
+        loop {
+            let Some(c) = self.clients.get_mut(id) else { return };
+            if c.waiting.is_some() {
+                break;
+            }
+            let Some(ev) = c.session().and_then(Session::poll_event) else { break };
+            self.handle_event(id, ev, now);
+        }
+        if let Some(c) = self.clients.get_mut(id) {
+            c.drain_session();
+            if c.has_own_output() {
+                self.ready(id);
+            }
+        }
+    }
+
+    /// Goes on with a client whose callback answered (or whose play waited for its
+    /// publisher to be read): the commands and media that came with the one that waited,
+    /// then what waits in its socket.
+    pub(super) fn resume(&mut self, id: ClientId, now: &Now) {
+        self.handle_events(id, now);
+        if self.wants_input(id) {
+            self.effects.push_back(Effect::Resume(id));
+        }
+    }
+
+    /// After `Effect::ReadNow` of its publisher: a play goes on.
+    pub fn proceed(&mut self, id: ClientId, now: &Now) {
+        let Some(c) = self.clients.get_mut(id) else { return };
+        let Some(w) = c.waiting.take() else { return };
+        let Waiting::CatchUp { msid, name, args, key } = *w else {
+            c.waiting = Some(w);
+            return;
+        };
+        self.join(id, msid, key, name, args, now);
+        self.resume(id, now);
+    }
+
+    fn handle_event(&mut self, id: ClientId, ev: Event, now: &Now) {
+        let Some(c) = self.clients.get_mut(id) else { return };
+        if c.close_after_flush {
+            return;
+        }
+        match ev {
+            Event::Connect(mut info) => {
+                self.info(
+                    id,
+                    format!(
+                        "connect: app \"{}\" flashver \"{}\" tcurl \"{}\"",
+                        // (escaped: what a client sends must not forge log lines)
+                        info.app.escape_debug(),
+                        info.flash_ver.escape_debug(),
+                        info.tc_url.escape_debug()
+                    ),
+                );
+                cut(&mut info.flash_ver, nf::FLASHVER_MAX);
+                let c = self.clients.get_mut(id).expect("checked");
+                c.info = Some(Box::new(info));
+                let srv = self.conf.servers[c.server].notify.clone();
+                if let Some(url) = srv.url(Cb::Connect) {
+                    // (nginx-rtmp-module's epoch: the worker's millisecond clock when the
+                    // client connected.)
+                    let epoch = c.since as u32;
+                    c.waiting = Some(Box::new(Waiting::Connect));
+                    self.notify_call(id, url, srv.method(), &Call::Connect { epoch }, Some(Then::Connect(id)));
+                    return;
+                }
+                self.connect_app(id);
+            }
+            Event::Publish { msid, name, args, kind } => {
+                let Some(key) = self.admit(id, msid, &name, Action::Publish) else { return };
+                let c = self.clients.get_mut(id).expect("admitted");
+                let n = self.conf.servers[c.server].apps[c.app.expect("admitted")].settings.notify.clone();
+                if let Some(url) = n.url(Cb::Publish) {
+                    self.notify_call(id, url, n.method(), &Call::Publish { name: &name, kind: &kind, args: &args }, Some(Then::Stream(id)));
+                    let c = self.clients.get_mut(id).expect("admitted");
+                    c.waiting = Some(Box::new(Waiting::Stream { player: false, msid, name, args }));
+                    return;
+                }
+                self.start_publish(id, msid, key, name, args, now);
+            }
+            Event::Play { msid, name, args, start, duration, reset } => {
+                let Some(key) = self.admit(id, msid, &name, Action::Play) else { return };
+                let c = self.clients.get(id).expect("admitted");
+                let app = &self.conf.servers[c.server].apps[c.app.expect("admitted")];
+                if !app.live().enabled {
+                    return self.refuse(id, msid, "NetStream.Play.StreamNotFound", "Live streaming is off in this application (live off)");
+                }
+                let n = app.settings.notify.clone();
+                if let Some(url) = n.url(Cb::Play) {
+                    let call = Call::Play { name: &name, start, duration, reset, args: &args };
+                    self.notify_call(id, url, n.method(), &call, Some(Then::Stream(id)));
+                    let c = self.clients.get_mut(id).expect("admitted");
+                    c.waiting = Some(Box::new(Waiting::Stream { player: true, msid, name, args }));
+                    return;
+                }
+                self.start_play(id, msid, key, name, args, now);
+            }
+            Event::Media { msid, kind, timestamp, payload } => self.media(id, msid, kind, timestamp, payload, now),
+            Event::CloseStream { msid } => self.end_stream(id, msid, now),
+            Event::Pause { msid, pause } => {
+                let Some(r) = c.roles.iter_mut().find(|r| r.msid == msid) else { return };
+                let (Some(cur), Some(s)) = (r.play.as_deref_mut(), self.streams.get(r.stream)) else { return };
+                s.fanout.pause(cur, pause);
+                if let Some(s) = c.session() {
+                    s.paused(msid, pause);
+                }
+                c.drain_session();
+                self.ready(id);
+            }
+            Event::Receive { msid, kind, on } => {
+                let Some(r) = c.roles.iter_mut().find(|r| r.msid == msid) else { return };
+                let (Some(cur), Some(s)) = (r.play.as_deref_mut(), self.streams.get(r.stream)) else { return };
+                s.fanout.receive(cur, kind, on);
+            }
+        }
+    }
+
+    /// Finds the application the client connected to and accepts or refuses the connect.
+    pub(super) fn connect_app(&mut self, id: ClientId) {
+        let Some(c) = self.clients.get_mut(id) else { return };
+        let name = c.info.as_ref().map(|i| i.app.clone()).unwrap_or_default();
+        let found = self.conf.servers[c.server].apps.iter().position(|a| a.name == name);
+        match found {
+            Some(i) => {
+                c.app = Some(i);
+                if let Some(s) = c.session() {
+                    s.accept_connect();
+                }
+            }
+            None => {
+                if let Some(s) = c.session() {
+                    s.reject_connect("Application not found");
+                }
+                c.close_after_flush = true;
+                self.info(id, format!("application \"{}\" not found", name.escape_debug()));
+            }
+        }
+        if let Some(c) = self.clients.get_mut(id) {
+            c.drain_session();
+        }
+        self.ready(id);
+    }
+
+    /// A client's timer fired.
+    pub fn timer(&mut self, id: ClientId, t: Timer, now: &Now) {
+        let Some(c) = self.clients.get_mut(id) else { return };
+        let core = self.conf.servers[c.server].core.clone();
+        match t {
+            Timer::Ping => {
+                self.effects.push_back(Effect::Timer(id, Timer::Ping, core.ping));
+                let Some(s) = c.session().filter(|s| s.is_open()) else { return };
+                s.ping(now.ms as u32);
+                c.drain_session();
+                // The answer (any input) must come within ping_timeout.
+                self.effects.push_back(Effect::Expect(id, core.ping_timeout));
+                self.ready(id);
+            }
+            Timer::Idle => {
+                let limit = c.app.and_then(|a| self.conf.app(c.server, a)).map_or(0, |a| a.live.drop_idle_publisher);
+                let idle = now.ms.saturating_sub(c.last_media);
+                if idle >= limit {
+                    self.info(id, format!("drop idle publisher: no audio or video for {idle} ms (drop_idle_publisher)"));
+                    self.close(id, now);
+                } else {
+                    self.effects.push_back(Effect::Timer(id, Timer::Idle, limit - idle));
+                }
+            }
+            Timer::Update => self.on_update(id, now),
+        }
+    }
+
+    /// Closes a client: it leaves its streams (players are told a publisher left; the
+    /// stream's outputs end), its end callbacks are made, and the glue closes its
+    /// connection (`Effect::Drop`). The glue calls this too, for a connection that ended
+    /// (closed by the peer, timed out, an I/O error).
+    pub fn close(&mut self, id: ClientId, now: &Now) {
+        let Some(c) = self.clients.get_mut(id) else { return };
+        let roles = std::mem::take(&mut c.roles);
+        for r in roles {
+            self.leave(id, r, now);
+        }
+        self.notify_close(id);
+        if let Some(c) = self.clients.remove(id) {
+            self.totals.bytes_out_gone += c.bytes_out;
+        }
+        self.effects.push_back(Effect::Drop(id));
+    }
+
+    /// The 1 s tick of the worker: rates for `/stat`, idle pulls, and, while the worker
+    /// shuts down, its clients (see `shutdown`).
+    pub fn tick(&mut self, now: &Now, shutdown: Option<super::Shutdown>) {
+        self.sample_rates(now);
+        self.end_idle_pulls(now);
+        if let Some(how) = shutdown {
+            self.shutdown(how, now);
+        }
+    }
+
+    /// While the worker shuts down. When nginx quits (no newer workers take over, unlike
+    /// a reload), live publishers have `drain_timeout` to finish; then they are closed as
+    /// if they had left (recordings completed, `on_publish_done`, players told the stream
+    /// ended and then closed at the next tick), so that nginx ends in time (`docker stop`
+    /// waits 10 s). A worker that no longer accepts can never get a publisher again, so
+    /// its players of streams without one, and clients that neither publish nor play,
+    /// are closed (they reconnect to the new workers); publishers and their players are
+    /// left to finish.
+    fn shutdown(&mut self, how: super::Shutdown, now: &Now) {
+        if how == super::Shutdown::Quit {
+            if let Some(limit) = self.conf.drain_timeout {
+                let publishers: Vec<ClientId> = self.clients.iter().filter(|(_, c)| c.publishes()).map(|(id, _)| id).collect();
+                let since = match self.quit_seen {
+                    Some(t) => t,
+                    None => {
+                        self.quit_seen = Some(now.ms);
+                        if !publishers.is_empty() {
+                            let n = publishers.len();
+                            self.log(None, Level::Notice, format!("nginx is quitting: {n} live publisher(s) have {limit} ms to finish (drain_timeout)"));
+                        }
+                        now.ms
+                    }
+                };
+                if now.ms.saturating_sub(since) >= limit && !publishers.is_empty() {
+                    for id in publishers {
+                        self.info(id, format!("closing publisher: nginx is quitting and drain_timeout ({limit} ms) is over"));
+                        self.close(id, now);
+                    }
+                    // (Their players are closed at the next tick, once told.)
+                    return;
+                }
+            }
+        }
+        let orphans: Vec<ClientId> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| {
+                // A pull relay ends too: its players reconnect to the new workers, which
+                // pull again.
+                let pull = c.relay().is_some_and(|r| r.mode == crate::rtmp::client::Mode::Play);
+                pull || !c.roles.iter().any(|r| r.publishes() || self.streams.get(r.stream).is_some_and(|s| s.source.is_some()))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for id in orphans {
+            self.info(id, "closing client: the worker is shutting down and it has no live stream".into());
+            self.close(id, now);
+        }
+    }
+
+    /// The client is a WHIP session's (for `/stat` and asking for keyframes).
+    pub fn kind(&self, id: ClientId) -> Option<Kind> {
+        self.clients.get(id).map(|c| c.kind)
+    }
+}
