@@ -7,12 +7,15 @@
 //! through the [`Files`] trait: [`disk::Disk`] in the module, memory in the tests.
 
 pub mod codec;
+mod settings;
 pub mod crypt;
 pub mod disk;
+mod files;
 pub mod playlist;
 pub mod ts;
 
-use std::io;
+pub use settings::{Config, Naming, Slicing, Variant};
+pub use files::Files;
 
 use mpeg2ts::es::StreamType;
 
@@ -21,140 +24,6 @@ use crate::media::config::{self, VideoConfig};
 use crate::media::{Codec, Frame, MediaKind, Part};
 use playlist::{Entry, Playlist};
 use ts::{Muxer, Times, Track};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Naming {
-    Sequential,
-    /// The stream timestamp (90 kHz) of the segment's start.
-    Timestamp,
-    /// Wall clock, ms.
-    System,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Slicing {
-    Plain,
-    /// Cut where the timestamp crosses a multiple of `hls_fragment`.
-    Aligned,
-}
-
-/// `hls_variant SUFFIX [PARAM...]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Variant {
-    pub suffix: String,
-    pub params: Vec<String>,
-}
-
-/// An application's HLS settings, resolved with nginx-rtmp-module's defaults.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    pub path: String,
-    /// Times in ms.
-    pub fragment: u64,
-    pub max_fragment: u64,
-    pub playlist_length: u64,
-    pub muxdelay: u64,
-    pub sync: u64,
-    pub continuous: bool,
-    pub nested: bool,
-    pub naming: Naming,
-    pub granularity: u64,
-    pub slicing: Slicing,
-    /// `hls_type event`: segments are never dropped from the playlist, which ends with
-    /// `#EXT-X-ENDLIST` when the publisher leaves.
-    pub event: bool,
-    pub max_audio_delay: u64,
-    pub audio_buffer_size: usize,
-    pub cleanup: bool,
-    pub variants: Vec<Variant>,
-    pub base_url: String,
-    pub keys: bool,
-    pub key_path: String,
-    pub key_url: String,
-    pub fragments_per_key: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            path: String::new(),
-            fragment: 5000,
-            max_fragment: 50_000,
-            playlist_length: 30_000,
-            muxdelay: 700,
-            sync: 2,
-            continuous: true,
-            nested: false,
-            naming: Naming::Sequential,
-            granularity: 0,
-            slicing: Slicing::Plain,
-            event: false,
-            max_audio_delay: 300,
-            audio_buffer_size: 1 << 20,
-            cleanup: true,
-            variants: Vec::new(),
-            base_url: String::new(),
-            keys: false,
-            key_path: String::new(),
-            key_url: String::new(),
-            fragments_per_key: 0,
-        }
-    }
-}
-
-/// The file operations the segmenter needs. Paths are full paths.
-pub trait Files {
-    /// Creates (or truncates) the segment being written, and makes it the open one.
-    fn create(&mut self, path: &str) -> io::Result<()>;
-    /// Appends to the open segment.
-    fn append(&mut self, data: &[u8]) -> io::Result<()>;
-    /// Closes the open segment.
-    fn close(&mut self) -> io::Result<()>;
-    /// Replaces a whole file atomically (write aside, rename over).
-    fn replace(&mut self, path: &str, data: &[u8]) -> io::Result<()>;
-    /// Replaces a file that is rewritten again within seconds (a live playlist): as
-    /// atomic as `replace`, but it may skip what a file system does to make a rename-over
-    /// durable across a power loss (ext4 writes the new file out at once, in the caller).
-    fn replace_often(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
-        self.replace(path, data)
-    }
-    /// Marks a file as still in use (its modification time), for the cleanup sweep.
-    fn touch(&mut self, path: &str);
-    /// Creates a directory and its parents.
-    fn mkdirs(&mut self, path: &str) -> io::Result<()>;
-    fn read(&mut self, path: &str) -> Option<String>;
-    fn random(&mut self, buf: &mut [u8]);
-}
-
-impl<T: Files + ?Sized> Files for Box<T> {
-    fn create(&mut self, path: &str) -> io::Result<()> {
-        (**self).create(path)
-    }
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        (**self).append(data)
-    }
-    fn close(&mut self) -> io::Result<()> {
-        (**self).close()
-    }
-    fn replace(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
-        (**self).replace(path, data)
-    }
-    fn replace_often(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
-        (**self).replace_often(path, data)
-    }
-    fn touch(&mut self, path: &str) {
-        (**self).touch(path)
-    }
-    fn mkdirs(&mut self, path: &str) -> io::Result<()> {
-        (**self).mkdirs(path)
-    }
-    fn read(&mut self, path: &str) -> Option<String> {
-        (**self).read(path)
-    }
-    fn random(&mut self, buf: &mut [u8]) {
-        (**self).random(buf)
-    }
-}
 
 /// Bytes gathered in memory before they are appended to the segment file.
 const WRITE_CHUNK: usize = 256 * 1024;
@@ -703,7 +572,14 @@ impl<F: Files> Segmenter<F> {
             }),
         );
         self.muxer.tables(&mut self.buf);
-        // Audio gathered before the first segment opened starts it.
+        // Audio gathered while no segment was open came before this segment's keyframe:
+        // it is dropped, so that a stream's first segment starts with its video. (Kept,
+        // it started that segment a frame or so before the video, and hls.js opening a
+        // new stream found a hole at the start: `bufferSeekOverHole`, in one page load of
+        // three to five here.)
+        if !self.abuf.is_empty() && self.apts < ts {
+            self.abuf.clear();
+        }
         self.flush_audio();
     }
 

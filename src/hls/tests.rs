@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::io;
 
 use aes::cipher::{BlockDecrypt, KeyInit};
 use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
@@ -360,4 +361,23 @@ fn a_slightly_late_audio_frame_does_not_cut_an_audio_only_stream() {
     s.audio(990, &[0xaf, 1, 0x21], 0);
     s.audio(1023, &[0xaf, 1, 0x21], 0);
     assert!(s.playlist().entries.is_empty(), "{:?}", s.playlist().entries);
+}
+
+#[test]
+fn a_stream_starts_with_its_video() {
+    // Audio before the first keyframe (an encoder's first audio frames come a frame or
+    // so before its first picture) stays out of the first segment: it starts with video.
+    let mut s = Segmenter::new(&cfg(), "cam", Mem::default());
+    s.video(0, AVC_HEADER, 0);
+    s.audio(0, AAC_HEADER, 0);
+    s.audio(0, &[0xaf, 1, 0x21, 0x10, 0x04], 0);
+    s.audio(23, &[0xaf, 1, 0x21, 0x10, 0x04], 0);
+    for i in 0..60u32 {
+        s.video(33 + i * 40, &video_frame(i % 50 == 0, 500), 0);
+        s.audio(46 + i * 40, &[0xaf, 1, 0x21, 0x10, 0x04], 0);
+    }
+    let pes = pes_of(&s.files().files["/hls/cam-0.ts"]);
+    assert!(pes[0].0, "the first PES is video");
+    let first_audio = pes.iter().find(|p| !p.0).expect("audio").1;
+    assert!(first_audio >= pes[0].1, "no audio before the first picture");
 }
