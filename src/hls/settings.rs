@@ -1,0 +1,81 @@
+//! An application's HLS settings, as the segmenter takes them.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Naming {
+    Sequential,
+    /// The stream timestamp (90 kHz) of the segment's start.
+    Timestamp,
+    /// Wall clock, ms.
+    System,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slicing {
+    Plain,
+    /// Cut where the timestamp crosses a multiple of `hls_fragment`.
+    Aligned,
+}
+
+/// `hls_variant SUFFIX [PARAM...]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub suffix: String,
+    pub params: Vec<String>,
+}
+
+/// An application's HLS settings, resolved with nginx-rtmp-module's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub path: String,
+    /// Times in ms.
+    pub fragment: u64,
+    pub max_fragment: u64,
+    pub playlist_length: u64,
+    pub muxdelay: u64,
+    pub sync: u64,
+    pub continuous: bool,
+    pub nested: bool,
+    pub naming: Naming,
+    pub granularity: u64,
+    pub slicing: Slicing,
+    /// `hls_type event`: segments are never dropped from the playlist, which ends with
+    /// `#EXT-X-ENDLIST` when the publisher leaves.
+    pub event: bool,
+    pub max_audio_delay: u64,
+    pub audio_buffer_size: usize,
+    pub cleanup: bool,
+    pub variants: Vec<Variant>,
+    pub base_url: String,
+    pub keys: bool,
+    pub key_path: String,
+    pub key_url: String,
+    pub fragments_per_key: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: String::new(),
+            fragment: 5000,
+            max_fragment: 50_000,
+            playlist_length: 30_000,
+            muxdelay: 700,
+            sync: 2,
+            continuous: true,
+            nested: false,
+            naming: Naming::Sequential,
+            granularity: 0,
+            slicing: Slicing::Plain,
+            event: false,
+            max_audio_delay: 300,
+            audio_buffer_size: 1 << 20,
+            cleanup: true,
+            variants: Vec::new(),
+            base_url: String::new(),
+            keys: false,
+            key_path: String::new(),
+            key_url: String::new(),
+            fragments_per_key: 0,
+        }
+    }
+}
