@@ -82,7 +82,7 @@ pub enum Level {
 }
 
 /// A client's timers (besides its read and send timeouts, which the glue keeps).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Timer {
     /// `ping`: send a ping.
     Ping,

@@ -36,7 +36,7 @@ impl App {
         let f = self.clients.get(from).ok_or("the client is gone")?;
         let (server, app_index) = (f.server, f.app);
         let core = &self.conf.servers[server].core;
-        let seed = (self.clients.next_id() as u64) ^ (now.ms << 20);
+        let seed = self.clients.next_id() ^ (now.ms << 20);
         let tc_url = url.rsplit_once('/').map_or(url, |(a, _)| a);
         let session = RelaySession::new(mode, &app, tc_url, &stream, core.chunk_size as usize, core.max_message as usize, seed);
         let (verb, dir) = if mode == Mode::Publish { ("pushing", "to") } else { ("pulling", "from") };

@@ -1,0 +1,240 @@
+//! Whole scenarios of the application core, without nginx (`sim`): publishing with
+//! players, HLS and a recording; callbacks allowing, refusing and renaming; a player
+//! joining mid-GOP; a slow player dropped at `out_queue`; a publisher vanishing;
+//! republishing; the control API. Deterministic, a few milliseconds each.
+
+use super::sim::{Peer, Sim};
+use super::{Answer, Level};
+use crate::rtmp::message as msg;
+
+const LIVE: &str = "rtmp { server { listen 1935; application live { live on; } } }";
+
+/// A publisher of `live/NAME` with codec headers sent.
+fn publisher(sim: &mut Sim, name: &str) -> Peer {
+    let mut p = Peer::new(sim);
+    assert_eq!(p.connect(sim, "live"), ["NetConnection.Connect.Success"]);
+    assert_eq!(p.publish(sim, name), ["NetStream.Publish.Start"]);
+    p.video(sim, 0, false, true);
+    p.audio(sim, 0, true);
+    p
+}
+
+fn player(sim: &mut Sim, name: &str) -> Peer {
+    let mut p = Peer::new(sim);
+    assert_eq!(p.connect(sim, "live"), ["NetConnection.Connect.Success"]);
+    let codes = p.play(sim, name);
+    assert!(codes.contains(&"NetStream.Play.Start".to_owned()), "{codes:?}");
+    p
+}
+
+/// `seconds` of 25 fps video (a keyframe every second) and audio, in real time.
+fn stream(sim: &mut Sim, p: &mut Peer, from_ms: u32, seconds: u32) {
+    for i in 0..seconds * 25 {
+        let ts = from_ms + i * 40;
+        p.video(sim, ts, ts % 1000 == 0, false);
+        p.audio(sim, ts + 20, false);
+        sim.advance(40);
+    }
+}
+
+/// Whether a user control "stream EOF" came.
+fn eof(msgs: &[crate::rtmp::chunk::Message]) -> bool {
+    msgs.iter().any(|m| m.type_id == msg::USER_CONTROL && m.payload[..2] == [0, 1])
+}
+
+#[test]
+fn publish_with_players_hls_and_recording() {
+    let mut sim = Sim::new(
+        "rtmp { server { listen 1935; application live { live on; hls on; hls_path /hls; hls_fragment 1s; \
+         record all; record_path /rec; } } }",
+    );
+    let mut early = player(&mut sim, "s");
+    let mut p = publisher(&mut sim, "s");
+    assert!(sim.logged("publish: \"live/s\""));
+    assert!(sim.logged("hls: \"s\" to \"/hls/s.m3u8\""));
+    stream(&mut sim, &mut p, 0, 2);
+    let mut late = player(&mut sim, "s");
+    stream(&mut sim, &mut p, 2000, 2);
+    early.read(&mut sim);
+    late.read(&mut sim);
+    let early_video = early.media_got().iter().filter(|m| m.0 == msg::VIDEO).count();
+    assert_eq!(early_video, 1 + 100, "the header and every frame");
+    let late_media = late.media_got();
+    assert_eq!(late_media[0], (msg::VIDEO, 0, 0x17), "a late player starts with the codec headers");
+    assert_eq!(late_media.iter().find(|m| m.0 == msg::VIDEO && m.1 > 0), Some(&(msg::VIDEO, 1000, 0x17)), "then the newest keyframe");
+    assert!(late.media_got().iter().all(|m| m.1 == 0 || m.1 >= 1000));
+    assert_eq!(late_media.iter().filter(|m| m.0 == msg::VIDEO).count(), 1 + 75, "the header, the GOP, then live");
+    let fs = sim.fs.borrow();
+    let playlist = String::from_utf8_lossy(&fs.files["/hls/s.m3u8"]).into_owned();
+    assert!(playlist.contains("#EXTINF:1.000,\ns-0.ts") && playlist.contains("s-2.ts"), "{playlist}");
+    assert!(fs.files["/hls/s-0.ts"].len() > 188 * 10 && fs.files["/hls/s-0.ts"][0] == 0x47);
+    let flv = &fs.files["/rec/s.flv"];
+    assert_eq!(&flv[..3], b"FLV");
+    drop(fs);
+    // The publisher leaves: players are told, the recording is completed.
+    p.command(&mut sim, 0, &[crate::rtmp::amf::Value::str("deleteStream"), crate::rtmp::amf::Value::Number(5.0), crate::rtmp::amf::Value::Null, crate::rtmp::amf::Value::Number(p.msid as f64)]);
+    assert!(sim.logged("unpublish: \"live/s\"") && sim.logged("record: \"/rec/s.flv\" done"));
+    assert!(eof(&early.read(&mut sim)) && eof(&late.read(&mut sim)), "players see the stream end");
+    let playlist = String::from_utf8_lossy(&sim.fs.borrow().files["/hls/s.m3u8"]).into_owned();
+    assert!(playlist.contains("s-3.ts"), "the last segment is listed: {playlist}");
+    assert!(!sim.logs.iter().any(|(_, l, _)| matches!(l, Level::Err | Level::Alert)), "{:?}", sim.logs);
+}
+
+#[test]
+fn on_publish_allows_refuses_and_renames() {
+    let mut sim = Sim::new("rtmp { server { listen 1935; application live { live on; on_publish http://127.0.0.1:8080/auth; } } }");
+    let mut a = Peer::new(&mut sim);
+    a.connect(&mut sim, "live");
+    assert!(a.publish(&mut sim, "a").is_empty(), "waits for the callback");
+    assert_eq!(sim.calls.len(), 1);
+    let form = String::from_utf8_lossy(&sim.calls[0].request).into_owned();
+    assert!(form.contains("call=publish&name=a&type=live"), "{form}");
+    sim.answer("/auth", 200, None);
+    assert_eq!(Peer::codes(&a.read(&mut sim)), ["NetStream.Publish.Start"]);
+
+    let mut b = Peer::new(&mut sim);
+    b.connect(&mut sim, "live");
+    b.publish(&mut sim, "b");
+    sim.answer("/auth", 403, None);
+    assert_eq!(Peer::codes(&b.read(&mut sim)), ["NetStream.Publish.Unauthorized"]);
+    assert!(sim.dropped.contains(&b.id), "closed once told");
+    assert!(sim.logged("notify: publish \"b\" refused (HTTP 403)"));
+
+    let mut c = Peer::new(&mut sim);
+    c.connect(&mut sim, "live");
+    c.publish(&mut sim, "c");
+    sim.answer("/auth", 302, Some("renamed"));
+    assert_eq!(Peer::codes(&c.read(&mut sim)), ["NetStream.Publish.Start"]);
+    assert!(sim.logged("publish: \"live/renamed\""));
+    let mut viewer = player(&mut sim, "renamed");
+    c.video(&mut sim, 0, false, true);
+    c.video(&mut sim, 0, true, false);
+    viewer.read(&mut sim);
+    assert_eq!(viewer.media_got().len(), 2, "the renamed stream plays");
+}
+
+#[test]
+fn a_player_joining_mid_gop_starts_on_the_newest_keyframe() {
+    // (Its publisher is read in batches: the player's start waits for its input to be
+    // read first.)
+    let mut sim = Sim::new("rtmp { server { listen 1935; application live { live on; merge_reads 300ms; } } }");
+    let mut p = publisher(&mut sim, "s");
+    assert_eq!(sim.app.pace(p.id), 300);
+    stream(&mut sim, &mut p, 0, 1);
+    for ts in [1000, 1040, 1080] {
+        p.video(&mut sim, ts, ts == 1000, false);
+    }
+    let mut v = player(&mut sim, "s");
+    v.read(&mut sim);
+    let video: Vec<u32> = v.media_got().iter().filter(|m| m.0 == msg::VIDEO).map(|m| m.1).collect();
+    assert_eq!(video, [0, 1000, 1040, 1080], "header, then the GOP from its keyframe");
+    p.video(&mut sim, 1120, false, false);
+    assert_eq!(v.read(&mut sim).last().map(|m| m.timestamp), Some(1120), "then live");
+}
+
+#[test]
+fn a_slow_player_is_dropped_at_out_queue_and_the_others_go_on() {
+    let mut sim = Sim::new("rtmp { server { listen 1935; out_queue 8; application live { live on; } } }");
+    let mut p = publisher(&mut sim, "s");
+    let mut slow = player(&mut sim, "s");
+    let mut ok = player(&mut sim, "s");
+    slow.read(&mut sim);
+    sim.set_room(slow.id, Some(0));
+    stream(&mut sim, &mut p, 0, 1);
+    assert!(sim.dropped.contains(&slow.id), "dropped");
+    assert!(sim.logged("client too slow: more than 8 messages queued (out_queue), dropping it"));
+    ok.read(&mut sim);
+    assert_eq!(ok.media_got().iter().filter(|m| m.0 == msg::VIDEO).count(), 1 + 25, "the other player got everything");
+}
+
+#[test]
+fn a_publisher_vanishing_ends_its_stream_once_and_a_new_one_takes_over() {
+    let mut sim = Sim::new(
+        "rtmp { server { listen 1935; application live { live on; publish_notify on; \
+         on_publish_done http://127.0.0.1:8080/done; } } }",
+    );
+    let mut p = publisher(&mut sim, "s");
+    let mut v = player(&mut sim, "s");
+    stream(&mut sim, &mut p, 0, 1);
+    v.read(&mut sim);
+    p.vanish(&mut sim);
+    let end = v.read(&mut sim);
+    assert!(eof(&end) && Peer::codes(&end) == ["NetStream.Play.UnpublishNotify"]);
+    assert_eq!(sim.calls.iter().filter(|c| c.url.contains("/done")).count(), 1, "on_publish_done once");
+    assert!(String::from_utf8_lossy(&sim.calls[0].request).contains("call=publish_done&name=s"));
+    // Republished: the waiting player is told, then gets the new stream from a keyframe.
+    let mut again = publisher(&mut sim, "s");
+    assert_eq!(Peer::codes(&v.read(&mut sim)), ["NetStream.Play.PublishNotify"]);
+    again.video(&mut sim, 5000, false, false);
+    again.video(&mut sim, 5040, true, false);
+    v.read(&mut sim);
+    let last: Vec<u32> = v.media_got().iter().rev().take(2).map(|m| m.1).collect();
+    assert_eq!(last, [5040, 0], "the new codec header, then its first keyframe (not the frame before)");
+    // The stream is forgotten once nobody is left.
+    again.vanish(&mut sim);
+    v.vanish(&mut sim);
+    assert!(sim.app.streams.is_empty() && sim.app.by_key.is_empty());
+}
+
+#[test]
+fn control_drops_and_redirects() {
+    let mut sim = Sim::new(LIVE);
+    let mut p = publisher(&mut sim, "s");
+    let v = player(&mut sim, "s");
+    let mut w = player(&mut sim, "s");
+    let now = sim.now;
+    let arg = |id: u64| move |k: &str| match k {
+        "name" => Some("s".to_owned()),
+        "clientid" => Some(id.to_string()),
+        _ => None,
+    };
+    let number = sim.app.client(v.id).map(|c| c.number).expect("a client");
+    let r = sim.app.control("drop", "subscriber", &arg(number), &now);
+    sim.run();
+    assert!(matches!(r, Ok(Answer::Count(1))) && sim.dropped.contains(&v.id) && !sim.dropped.contains(&w.id));
+    assert!(sim.logged("dropped through the control API"));
+    let newname = |k: &str| match k {
+        "name" => Some("s".to_owned()),
+        "newname" => Some("t".to_owned()),
+        _ => None,
+    };
+    let r = sim.app.control("redirect", "publisher", &newname, &now);
+    sim.run();
+    assert!(matches!(r, Ok(Answer::Count(1))));
+    assert!(sim.logged("publish: \"live/t\""));
+    let mut t = player(&mut sim, "t");
+    p.video(&mut sim, 0, false, true);
+    p.video(&mut sim, 40, true, false);
+    t.read(&mut sim);
+    assert_eq!(t.media_got().len(), 2, "the publisher goes on under its new name");
+    assert!(eof(&w.read(&mut sim)), "the old name's player saw it go");
+    assert!(matches!(sim.app.control("drop", "nobody", &|_| None, &now), Err(e) if e == "Undefined filter"));
+}
+
+#[test]
+fn a_quit_drains_publishers_then_closes_them() {
+    let mut sim = Sim::new("rtmp { drain_timeout 2s; server { listen 1935; application live { live on; } } }");
+    let mut p = publisher(&mut sim, "s");
+    let mut v = player(&mut sim, "s");
+    sim.shutdown = Some(super::Shutdown::Quit);
+    sim.advance(1000);
+    assert!(sim.logged("nginx is quitting: 1 live publisher(s) have 2000 ms to finish (drain_timeout)"));
+    stream(&mut sim, &mut p, 0, 1);
+    assert!(!sim.dropped.contains(&p.id), "within drain_timeout the stream goes on");
+    sim.advance(2000);
+    assert!(sim.dropped.contains(&p.id), "then the publisher is closed");
+    assert!(eof(&v.read(&mut sim)), "its player is told");
+    sim.advance(1000);
+    assert!(sim.dropped.contains(&v.id), "then let go");
+}
+
+#[test]
+fn a_reload_leaves_live_publishers_alone() {
+    let mut sim = Sim::new("rtmp { drain_timeout 1s; server { listen 1935; application live { live on; } } }");
+    let p = publisher(&mut sim, "s");
+    let idle = player(&mut sim, "nobody");
+    sim.shutdown = Some(super::Shutdown::Reload);
+    sim.advance(5000);
+    assert!(!sim.dropped.contains(&p.id), "publishers finish on old workers");
+    assert!(sim.dropped.contains(&idle.id), "players of streams without a publisher go to the new workers");
+}

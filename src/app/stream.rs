@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::client::Role;
 use super::output::{self, Ask, Cx, Output};
-use super::{App, ClientId, Effect, Kind, Level, Now, StreamId, Timer};
+use super::{App, ClientId, Effect, Kind, Now, StreamId, Timer};
 use crate::conf::access::{self, Action};
 use crate::conf::Meta;
 use crate::live::fanout::{self, Fanout};
@@ -466,12 +466,5 @@ impl App {
         msg::amf0(&mut b, msg::CSID_COMMAND, msg::COMMAND_AMF0, msid, &ask, self.conf.servers[c.server].core.chunk_size as usize);
         c.queue(b.freeze());
         self.ready(id);
-    }
-
-    /// Logs at `level` about the stream's publisher, or the worker.
-    #[allow(dead_code)]
-    pub(super) fn log_stream(&mut self, sid: StreamId, level: Level, m: String) {
-        let client = self.streams.get(sid).and_then(|s| s.source);
-        self.log(client, level, m);
     }
 }

@@ -114,7 +114,7 @@ impl Conn {
 
     pub fn number(&self) -> u64 {
         // SAFETY: as above.
-        unsafe { (*self.c).number as u64 }
+        unsafe { (*self.c).number }
     }
 
     /// Receives into `buf` (uninitialised memory is fine: only what arrived is read).
