@@ -39,7 +39,7 @@ pub struct Relay {
 pub struct Role {
     pub msid: u32,
     pub stream: StreamId,
-    pub play: Option<Box<Cursor>>,
+    pub play: Option<Cursor>,
 }
 
 impl Role {
@@ -67,7 +67,24 @@ pub struct Note {
     pub since: u64,
 }
 
+/// (`repr(C)`, the fields every write touches first: a player's turn of writing reads
+/// one or two cache lines of its client.)
+#[repr(C)]
 pub struct Client {
+    /// In the ready list.
+    pub ready: bool,
+    /// Close once everything queued is written (after an error status).
+    pub close_after_flush: bool,
+    /// Lagged beyond `out_queue`: closed at its next write.
+    pub too_slow: bool,
+    /// Bytes queued for it; `sent` of the front buffer are written already.
+    pub(super) out: VecDeque<Bytes>,
+    sent: usize,
+    /// How many queued buffers are a start-up burst rather than live output (the burst is
+    /// queued first, so these are the next ones written); `out_queue` counts the rest.
+    burst: usize,
+    pub roles: Vec<Role>,
+    pub bytes_out: u64,
     pub server: usize,
     pub kind: Kind,
     pub number: u64,
@@ -80,17 +97,6 @@ pub struct Client {
     pub app: Option<usize>,
     /// What it said in `connect` (the application renamed if `on_connect` did).
     pub info: Option<Box<ConnectInfo>>,
-    pub roles: Vec<Role>,
-    /// Bytes queued for it; `sent` of the front buffer are written already.
-    out: VecDeque<Bytes>,
-    sent: usize,
-    /// How many queued buffers are a start-up burst rather than live output (the burst is
-    /// queued first, so these are the next ones written); `out_queue` counts the rest.
-    burst: usize,
-    /// Close once everything queued is written (after an error status).
-    pub close_after_flush: bool,
-    /// In the ready list.
-    pub ready: bool,
     pub waiting: Option<Box<Waiting>>,
     pub notes: Vec<Note>,
     pub updates_pending: u32,
@@ -99,7 +105,6 @@ pub struct Client {
     /// When it last sent audio or video (for `drop_idle_publisher`).
     pub last_media: u64,
     pub bytes_in: u64,
-    pub bytes_out: u64,
     pub out_rate: Rate,
     /// When this (WHIP) publisher was last asked for a keyframe.
     pub keyframe_asked: u64,
@@ -127,6 +132,7 @@ impl Client {
             sent: 0,
             burst: 0,
             close_after_flush: false,
+            too_slow: false,
             ready: false,
             waiting: None,
             notes: Vec::new(),
@@ -195,11 +201,6 @@ impl Client {
         self.burst += 1;
     }
 
-    /// The own queue, for a player on another stream id (`Fanout::prepare`).
-    pub fn own_queue(&mut self) -> &mut VecDeque<Bytes> {
-        &mut self.out
-    }
-
     /// Messages queued beyond the start-up burst (what `out_queue` limits).
     pub fn queued_live(&self) -> usize {
         self.out.len() - self.burst.min(self.out.len())
@@ -207,12 +208,6 @@ impl Client {
 
     pub fn has_own_output(&self) -> bool {
         !self.out.is_empty()
-    }
-
-    pub fn clear_output(&mut self) {
-        self.out.clear();
-        self.sent = 0;
-        self.burst = 0;
     }
 
     /// The own queue's buffers for a write: the front one's unsent part first.

@@ -26,21 +26,21 @@ impl App {
         let Some(srv) = srv.filter(|&s| s < self.conf.servers.len()) else { return Err("Server index out of range".into()) };
         let (app, name, addr) = (arg("app"), arg("name"), arg("addr"));
         let clientid = arg("clientid").map(|s| s.parse::<u64>().unwrap_or(u64::MAX));
+        // The streams that match, then their publishers and players that do.
         let mut targets: Vec<(ClientId, u32, bool)> = vec![];
-        for (id, c) in self.clients.iter() {
-            if addr.as_deref().is_some_and(|a| a != &*c.addr) || clientid.is_some_and(|n| n != c.number) {
+        for (sid, st) in self.streams.iter() {
+            let key = &st.key;
+            if key.server != srv || app.as_deref().is_some_and(|a| a != key.app) || name.as_deref().is_some_and(|n| n != key.name) {
                 continue;
             }
-            for r in &c.roles {
-                let Some(key) = self.streams.get(r.stream).map(|s| &s.key) else { continue };
-                let player = !r.publishes();
-                if key.server == srv
-                    && app.as_deref().is_none_or(|a| a == key.app)
-                    && name.as_deref().is_none_or(|n| n == key.name)
-                    && want.is_none_or(|p| p == player)
-                {
-                    targets.push((id, r.msid, player));
+            let publisher = st.source.map(|p| (p, st.source_msid, false));
+            let players = st.players.iter().filter_map(|&p| Some((p, self.clients.get(p)?.roles.iter().find(|r| r.stream == sid)?.msid, true)));
+            for (id, msid, player) in publisher.into_iter().chain(players) {
+                let Some(c) = self.clients.get(id) else { continue };
+                if want.is_some_and(|p| p != player) || addr.as_deref().is_some_and(|a| a != &*c.addr) || clientid.is_some_and(|n| n != c.number) {
+                    continue;
                 }
+                targets.push((id, msid, player));
             }
         }
         match section {

@@ -207,7 +207,7 @@ impl App {
             Event::CloseStream { msid } => self.end_stream(id, msid, now),
             Event::Pause { msid, pause } => {
                 let Some(r) = c.roles.iter_mut().find(|r| r.msid == msid) else { return };
-                let (Some(cur), Some(s)) = (r.play.as_deref_mut(), self.streams.get(r.stream)) else { return };
+                let (Some(cur), Some(s)) = (r.play.as_mut(), self.streams.get(r.stream)) else { return };
                 s.fanout.pause(cur, pause);
                 if let Some(s) = c.session() {
                     s.paused(msid, pause);
@@ -217,7 +217,7 @@ impl App {
             }
             Event::Receive { msid, kind, on } => {
                 let Some(r) = c.roles.iter_mut().find(|r| r.msid == msid) else { return };
-                let (Some(cur), Some(s)) = (r.play.as_deref_mut(), self.streams.get(r.stream)) else { return };
+                let (Some(cur), Some(s)) = (r.play.as_mut(), self.streams.get(r.stream)) else { return };
                 s.fanout.receive(cur, kind, on);
             }
         }

@@ -60,24 +60,16 @@ impl App {
         snap.bytes_out = t.bytes_out_gone + self.clients.iter().map(|(_, c)| c.bytes_out).sum::<u64>();
         snap.bw_in = t.in_rate.bits_per_sec(now, snap.bytes_in);
         snap.bw_out = t.out_rate.bits_per_sec(now, snap.bytes_out);
-        // Clients in the order they came, grouped by stream (streams in the order their
-        // first client came).
-        for (_, c) in self.clients.iter() {
-            let info = c.info.as_deref();
-            for r in &c.roles {
-                let Some(st) = self.streams.get(r.stream) else { continue };
-                let key = &st.key;
-                let Some(app) = snap.servers.get_mut(key.server).and_then(|s| s.apps.iter_mut().find(|a| a.name == key.app)) else {
-                    continue;
-                };
-                let i = match app.streams.iter().position(|s| s.name == key.name) {
-                    Some(i) => i,
-                    None => {
-                        app.streams.push(stat::Stream { name: key.name.clone(), ..Default::default() });
-                        app.streams.len() - 1
-                    }
-                };
-                let stream = &mut app.streams[i];
+        // Each stream: its publisher, then its players in the order they joined.
+        for (_, st) in self.streams.iter() {
+            let key = &st.key;
+            let Some(app) = snap.servers.get_mut(key.server).and_then(|s| s.apps.iter_mut().find(|a| a.name == key.app)) else {
+                continue;
+            };
+            let mut stream = stat::Stream { name: key.name.clone(), ..Default::default() };
+            for (id, publisher) in st.source.iter().map(|&p| (p, true)).chain(st.players.iter().map(|&p| (p, false))) {
+                let Some(c) = self.clients.get(id) else { continue };
+                let info = c.info.as_deref();
                 let mut client = stat::Client {
                     id: c.number,
                     address: c.addr.to_string(),
@@ -88,7 +80,7 @@ impl App {
                     timestamp: c.last_ts,
                     ..Default::default()
                 };
-                if r.publishes() {
+                if publisher {
                     let p = &st.stats;
                     client.publishing = true;
                     stream.publishing = true;
@@ -111,6 +103,7 @@ impl App {
                 }
                 stream.clients.push(client);
             }
+            app.streams.push(stream);
         }
         // Players see the publisher's clock; HLS viewers are counted by stream name.
         for s in snap.servers.iter_mut().flat_map(|s| &mut s.apps).flat_map(|a| &mut a.streams) {

@@ -93,6 +93,12 @@ pub struct Stream {
     /// Its players are to be written this turn / at the next merge grid point.
     pub dirty: bool,
     pub merged: bool,
+    /// Frames appended since the log was last trimmed.
+    pub appended: u32,
+    /// How far a player may lag, in messages (`out_queue`), and how far it must before
+    /// it is written (`buffer` with `out_cork`; 0: at once).
+    pub out_queue: u64,
+    pub cork: u64,
 }
 
 /// Stream names become file names (HLS, recordings): no paths, no control characters.
@@ -130,6 +136,9 @@ impl App {
             stats: Pub::new(0),
             dirty: false,
             merged: false,
+            appended: 0,
+            out_queue: server.core.out_queue,
+            cork: if live.as_ref().is_some_and(|l| l.buffer > 0) { server.core.out_cork } else { 0 },
         });
         self.by_key.insert(key.clone(), sid);
         sid
@@ -286,7 +295,7 @@ impl App {
         s.players.push(id);
         let source = s.source;
         let c = self.clients.get_mut(id).expect("known");
-        c.roles.push(Role { msid, stream: sid, play: Some(Box::new(cursor)) });
+        c.roles.push(Role { msid, stream: sid, play: Some(cursor) });
         c.queue_burst(burst);
         self.ready(id);
         if let Some(p) = source.filter(|_| waits) {
@@ -323,7 +332,7 @@ impl App {
                 session.unpublished(msid, &name, live.publish_notify, live.play_restart);
             }
             let status = session.take_output().unwrap_or_default();
-            let cur = c.roles[role].play.as_deref_mut().expect("a player");
+            let cur = c.roles[role].play.as_mut().expect("a player");
             s.fanout.status(cur, status);
             if published {
                 s.fanout.restart(cur);
@@ -403,6 +412,7 @@ impl App {
         let frame = Frame::parse(kind, timestamp, payload);
         let Some(s) = self.streams.get_mut(sid).filter(|s| s.source == Some(id)) else { return };
         s.fanout.append(frame.clone());
+        s.appended += 1;
         // A stream with its audio twice (a WHIP publisher's AAC and Opus): the Enhanced
         // RTMP track is for the players that asked for it, not for HLS, recordings or the
         // statistics.

@@ -7,6 +7,9 @@
 //! system call with io_uring, or a `writev` each) and reports `written`.
 
 use super::client::IOV_PER_WRITE;
+
+/// A stream's log is trimmed every this many frames (positions of every player read).
+const TRIM_EVERY: u32 = 32;
 use super::{App, ClientId, Effect, Now, StreamId};
 use crate::live::fanout::Fanout;
 
@@ -109,43 +112,31 @@ impl App {
         !self.write.clients.is_empty() || !self.write.dirty.is_empty()
     }
 
-    /// The clients to write now. Players of changed streams that lag beyond `out_queue`
-    /// are dropped here (effects say so).
-    pub fn take_ready(&mut self, out: &mut Vec<ClientId>, now: &Now) {
-        let conf = self.conf.clone();
+    /// The clients to write now: those with output of their own, and the players of
+    /// streams that changed. Every `TRIM_EVERY` frames a stream's log is trimmed to what
+    /// its players and its GOP still need.
+    pub fn take_ready(&mut self, out: &mut Vec<ClientId>, _now: &Now) {
         for sid in std::mem::take(&mut self.write.dirty) {
             let Some(s) = self.streams.get_mut(sid) else { continue };
             s.dirty = false;
-            let server = s.key.server;
-            let Some(run) = conf.app(server, s.app) else { continue };
-            let out_queue = conf.servers[server].core.out_queue;
-            let cork = if run.live.buffer > 0 { conf.servers[server].core.out_cork } else { 0 };
+            let trim = s.appended >= TRIM_EVERY || s.players.is_empty();
             let mut oldest: Option<u64> = None;
-            let mut slow = Vec::new();
             for &p in &s.players {
                 let Some(c) = self.clients.get_mut(p) else { continue };
-                let Some(cur) = c.roles.iter().find(|r| r.stream == sid).and_then(|r| r.play.as_deref()) else { continue };
-                let lag = s.fanout.lag(cur) + c.queued_live() as u64;
-                oldest = Some(oldest.map_or(Fanout::position(cur), |o| o.min(Fanout::position(cur))));
-                if lag > out_queue {
-                    slow.push(p);
-                    continue;
-                }
-                if cork > 0 && lag < cork {
-                    continue;
+                if trim {
+                    if let Some(cur) = c.roles.iter().find(|r| r.stream == sid).and_then(|r| r.play.as_ref()) {
+                        let at = Fanout::position(cur);
+                        oldest = Some(oldest.map_or(at, |o| o.min(at)));
+                    }
                 }
                 if !c.ready {
                     c.ready = true;
                     self.write.clients.push(p);
                 }
             }
-            s.fanout.trim(oldest);
-            for p in slow {
-                self.info(p, format!("client too slow: more than {out_queue} messages queued (out_queue), dropping it"));
-                if let Some(c) = self.clients.get_mut(p) {
-                    c.clear_output();
-                }
-                self.close(p, now);
+            if trim {
+                s.fanout.trim(oldest);
+                s.appended = 0;
             }
         }
         for id in self.write.clients.drain(..) {
@@ -158,20 +149,30 @@ impl App {
 
     /// What the client is to be written next, in order, at most `IOV_PER_WRITE` buffers:
     /// its own queue, then what it plays from the streams' logs. The buffers stay as they
-    /// are until `written` (or any other call that changes this client) is called.
+    /// are until `written` (or any other call that changes this client) is called. A
+    /// player more than `out_queue` messages behind gets nothing: `written` drops it; one
+    /// less than `out_cork` behind (`buffer`) gets no media yet.
     pub fn pending(&mut self, id: ClientId, room: &mut dyn FnMut(&[u8]) -> bool) -> usize {
         let Some(c) = self.clients.get_mut(id) else { return 0 };
-        // (A player on another message stream id than the log's gets copies of its own.)
-        if c.roles.iter().any(|r| r.play.as_ref().is_some_and(|p| p.msid != crate::live::fanout::BASE_MSID)) {
-            let mut own = std::mem::take(c.own_queue());
-            for r in c.roles.iter_mut() {
-                if let (Some(cur), Some(s)) = (r.play.as_deref_mut(), self.streams.get(r.stream)) {
-                    s.fanout.prepare(cur, &mut own);
-                }
+        let queued = c.queued_live() as u64;
+        let mut corked = false;
+        for r in c.roles.iter_mut() {
+            let (Some(cur), Some(s)) = (r.play.as_mut(), self.streams.get(r.stream)) else { continue };
+            let lag = s.fanout.lag(cur) + queued;
+            if lag > s.out_queue {
+                c.too_slow = true;
+                return 0;
             }
-            *c.own_queue() = own;
+            corked |= s.cork > 0 && lag < s.cork;
+            // (A player on another message stream id than the log's gets copies of its
+            // own, in its own queue.)
+            if cur.msid != crate::live::fanout::BASE_MSID {
+                let mut own = std::mem::take(&mut c.out);
+                s.fanout.prepare(cur, &mut own);
+                c.out = own;
+            }
         }
-        let c = self.clients.get(id).expect("checked");
+        let c = &*c;
         let mut n = 0;
         let mut take = |b: &[u8]| {
             if n >= IOV_PER_WRITE {
@@ -188,8 +189,11 @@ impl App {
                 return n;
             }
         }
+        if corked {
+            return n;
+        }
         for r in &c.roles {
-            let (Some(cur), Some(s)) = (r.play.as_deref(), self.streams.get(r.stream)) else { continue };
+            let (Some(cur), Some(s)) = (r.play.as_ref(), self.streams.get(r.stream)) else { continue };
             let mut full = false;
             s.fanout.pending(cur, &mut |b| {
                 let ok = take(b);
@@ -206,12 +210,18 @@ impl App {
     /// `n` bytes of what `pending` gave were written.
     pub fn written(&mut self, id: ClientId, n: usize, now: &Now) -> Written {
         let Some(c) = self.clients.get_mut(id) else { return Written::Closed };
+        if c.too_slow {
+            let out_queue = self.conf.servers[c.server].core.out_queue;
+            self.info(id, format!("client too slow: more than {out_queue} messages queued (out_queue), dropping it"));
+            self.close(id, now);
+            return Written::Closed;
+        }
         c.bytes_out += n as u64;
         let mut rest = c.own_advance(n);
         let mut more = c.has_own_output();
         for i in 0..c.roles.len() {
             let Some(s) = self.streams.get(c.roles[i].stream) else { continue };
-            let Some(cur) = c.roles[i].play.as_deref_mut() else { continue };
+            let Some(cur) = c.roles[i].play.as_mut() else { continue };
             let left = s.fanout.advance(cur, &mut rest);
             more |= s.fanout.has_pending(cur);
             if let Some(left) = left {
@@ -234,7 +244,7 @@ impl App {
     pub fn has_pending(&self, id: ClientId) -> bool {
         let Some(c) = self.clients.get(id) else { return false };
         c.has_own_output()
-            || c.roles.iter().any(|r| match (r.play.as_deref(), self.streams.get(r.stream)) {
+            || c.roles.iter().any(|r| match (r.play.as_ref(), self.streams.get(r.stream)) {
                 (Some(cur), Some(s)) => s.fanout.has_pending(cur),
                 _ => false,
             })

@@ -77,7 +77,12 @@ pub struct Worker {
     /// The configuration generation this worker started in (`shared.rs`).
     generation: u64,
     batch: uring::Batch,
+    /// Reused from turn to turn: the clients to write, a batch's writes (and how much
+    /// each is), their outcomes, one client's buffers.
     ready: Vec<ClientId>,
+    writing: Vec<(ClientId, usize)>,
+    outcomes: Vec<uring::Wrote>,
+    bufs: Vec<&'static [u8]>,
 }
 
 thread_local! {
@@ -120,7 +125,17 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx:
     let generation = if rc.shared_zone.is_null() { 0 } else { shared::generation(rc.shared_zone) };
     let app = App::new(rc.resolved.clone(), Box::new(files::Disk), &now());
     WORKER.with(|w| {
-        *w.borrow_mut() = Some(Worker { app, conns: Conns::default(), rc, generation, batch: uring::Batch::default(), ready: Vec::new() })
+        *w.borrow_mut() = Some(Worker {
+            app,
+            conns: Conns::default(),
+            rc,
+            generation,
+            batch: uring::Batch::default(),
+            ready: Vec::new(),
+            writing: Vec::new(),
+            outcomes: Vec::new(),
+            bufs: Vec::new(),
+        })
     });
     for (e, handler) in [(&raw mut FLUSH_ALL, on_flush_all as unsafe extern "C" fn(*mut ngx_event_t)), (&raw mut MERGE, on_merge), (&raw mut TICK, on_tick)] {
         let ev = event(e);
@@ -546,8 +561,9 @@ impl Worker {
     }
 
     fn write_batches(&mut self, ids: &[ClientId], cap: usize, now: &app::Now) {
-        let mut writing: Vec<(ClientId, usize)> = Vec::with_capacity(cap);
-        let mut bufs: Vec<&'static [u8]> = Vec::with_capacity(crate::app::IOV_PER_WRITE);
+        let mut writing = std::mem::take(&mut self.writing);
+        let mut bufs = std::mem::take(&mut self.bufs);
+        let mut outcomes = std::mem::take(&mut self.outcomes);
         for group in ids.chunks(cap) {
             writing.clear();
             self.batch.clear();
@@ -578,13 +594,14 @@ impl Worker {
             if writing.is_empty() {
                 continue;
             }
-            let outcomes: Vec<uring::Wrote> = self.batch.submit().collect();
+            outcomes.clear();
+            outcomes.extend(self.batch.submit());
             self.batch.clear();
             if uring::capacity() == 0 {
                 // SAFETY: the cycle's log.
                 log!(NGX_LOG_ERR, Worker::cycle_log(), "io_uring failed: each player is written with its own writev from now on");
             }
-            for (&(id, total), outcome) in writing.iter().zip(outcomes.into_iter().chain(std::iter::repeat(uring::Wrote::NotMade))) {
+            for (&(id, total), &outcome) in writing.iter().zip(outcomes.iter().chain(std::iter::repeat(&uring::Wrote::NotMade))) {
                 // (An earlier one's outcome may have closed this one.)
                 let Some(conn) = self.conn(id) else { continue };
                 match outcome {
@@ -633,6 +650,9 @@ impl Worker {
                 }
             }
         }
+        self.writing = writing;
+        self.bufs = bufs;
+        self.outcomes = outcomes;
     }
 }
 
