@@ -103,21 +103,27 @@ sub start_nginx {
     remove_tree($dir);
     make_path("$dir/logs");
     chmod 0777, $dir;    # the worker (nobody) writes HLS here
-    my $port = 20000 + int(rand(20000));
-    $rtmp =~ s/PORT/$port/g;
-    $rtmp =~ s/DIR/$dir/g;
-    open my $cf, '>', "$dir/nginx.conf" or die;
-    print $cf <<"CONF";
+    my ($port, $started);
+    # (A port below the kernel's ephemeral range, which hundreds of players' own ports
+    # fill; another one if it is taken all the same.)
+    for my $try (1 .. 5) {
+        $port = 10000 + int(rand(20000));
+        (my $conf = $rtmp) =~ s/PORT/$port/g;
+        $conf =~ s/DIR/$dir/g;
+        open my $cf, '>', "$dir/nginx.conf" or die;
+        print $cf <<"CONF";
 load_module $MODULE{$server};
 error_log $dir/error.log warn;
 pid $dir/nginx.pid;
 worker_processes 1;
 worker_rlimit_nofile 8192;
 events { worker_connections 4096; }
-$rtmp
+$conf
 CONF
-    close $cf;
-    system('nginx', '-p', "$dir/", '-c', "$dir/nginx.conf") == 0 or die "nginx failed for $server";
+        close $cf;
+        last if $started = system('nginx', '-p', "$dir/", '-c', "$dir/nginx.conf") == 0;
+    }
+    $started or die "nginx failed for $server";
     sleep 0.5;
     chomp(my $master = slurp("$dir/nginx.pid"));
     my ($worker) = map { /(\d+)/ ? $1 : () } qx{pgrep -P $master};

@@ -106,13 +106,10 @@ impl App {
             }
             Verdict::Deny(_) => {
                 self.log_refusal(id, "connect", &outcome);
-                let c = self.clients.get_mut(id).expect("checked");
-                if let Some(s) = c.session() {
-                    s.reject_connect("Connection refused by on_connect");
+                self.say(id, |s| s.reject_connect("Connection refused by on_connect"));
+                if let Some(c) = self.clients.get_mut(id) {
+                    c.close_after_flush = true;
                 }
-                c.drain_session();
-                c.close_after_flush = true;
-                self.ready(id);
             }
         }
         self.resume(id, now);

@@ -34,6 +34,17 @@ impl App {
         id
     }
 
+    /// Has the client's RTMP session say something (`accept_publish`, a status...) and
+    /// queues it for the client. (A relay's session has nothing to say to the server.)
+    pub(super) fn say(&mut self, id: ClientId, f: impl FnOnce(&mut Session)) {
+        let Some(c) = self.clients.get_mut(id) else { return };
+        if let Some(s) = c.session() {
+            f(s);
+        }
+        c.drain_session();
+        self.ready(id);
+    }
+
     /// Whether the client's input is to be read now: not while a callback it waits for is
     /// pending (what it sends meanwhile stays in its socket), nor once it is to close.
     pub fn wants_input(&self, id: ClientId) -> bool {
@@ -93,7 +104,13 @@ impl App {
             return self.close(id, now);
         }
         self.handle_events(id, now);
-        let Some(c) = self.clients.get(id) else { return };
+        let Some(c) = self.clients.get_mut(id) else { return };
+        if !c.publishes() {
+            // (A player sends a few commands: its input buffer's memory goes back.)
+            if let Some(s) = c.session() {
+                s.shrink_input();
+            }
+        }
         // Replies (acks, pings, statuses) to a client that sends but does not read must not
         // pile up: the same bound as for players.
         let out_queue = self.conf.servers[c.server].core.out_queue;
@@ -209,11 +226,7 @@ impl App {
                 let Some(r) = c.roles.iter_mut().find(|r| r.msid == msid) else { return };
                 let (Some(cur), Some(s)) = (r.play.as_mut(), self.streams.get(r.stream)) else { return };
                 s.fanout.pause(cur, pause);
-                if let Some(s) = c.session() {
-                    s.paused(msid, pause);
-                }
-                c.drain_session();
-                self.ready(id);
+                self.say(id, |s| s.paused(msid, pause));
             }
             Event::Receive { msid, kind, on } => {
                 let Some(r) = c.roles.iter_mut().find(|r| r.msid == msid) else { return };
@@ -231,22 +244,14 @@ impl App {
         match found {
             Some(i) => {
                 c.app = Some(i);
-                if let Some(s) = c.session() {
-                    s.accept_connect();
-                }
+                self.say(id, Session::accept_connect);
             }
             None => {
-                if let Some(s) = c.session() {
-                    s.reject_connect("Application not found");
-                }
                 c.close_after_flush = true;
                 self.info(id, format!("application \"{}\" not found", name.escape_debug()));
+                self.say(id, |s| s.reject_connect("Application not found"));
             }
         }
-        if let Some(c) = self.clients.get_mut(id) {
-            c.drain_session();
-        }
-        self.ready(id);
     }
 
     /// A client's timer fired.

@@ -170,13 +170,10 @@ impl App {
     /// Refuses something with an error status, then closes once it is sent.
     pub(super) fn refuse(&mut self, id: ClientId, msid: u32, code: &str, description: &str) {
         self.info(id, format!("{code}: {description}"));
-        let Some(c) = self.clients.get_mut(id) else { return };
-        if let Some(s) = c.session() {
-            s.status(msid, "error", code, description);
+        self.say(id, |s| s.status(msid, "error", code, description));
+        if let Some(c) = self.clients.get_mut(id) {
+            c.close_after_flush = true;
         }
-        c.drain_session();
-        c.close_after_flush = true;
-        self.ready(id);
     }
 
     /// What publish and play check alike: a usable stream name, the application's access
@@ -225,13 +222,8 @@ impl App {
             return self.refuse(id, msid, "NetStream.Publish.BadName", "Already publishing");
         }
         self.info(id, format!("publish: \"{}/{}\"", key.app, key.name));
-        let c = self.clients.get_mut(id).expect("known");
-        if let Some(s) = c.session() {
-            s.accept_publish(msid, &key.name);
-        }
-        c.drain_session();
-        c.roles.push(Role { msid, stream: sid, play: None });
-        self.ready(id);
+        self.say(id, |s| s.accept_publish(msid, &key.name));
+        self.clients.get_mut(id).expect("known").roles.push(Role { msid, stream: sid, play: None });
         let conf = self.conf.clone();
         let run = conf.app(key.server, app).expect("the client's application");
         let mut asks = Vec::new();
@@ -264,12 +256,7 @@ impl App {
             return self.refuse(id, msid, "NetStream.Play.StreamNotFound", "No such stream (idle_streams off)");
         }
         self.info(id, format!("play: \"{}/{}\"", key.app, key.name));
-        let c = self.clients.get_mut(id).expect("known");
-        if let Some(s) = c.session() {
-            s.accept_play(msid, &key.name);
-        }
-        c.drain_session();
-        self.ready(id);
+        self.say(id, |s| s.accept_play(msid, &key.name));
         if let Some(p) = self.publisher(&key).filter(|&p| p != id) {
             if self.clients.get(p).is_some_and(|pc| pc.pace > 0) {
                 let c = self.clients.get_mut(id).expect("known");
@@ -438,15 +425,7 @@ impl App {
         for a in asks {
             match a {
                 Ask::Log(level, m) => self.log(Some(id), level, m),
-                Ask::Status { level, code, description } => {
-                    if let Some(c) = self.clients.get_mut(id) {
-                        if let Some(s) = c.session() {
-                            s.status(msid, level, code, &description);
-                        }
-                        c.drain_session();
-                        self.ready(id);
-                    }
-                }
+                Ask::Status { level, code, description } => self.say(id, |s| s.status(msid, level, code, &description)),
                 Ask::RecordDone { url, method, recorder, name, path, args } => {
                     let call = crate::notify::Call::RecordDone { recorder: &recorder, name: &name, path: &path, args: &args };
                     self.notify_call(id, &url, method, &call, None);

@@ -111,7 +111,7 @@ impl Client {
     }
 
     pub fn take_output(&mut self) -> Option<Bytes> {
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out).freeze())
     }
 
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
