@@ -46,6 +46,9 @@ fn main() {
     // Batched writes to players (io_uring, with raw system calls: no liburing needed).
     println!("cargo:rerun-if-changed=src/glue/uring.c");
     cc::Build::new().file("src/glue/uring.c").warnings(true).extra_warnings(true).compile("ngx_rtmp_uring");
+    // Starting and reaping exec children (what runs between clone and execve must be C).
+    println!("cargo:rerun-if-changed=src/glue/spawn.c");
+    cc::Build::new().file("src/glue/spawn.c").warnings(true).extra_warnings(true).compile("ngx_rtmp_spawn");
     println!("cargo:rustc-link-lib=dylib=avcodec");
     println!("cargo:rustc-link-lib=dylib=avutil");
     println!("cargo:rerun-if-env-changed=NGINX_BINARY");

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod conf;
+pub mod exec;
 pub mod hls;
 pub mod live;
 pub mod media;

@@ -15,6 +15,7 @@
 
 mod client;
 mod control;
+pub mod exec;
 mod notify;
 mod output;
 mod pace;
@@ -170,6 +171,10 @@ pub enum Effect {
     Connect(ClientId, Box<Connect>),
     /// Wake the worker (`wake`) at this time of its clock (merged writes).
     Wake(u64),
+    /// Start a child process (`exec*`); its outcome goes to `spawned`.
+    Spawn(exec::ChildId, Box<crate::exec::Spec>),
+    /// Send a signal to a child's process group.
+    Signal { pid: i32, signal: i32 },
 }
 
 /// Why the worker shuts down.
@@ -209,6 +214,8 @@ pub struct App {
     write: write::Ready,
     /// While the worker shuts down: since when nginx quits (not a reload).
     quit_seen: Option<u64>,
+    /// `exec*` children.
+    children: exec::Children,
 }
 
 impl App {
@@ -230,6 +237,7 @@ impl App {
             },
             write: write::Ready::default(),
             quit_seen: None,
+            children: exec::Children::default(),
         }
     }
 

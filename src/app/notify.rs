@@ -4,6 +4,7 @@
 //! (`on_publish_done`, `on_play_done`, `on_done`, `on_disconnect`) exactly once per stream.
 
 use super::client::{Note, Waiting};
+use super::exec::Owner;
 use super::{App, Call, ClientId, Effect, Level, Now, Target, Timer};
 use crate::conf::access::Action;
 use crate::conf::notify::Event as Cb;
@@ -182,12 +183,14 @@ impl App {
         let Some(c) = self.clients.get_mut(id) else { return };
         let Some(app) = c.app else { return };
         let n = &self.conf.servers[c.server].apps[app].settings.notify;
-        // (Relays make no callbacks, as in nginx-rtmp-module.)
-        if !n.any_stream_callback() || c.relay().is_some() {
+        let run = self.conf.app(c.server, app);
+        let exec_done = run.is_some_and(|r| !r.exec.publish_done.is_empty() || !r.exec.play_done.is_empty());
+        // (Relays make no callbacks, as in nginx-rtmp-module; they do run `exec_*_done`.)
+        if !n.any_stream_callback() && !exec_done {
             return;
         }
         let every = n.update_timeout();
-        let updates = n.url(Cb::Update).is_some() && every > 0;
+        let updates = n.url(Cb::Update).is_some() && every > 0 && c.relay().is_none();
         let first = c.notes.is_empty() && c.updates_pending == 0;
         c.notes.push(Note { msid, player, name, args, since: now.ms });
         if updates && first {
@@ -196,9 +199,21 @@ impl App {
     }
 
     /// `on_publish_done` / `on_play_done`, then `on_done`, for a stream that ended.
-    pub(super) fn notify_done(&mut self, id: ClientId, player: bool, name: &str, args: &str) {
+    pub(super) fn notify_done(&mut self, id: ClientId, player: bool, name: &str, args: &str, now: &Now) {
         let Some(c) = self.clients.get(id) else { return };
         let Some(app) = c.app else { return };
+        let server = c.server;
+        if let Some(run) = self.conf.clone().app(server, app) {
+            let (label, lines) = if player { ("exec_play_done", &run.exec.play_done) } else { ("exec_publish_done", &run.exec.publish_done) };
+            if !lines.is_empty() {
+                let vars = self.exec_vars(Some(id), &self.conf.servers[server].apps[app].name, name, args);
+                self.exec(label, lines, Owner::Once, server, &vars, now);
+            }
+        }
+        let Some(c) = self.clients.get(id) else { return };
+        if c.relay().is_some() {
+            return;
+        }
         let n = self.conf.servers[c.server].apps[app].settings.notify.clone();
         let first = if player { (Cb::PlayDone, "play_done") } else { (Cb::PublishDone, "publish_done") };
         for (cb, call) in [first, (Cb::Done, "done")] {
@@ -211,16 +226,16 @@ impl App {
     /// The end callbacks of a client that closes (its streams have been left): the ends
     /// of its streams (and of a publish or play still waiting for its callback, as
     /// nginx-rtmp-module does), then `on_disconnect`.
-    pub(super) fn notify_close(&mut self, id: ClientId) {
+    pub(super) fn notify_close(&mut self, id: ClientId, now: &Now) {
         let Some(c) = self.clients.get_mut(id) else { return };
         let notes = std::mem::take(&mut c.notes);
         let waiting = c.waiting.take();
         for note in notes {
-            self.notify_done(id, note.player, &note.name, &note.args);
+            self.notify_done(id, note.player, &note.name, &note.args, now);
         }
         match waiting.map(|w| *w) {
-            Some(Waiting::Stream { player, name, args, .. }) => self.notify_done(id, player, &name, &args),
-            Some(Waiting::CatchUp { name, args, .. }) => self.notify_done(id, true, &name, &args),
+            Some(Waiting::Stream { player, name, args, .. }) => self.notify_done(id, player, &name, &args, now),
+            Some(Waiting::CatchUp { name, args, .. }) => self.notify_done(id, true, &name, &args, now),
             _ => {}
         }
         let c = self.clients.get(id).expect("checked");

@@ -292,7 +292,7 @@ impl App {
         for r in roles {
             self.leave(id, r, now);
         }
-        self.notify_close(id);
+        self.notify_close(id, now);
         if let Some(c) = self.clients.remove(id) {
             self.totals.bytes_out_gone += c.bytes_out;
         }
@@ -304,7 +304,9 @@ impl App {
     pub fn tick(&mut self, now: &Now, shutdown: Option<super::Shutdown>) {
         self.sample_rates(now);
         self.end_idle_pulls(now);
+        self.exec_tick(now);
         if let Some(how) = shutdown {
+            self.exec_shutdown(now);
             self.shutdown(how, now);
         }
     }

@@ -238,3 +238,104 @@ fn a_reload_leaves_live_publishers_alone() {
     assert!(!sim.dropped.contains(&p.id), "publishers finish on old workers");
     assert!(sim.dropped.contains(&idle.id), "players of streams without a publisher go to the new workers");
 }
+
+/// The pids the simulated children were given, by the order they were asked for.
+fn start_children(sim: &mut Sim, first_pid: i32) -> Vec<(super::exec::ChildId, Vec<String>)> {
+    let spawns = std::mem::take(&mut sim.spawns);
+    let mut out = vec![];
+    for (i, (id, spec)) in spawns.into_iter().enumerate() {
+        sim.app.spawned(id, Ok(first_pid + i as i32), &sim.now);
+        out.push((id, spec.argv));
+    }
+    sim.run();
+    out
+}
+
+#[test]
+fn exec_follows_its_publisher_with_nginx_rtmp_module_variables() {
+    let mut sim = Sim::new(
+        "rtmp { server { listen 1935; application live { live on; \
+         exec sh -c x -i rtmp://localhost/live/$name -f flv rtmp://localhost/hls/$name_480p 2>>/tmp/$name.log; \
+         exec_publish sh $app $name $addr $flashver; exec_publish_done sh done $name; } } }",
+    );
+    let p = publisher(&mut sim, "cam");
+    let children = start_children(&mut sim, 100);
+    let argv: Vec<&Vec<String>> = children.iter().map(|(_, a)| a).collect();
+    assert_eq!(argv.len(), 2, "exec_publish and exec: {argv:?}");
+    assert_eq!(argv[0], &["sh", "live", "cam", "127.0.0.1", "sim/1"], "exec_publish");
+    assert_eq!(argv[1], &["sh", "-c", "x", "-i", "rtmp://localhost/live/cam", "-f", "flv", "rtmp://localhost/hls/cam_480p"]);
+    assert!(sim.logged("exec_push \"cam\": sh started (pid 101)"));
+    // exec_publish runs once: its end is just logged.
+    sim.app.child_exited(children[0].0, super::exec::Exit::Code(0), &sim.now);
+    sim.run();
+    p.vanish(&mut sim);
+    assert_eq!(sim.signals, [(101, 15), (101, 18)], "the publisher left: exec gets SIGTERM (exec_kill_signal), then SIGCONT");
+    let done = start_children(&mut sim, 200);
+    assert_eq!(done[0].1, ["sh", "done", "cam"], "exec_publish_done");
+    sim.app.child_output(children[1].0, b"frame=  10 fps=0.0\rlast words\n", &sim.now);
+    sim.app.child_exited(children[1].0, super::exec::Exit::Code(255), &sim.now);
+    sim.run();
+    assert!(sim.logged("exec_push \"cam\": sh: last words"), "its output is logged");
+    assert!(sim.logged("exec_push \"cam\": sh (pid 101) exited with code 255"));
+    sim.advance(10_000);
+    assert!(sim.spawns.is_empty(), "a child that was stopped is not respawned");
+}
+
+#[test]
+fn a_failing_exec_respawns_with_growing_delays_and_starts_over_after_a_healthy_run() {
+    let mut sim = Sim::new("rtmp { server { listen 1935; application live { live on; respawn_timeout 1s; exec sh -c false; } } }");
+    let _p = publisher(&mut sim, "cam");
+    let mut pid = 100;
+    let mut id = start_children(&mut sim, pid)[0].0;
+    let mut delays = vec![];
+    for run_ms in [0, 0, 0, 0, 31_000, 0] {
+        sim.advance(run_ms);
+        sim.app.child_exited(id, super::exec::Exit::Code(1), &sim.now);
+        sim.run();
+        let died = sim.now.ms;
+        while sim.spawns.is_empty() {
+            sim.advance(100);
+        }
+        delays.push((sim.now.ms - died + 999) / 1000);
+        pid += 1;
+        id = start_children(&mut sim, pid)[0].0;
+    }
+    assert_eq!(delays, [1, 2, 4, 8, 1, 2], "seconds before each respawn (the tick is 1 s)");
+    assert!(sim.logged("exited with code 1 after 0.0 s; respawning in 2.0 s"));
+}
+
+#[test]
+fn a_hung_exec_is_restarted_and_pull_follows_its_players() {
+    let mut sim = Sim::new(
+        "rtmp { server { listen 1935; application live { live on; exec_stall_timeout 3s; \
+         exec sh -i rtmp://localhost/live/$name rtmp://localhost/out/$name_lo; exec_pull sh pull $app $name; } \
+         application out { live on; } } }",
+    );
+    let mut p = publisher(&mut sim, "cam");
+    let (id, _) = start_children(&mut sim, 100)[0].clone();
+    stream(&mut sim, &mut p, 0, 2);
+    assert!(sim.signals.is_empty(), "not before exec_stall_timeout");
+    // Its rendition is published and flows: fine.
+    let mut lo = Peer::new(&mut sim);
+    assert_eq!(lo.connect(&mut sim, "out"), ["NetConnection.Connect.Success"]);
+    assert_eq!(lo.publish(&mut sim, "cam_lo"), ["NetStream.Publish.Start"]);
+    for i in 0..100 {
+        p.video(&mut sim, 2000 + i * 40, i % 25 == 0, false);
+        lo.video(&mut sim, i * 40, i % 25 == 0, false);
+        sim.advance(40);
+    }
+    assert!(sim.signals.is_empty(), "its output flows: {:?}", sim.signals);
+    // The rendition stops while the source goes on: restarted.
+    stream(&mut sim, &mut p, 6000, 5);
+    assert_eq!(sim.signals, [(100, 15), (100, 18)]);
+    assert!(sim.logged("its output has had no media for 3000 ms while its source had: restarting it"));
+    sim.app.child_exited(id, super::exec::Exit::Signal(15), &sim.now);
+    sim.advance(6000);
+    assert_eq!(start_children(&mut sim, 300).len(), 1, "and started again");
+    // exec_pull: while the stream has players.
+    let v = player(&mut sim, "other");
+    let pulls = start_children(&mut sim, 400);
+    assert_eq!(pulls[0].1, ["sh", "pull", "live", "other"]);
+    v.vanish(&mut sim);
+    assert!(sim.signals.contains(&(400, 15)), "its last player left");
+}

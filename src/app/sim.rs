@@ -182,6 +182,9 @@ pub struct Sim {
     next_number: u64,
     /// Whether the worker shuts down (for the 1 s tick).
     pub shutdown: Option<super::Shutdown>,
+    /// Children the application asked to start (not answered yet), and signals sent.
+    pub spawns: Vec<(super::exec::ChildId, crate::exec::Spec)>,
+    pub signals: Vec<(i32, i32)>,
 }
 
 impl Sim {
@@ -201,7 +204,9 @@ impl Sim {
             wake: None,
             next_tick: now.ms + 1000,
             next_number: 1,
-        shutdown: None,
+            shutdown: None,
+            spawns: vec![],
+            signals: vec![],
         }
     }
 
@@ -301,6 +306,8 @@ impl Sim {
                     Effect::Call(c) => self.calls.push(*c),
                     Effect::Wake(at) => self.wake = Some(self.wake.map_or(at, |w| w.min(at))),
                     Effect::Proceed(id) => self.app.proceed(id, &self.now),
+                    Effect::Spawn(id, spec) => self.spawns.push((id, *spec)),
+                    Effect::Signal { pid, signal } => self.signals.push((pid, signal)),
                     // (No socket holds input back here: what a client sends is handed over
                     // at once.)
                     Effect::Expect(..) | Effect::Pace(..) | Effect::ReadNow(_) | Effect::Resume(_) | Effect::Connect(..) => {}

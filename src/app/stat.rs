@@ -55,6 +55,7 @@ impl App {
             .collect();
         let t = &self.totals;
         snap.uptime = now.saturating_sub(t.started) / 1000;
+        snap.children = self.child_stats(now);
         snap.naccepted = t.naccepted;
         snap.bytes_in = t.bytes_in;
         snap.bytes_out = t.bytes_out_gone + self.clients.iter().map(|(_, c)| c.bytes_out).sum::<u64>();

@@ -7,6 +7,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::client::Role;
+use super::exec::Owner;
 use super::output::{self, Ask, Cx, Output};
 use super::{App, ClientId, Effect, Kind, Now, StreamId, Timer};
 use crate::conf::access::{self, Action};
@@ -242,6 +243,12 @@ impl App {
             }
             self.effects.push_back(Effect::Timer(id, Timer::Idle, idle));
         }
+        let exec = &run.exec;
+        if !exec.publish.is_empty() || !exec.push.is_empty() {
+            let vars = self.exec_vars(Some(id), &key.app, &key.name, &args);
+            self.exec("exec_publish", &exec.publish, Owner::Once, key.server, &vars, now);
+            self.exec("exec_push", &exec.push, Owner::Push(sid), key.server, &vars, now);
+        }
         self.noted(id, msid, false, name, args, now);
         self.tell_players(sid, true, now);
     }
@@ -280,6 +287,7 @@ impl App {
         // A player with nothing cached to start from: a WHIP publisher is asked for a keyframe.
         let waits = !s.fanout.settings().gop_cache || !s.fanout.has_gop();
         s.players.push(id);
+        let first = s.players.len() == 1;
         let source = s.source;
         let c = self.clients.get_mut(id).expect("known");
         c.roles.push(Role { msid, stream: sid, play: Some(cursor) });
@@ -290,6 +298,17 @@ impl App {
         }
         if let Some(p) = source {
             self.repace(p);
+        }
+        if let Some(run) = self.conf.clone().app(key.server, app) {
+            let exec = &run.exec;
+            if !exec.play.is_empty() {
+                let vars = self.exec_vars(Some(id), &key.app, &key.name, &args);
+                self.exec("exec_play", &exec.play, Owner::Once, key.server, &vars, now);
+            }
+            if first && !exec.pull.is_empty() {
+                let vars = vec![("name", key.name.clone()), ("app", key.app.clone())];
+                self.exec("exec_pull", &exec.pull, Owner::Pull(sid), key.server, &vars, now);
+            }
         }
         self.noted(id, msid, true, name, args, now);
     }
@@ -348,12 +367,17 @@ impl App {
                 o.end(&mut Cx { now, asks: &mut asks });
             }
             self.apply_asks(id, sid, asks, now);
+            self.exec_stop(Owner::Push(sid), now);
             self.tell_players(sid, false, now);
         } else {
             s.players.retain(|&p| p != id);
             s.fanout.leave();
+            let last = s.players.is_empty();
             if let Some(p) = s.source {
                 self.repace(p);
+            }
+            if last {
+                self.exec_stop(Owner::Pull(sid), now);
             }
         }
         self.forget_if_unused(sid);
@@ -374,7 +398,7 @@ impl App {
         let Some(c) = self.clients.get_mut(id) else { return };
         if let Some(i) = c.notes.iter().position(|n| n.msid == msid) {
             let note = c.notes.remove(i);
-            self.notify_done(id, note.player, &note.name, &note.args);
+            self.notify_done(id, note.player, &note.name, &note.args, now);
         }
     }
 
@@ -429,6 +453,21 @@ impl App {
                 Ask::RecordDone { url, method, recorder, name, path, args } => {
                     let call = crate::notify::Call::RecordDone { recorder: &recorder, name: &name, path: &path, args: &args };
                     self.notify_call(id, &url, method, &call, None);
+                }
+                Ask::ExecRecordDone { commands, recorder, name, path } => {
+                    let Some(s) = self.streams.get(sid) else { continue };
+                    let (server, app) = (s.key.server, s.key.app.clone());
+                    let mut vars = self.exec_vars(Some(id), &app, &name, "");
+                    let file = std::path::Path::new(&path);
+                    let part = |p: Option<&std::ffi::OsStr>| p.map_or(String::new(), |p| p.to_string_lossy().into_owned());
+                    vars.extend([
+                        ("path", path.clone()),
+                        ("filename", part(file.file_name())),
+                        ("basename", part(file.file_stem())),
+                        ("dirname", file.parent().map_or(String::new(), |d| d.to_string_lossy().into_owned())),
+                        ("recorder", recorder),
+                    ]);
+                    self.exec("exec_record_done", &commands, Owner::Once, server, &vars, now);
                 }
                 Ask::Keyframe => self.ask_keyframe(id, sid, false, now),
                 Ask::Repace => self.repace(id),

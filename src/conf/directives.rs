@@ -118,19 +118,20 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"publish_time_fix", MAIN | SRV | APP, Take1, NotYet("RTMP live")),
     d(c"buflen", MAIN | SRV, Take1, Core),
     d(c"exec_block", APP, Block01, NotYet("exec")),
-    d(c"exec", MAIN | SRV | APP, OneMore, NotYet("exec")),
-    d(c"exec_push", MAIN | SRV | APP, OneMore, NotYet("exec")),
-    d(c"exec_pull", MAIN | SRV | APP, OneMore, NotYet("exec")),
-    d(c"exec_publish", MAIN | SRV | APP, OneMore, NotYet("exec")),
-    d(c"exec_publish_done", MAIN | SRV | APP, OneMore, NotYet("exec")),
-    d(c"exec_play", MAIN | SRV | APP, OneMore, NotYet("exec")),
-    d(c"exec_play_done", MAIN | SRV | APP, OneMore, NotYet("exec")),
-    d(c"exec_record_done", MAIN | SRV | APP | REC, OneMore, NotYet("exec")),
-    d(c"exec_static", MAIN | SRV | APP, OneMore, NotYet("exec")),
-    d(c"respawn", MAIN | SRV | APP, Take1, NotYet("exec")),
-    d(c"respawn_timeout", MAIN | SRV | APP, Take1, NotYet("exec")),
-    d(c"exec_kill_signal", MAIN | SRV | APP, Take1, NotYet("exec")),
-    d(c"exec_options", MAIN | SRV | APP, Take1, NotYet("exec")),
+    d(c"exec", MAIN | SRV | APP, OneMore, Core),
+    d(c"exec_push", MAIN | SRV | APP, OneMore, Core),
+    d(c"exec_pull", MAIN | SRV | APP, OneMore, Core),
+    d(c"exec_publish", MAIN | SRV | APP, OneMore, Core),
+    d(c"exec_publish_done", MAIN | SRV | APP, OneMore, Core),
+    d(c"exec_play", MAIN | SRV | APP, OneMore, Core),
+    d(c"exec_play_done", MAIN | SRV | APP, OneMore, Core),
+    d(c"exec_record_done", MAIN | SRV | APP | REC, OneMore, Core),
+    d(c"exec_static", MAIN | SRV | APP, OneMore, Core),
+    d(c"respawn", MAIN | SRV | APP, Take1, Core),
+    d(c"respawn_timeout", MAIN | SRV | APP, Take1, Core),
+    d(c"exec_kill_signal", MAIN | SRV | APP, Take1, Core),
+    d(c"exec_options", MAIN | SRV | APP, Take1, Core),
+    d(c"exec_stall_timeout", MAIN | SRV | APP, Take1, Core),
     d(c"max_connections", MAIN | SRV | APP, Take1, Core),
     d(c"live", MAIN | SRV | APP, Take1, Core),
     d(c"stream_buckets", MAIN | SRV | APP, Take1, Core),
@@ -217,7 +218,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 17, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, drain_timeout, rtmp_stat_format, rtmp_hls_viewers and ten whip_*");
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 18, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, drain_timeout, exec_stall_timeout, rtmp_stat_format, rtmp_hls_viewers and ten whip_*");
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);

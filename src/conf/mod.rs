@@ -17,6 +17,7 @@ macro_rules! set_once {
 
 pub mod access;
 pub mod directives;
+pub mod exec;
 pub mod hls;
 pub mod http;
 pub mod listen;
@@ -77,6 +78,7 @@ pub struct Settings {
     pub hls: hls::HlsSettings,
     pub notify: notify::NotifySettings,
     pub record: record::RecordSettings,
+    pub exec: exec::ExecSettings,
     /// `resolver`: its arguments (nginx's own resolver is made from them by the glue).
     pub resolver: Option<Vec<String>>,
 }
@@ -151,6 +153,7 @@ impl Settings {
         self.hls.inherit(&outer.hls);
         self.notify.inherit(&outer.notify);
         self.record.inherit(&outer.record);
+        self.exec.inherit(&outer.exec);
         if self.resolver.is_none() {
             self.resolver.clone_from(&outer.resolver);
         }
@@ -337,6 +340,9 @@ impl Rtmp {
         if name.starts_with("record") && self.settings_mut(pos).record.apply(name, args)? {
             return Ok(());
         }
+        if (name.starts_with("exec") || name.starts_with("respawn")) && self.settings_mut(pos).exec.apply(name, args)? {
+            return Ok(());
+        }
         let arg = args.first().copied().unwrap_or("");
         let dup = || format!("\"{name}\" directive is duplicate");
         macro_rules! set {
@@ -472,6 +478,15 @@ impl Rtmp {
                     return Err(format!("\"record\" is on in {what} \"{}\" but \"record_path\" is not set", app.name));
                 }
             }
+        }
+        // (Where a worker looks: the default path, and a `PATH` kept by `env PATH;`.)
+        let path = match std::env::var("PATH") {
+            Ok(p) if !p.is_empty() => format!("{}:{p}", crate::exec::DEFAULT_PATH),
+            _ => crate::exec::DEFAULT_PATH.to_owned(),
+        };
+        for app in servers.iter().flat_map(|s| &s.apps) {
+            let recorders = app.recorders.iter().flat_map(|r| r.settings.exec.all());
+            exec::check_programs(app.settings.exec.all().chain(recorders), &path)?;
         }
         let mut known = std::collections::HashMap::new();
         for server in servers.iter_mut().filter(|s| !s.resolver) {

@@ -3,7 +3,11 @@
 //! from nginx's prefix), and the worker-wide settings. Plain data, shared by the
 //! application core (`crate::app`) and the glue.
 
+use std::sync::Arc;
+
+use super::exec::{ExecSettings, Policy, When};
 use super::notify::Event as Cb;
+use crate::exec::Command;
 use super::{Live, ResolvedServer, Rtmp};
 use crate::hls;
 use crate::notify::{Method, Url};
@@ -15,6 +19,8 @@ pub struct RecorderConf {
     pub cfg: record::Config,
     pub on_done: Option<Url>,
     pub method: Method,
+    /// `exec_record_done` lines.
+    pub exec_done: Arc<[Command]>,
 }
 
 /// An application's settings as its streams use them.
@@ -24,6 +30,39 @@ pub struct AppRun {
     /// `hls on`: its settings.
     pub hls: Option<hls::Config>,
     pub recorders: Vec<RecorderConf>,
+    /// The `exec*` lines and how supervised children run.
+    pub exec: Exec,
+}
+
+/// An application's exec lines, by event.
+#[derive(Clone, Debug, Default)]
+pub struct Exec {
+    pub push: Arc<[Command]>,
+    pub pull: Arc<[Command]>,
+    pub publish: Arc<[Command]>,
+    pub publish_done: Arc<[Command]>,
+    pub play: Arc<[Command]>,
+    pub play_done: Arc<[Command]>,
+    pub policy: Option<Policy>,
+}
+
+impl Exec {
+    fn new(s: &ExecSettings) -> Exec {
+        let l = |w| Arc::from(s.lines(w));
+        Exec {
+            push: l(When::Push),
+            pull: l(When::Pull),
+            publish: l(When::Publish),
+            publish_done: l(When::PublishDone),
+            play: l(When::Play),
+            play_done: l(When::PlayDone),
+            policy: Some(s.policy()),
+        }
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy.unwrap_or_else(|| ExecSettings::default().policy())
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -35,6 +74,10 @@ pub struct Resolved {
     pub hls_sweeps: Vec<(String, u64)>,
     /// `drain_timeout` (None: `off`).
     pub drain_timeout: Option<u64>,
+    /// `exec_static` lines (from every level), and how they run (the `rtmp {}` block's
+    /// settings).
+    pub exec_static: Arc<[Command]>,
+    pub exec_static_policy: Option<Policy>,
 }
 
 impl Resolved {
@@ -54,14 +97,26 @@ impl Resolved {
                                 cfg,
                                 on_done: settings.notify.url(Cb::RecordDone).cloned(),
                                 method: settings.notify.method(),
+                                exec_done: Arc::from(settings.exec.lines(When::RecordDone)),
                             })
                             .collect(),
+                        exec: Exec::new(&app.settings.exec),
                     })
                     .collect()
             })
             .collect();
         let hls_sweeps = sweeps(apps.iter().flatten().filter_map(|a| a.hls.as_ref()));
-        Resolved { servers, apps, hls_sweeps, drain_timeout: tree.drain_timeout() }
+        let levels = std::iter::once(&tree.main)
+            .chain(tree.servers.iter().flat_map(|s| std::iter::once(&s.settings).chain(s.apps.iter().map(|a| &a.settings))));
+        let exec_static: Vec<Command> = levels.flat_map(|s| s.exec.own_static().iter().cloned()).collect();
+        Resolved {
+            servers,
+            apps,
+            hls_sweeps,
+            drain_timeout: tree.drain_timeout(),
+            exec_static: exec_static.into(),
+            exec_static_policy: Some(tree.main.exec.policy()),
+        }
     }
 
     pub fn app(&self, server: usize, app: usize) -> Option<&AppRun> {

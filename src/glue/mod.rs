@@ -25,6 +25,7 @@ mod relay;
 mod respond;
 mod rtmp;
 mod shared;
+mod spawn;
 mod sweep;
 mod uring;
 mod whip;

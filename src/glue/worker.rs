@@ -18,7 +18,7 @@ use ngx::ffi::{
 use super::clock::now;
 use super::conf::{rtmp_conf, RtmpConf};
 use super::conn::{Conn, Handlers, Recv, Tick};
-use super::{files, notify, relay, shared, uring};
+use super::{files, notify, relay, shared, spawn, uring};
 use crate::app::{self, App, ClientId, Effect, Level, Shutdown};
 
 macro_rules! log {
@@ -83,6 +83,8 @@ pub struct Worker {
     writing: Vec<(ClientId, usize)>,
     outcomes: Vec<uring::Wrote>,
     bufs: Vec<&'static [u8]>,
+    /// The `exec*` children's processes.
+    pub procs: spawn::Procs,
 }
 
 thread_local! {
@@ -135,6 +137,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx:
             writing: Vec::new(),
             outcomes: Vec::new(),
             bufs: Vec::new(),
+            procs: spawn::Procs::default(),
         })
     });
     for (e, handler) in [(&raw mut FLUSH_ALL, on_flush_all as unsafe extern "C" fn(*mut ngx_event_t)), (&raw mut MERGE, on_merge), (&raw mut TICK, on_tick)] {
@@ -145,11 +148,31 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx:
     }
     ngx_add_timer(event(&raw mut TICK), app::write::grid_delay(now().ms, 1000) as _);
     super::sweep::init_process(cycle, rc);
+    // `exec_static`: once per nginx, by its first worker.
+    if ngx::ffi::ngx_process as u32 == ngx::ffi::NGX_PROCESS_WORKER && ngx::ffi::ngx_worker == 0 {
+        guarded((*cycle).log, None, |w| {
+            w.app.exec_static(&now());
+            w.drain();
+        });
+    }
     NGX_OK as ngx::ffi::ngx_int_t
+}
+
+/// Runs a child's event handler (`spawn.rs`), then what the application asks.
+pub fn guarded_child(f: impl FnOnce(&mut Worker)) {
+    guarded(Worker::cycle_log(), None, |w| {
+        f(w);
+        w.drain();
+    });
 }
 
 pub unsafe extern "C" fn exit_process(_cycle: *mut ngx::ffi::ngx_cycle_t) {
     uring::close();
+    // Children still running get exec_kill_signal, then SIGKILL; none is left behind.
+    with(|w| {
+        let pids = w.app.child_pids();
+        w.procs.exit(&pids, 2000);
+    });
     // (A worker of the newest configuration that ends tells the older ones still
     // finishing that nginx quits; not nginx's cache loader, which ends on its own.)
     if ngx::ffi::ngx_process as u32 != ngx::ffi::NGX_PROCESS_WORKER {
@@ -309,6 +332,11 @@ impl Worker {
             Effect::Proceed(id) => self.app.proceed(id, &now()),
             Effect::Call(call) => self.call(*call),
             Effect::Connect(id, to) => self.connect(id, &to),
+            Effect::Spawn(id, spec) => {
+                let outcome = self.procs.start(id, &spec);
+                self.app.spawned(id, outcome, &now());
+            }
+            Effect::Signal { pid, signal } => spawn::Procs::signal(pid, signal),
             Effect::Wake(at) => {
                 let ev = event(&raw mut MERGE);
                 let now = now().ms;

@@ -38,6 +38,24 @@ pub struct Snapshot {
     pub bw_out: u64,
     pub bytes_out: u64,
     pub servers: Vec<Server>,
+    /// The worker's `exec*` children (JSON and Prometheus only).
+    pub children: Vec<Child>,
+}
+
+/// An `exec*` child of the worker.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Child {
+    /// What it is for and its program: `exec_push "cam": ffmpeg`.
+    pub command: String,
+    /// Its keeper's pid (its process group), 0 while it is not running.
+    pub pid: i32,
+    /// `starting`, `running`, `stopping` or `waiting` (to be respawned).
+    pub state: &'static str,
+    pub starts: u32,
+    /// How it last ended (`exited with code 1`...), or empty.
+    pub last_exit: String,
+    /// Seconds since it last started (0 while it is not running).
+    pub uptime: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

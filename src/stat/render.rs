@@ -272,6 +272,14 @@ pub fn json(snap: &Snapshot, sections: Sections) -> Vec<u8> {
         });
         o.push_str("]}");
     });
+    o.push_str("],\"exec\":[");
+    list(&mut o, &snap.children, |o, c| {
+        o.push_str("{\"command\":");
+        js(o, &c.command);
+        let _ = write!(o, ",\"pid\":{},\"state\":\"{}\",\"starts\":{},\"uptime\":{},\"last_exit\":", c.pid, c.state, c.starts, c.uptime);
+        js(o, &c.last_exit);
+        o.push('}');
+    });
     o.push_str("]}\n");
     o.into_bytes()
 }
@@ -363,6 +371,20 @@ pub fn prometheus(snap: &Snapshot) -> Vec<u8> {
                 }
                 o.push_str("} 1\n");
             }
+        }
+    }
+    type GetChild = fn(&super::Child) -> u64;
+    let children: [(&str, &str, &str, GetChild); 3] = [
+        ("rtmp_exec_running", "gauge", "1 while the exec child runs.", |c| (c.state == "running") as u64),
+        ("rtmp_exec_starts_total", "counter", "Times the exec child was started.", |c| c.starts as u64),
+        ("rtmp_exec_uptime_seconds", "gauge", "Seconds since the exec child last started.", |c| c.uptime),
+    ];
+    for (name, kind, help, get) in children {
+        head(&mut o, name, kind, help);
+        for c in &snap.children {
+            let _ = write!(o, "{name}{{command=\"");
+            label(&mut o, &c.command);
+            let _ = writeln!(o, "\"}} {}", get(c));
         }
     }
     o.into_bytes()

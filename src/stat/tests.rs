@@ -88,7 +88,27 @@ fn reference_snapshot() -> Snapshot {
                 App { name: "auth".into(), streams: vec![] },
             ],
         }],
+        children: vec![super::Child {
+            command: "exec_push \"test\": ffmpeg".into(),
+            pid: 4242,
+            state: "running",
+            starts: 2,
+            last_exit: "exited with code 1".into(),
+            uptime: 12,
+        }],
     }
+}
+
+#[test]
+fn exec_children_in_json_and_prometheus() {
+    let j = String::from_utf8(json(&reference_snapshot(), Sections::ALL)).unwrap();
+    assert!(
+        j.contains(r#""exec":[{"command":"exec_push \"test\": ffmpeg","pid":4242,"state":"running","starts":2,"uptime":12,"last_exit":"exited with code 1"}]"#),
+        "{j}"
+    );
+    let p = String::from_utf8(prometheus(&reference_snapshot())).unwrap();
+    assert!(p.contains("rtmp_exec_starts_total{command=\"exec_push \\\"test\\\": ffmpeg\"} 2\n"), "{p}");
+    assert!(p.contains("rtmp_exec_running{command=\"exec_push \\\"test\\\": ffmpeg\"} 1\n"));
 }
 
 #[test]

@@ -23,6 +23,8 @@ pub enum Ask {
     Status { level: &'static str, code: &'static str, description: String },
     /// `on_record_done` for a completed file.
     RecordDone { url: Url, method: Method, recorder: String, name: String, path: String, args: String },
+    /// `exec_record_done` for a completed file.
+    ExecRecordDone { commands: std::sync::Arc<[crate::exec::Command]>, recorder: String, name: String, path: String },
     /// The stream's next keyframe is wanted now (a WHIP publisher can be asked for one).
     Keyframe,
     /// Whether the publisher's input may be read in batches changed (`merge_reads`).

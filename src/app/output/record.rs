@@ -1,6 +1,6 @@
 //! A stream's recorders (`record`, `recorder NAME {}`): one `crate::record::Recorder` each,
 //! what it reports turned into log lines, `NetStream.Record.*` statuses to the publisher
-//! (`record_notify`) and `on_record_done` calls.
+//! (`record_notify`), `on_record_done` calls and `exec_record_done` commands.
 
 use super::{Ask, Cx, Output, Recording};
 use crate::app::Level;
@@ -11,6 +11,8 @@ use crate::record::{Files, Notice, Recorder};
 pub struct Record {
     r: Recorder<Box<dyn Files>>,
     on_done: Option<(crate::notify::Url, crate::notify::Method)>,
+    /// `exec_record_done` lines.
+    exec_done: std::sync::Arc<[crate::exec::Command]>,
     /// The stream name and arguments as the client published them (for the callback).
     name: String,
     args: String,
@@ -21,6 +23,7 @@ impl Record {
         Record {
             r: Recorder::new(conf.cfg.clone(), stream, files),
             on_done: conf.on_done.clone().map(|u| (u, conf.method)),
+            exec_done: conf.exec_done.clone(),
             name: name.to_owned(),
             args: args.to_owned(),
         }
@@ -50,6 +53,14 @@ impl Record {
                             name: self.name.clone(),
                             path: path.clone(),
                             args: self.args.clone(),
+                        });
+                    }
+                    if !self.exec_done.is_empty() {
+                        cx.asks.push(Ask::ExecRecordDone {
+                            commands: self.exec_done.clone(),
+                            recorder: id.clone(),
+                            name: self.name.clone(),
+                            path: path.clone(),
                         });
                     }
                     ("status", "NetStream.Record.Stop")
