@@ -117,37 +117,38 @@ impl App {
         let var = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
         for c in commands.iter().filter(|c| c.applies_to(name)) {
             let what = if name.is_empty() { label.to_owned() } else { format!("{label} \"{name}\"") };
-            let spec = match c.expand(&var) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.log(None, Level::Err, format!("{what}: {e}; not started"));
-                    continue;
-                }
-            };
-            let outputs = Command::outputs(&spec).into_iter().map(|(app, name)| StreamKey { server, app, name }).collect();
-            let what = format!("{what}: {}", spec.argv[0]);
-            let id = self.children.next;
-            self.children.next += 1;
-            let child = Child {
-                what,
-                spec: spec.clone(),
-                owner,
-                policy,
-                state: State::Spawning,
-                stop: false,
-                pid: 0,
-                since: now.ms,
-                starts: 0,
-                failures: 0,
-                last_exit: None,
-                outputs,
-                partial: Vec::new(),
-                last_line: String::new(),
-                window: (now.ms, 0, 0),
-            };
-            self.children.map.insert(id, child);
-            self.effects.push_back(Effect::Spawn(id, Box::new(spec)));
+            match c.expand(&var) {
+                Ok(spec) => self.start_child(what, spec, owner, policy, server, now),
+                Err(e) => self.log(None, Level::Err, format!("{what}: {e}; not started")),
+            }
         }
+    }
+
+    /// Starts a child running `spec` (`what`: for log lines, before the program's name).
+    pub(super) fn start_child(&mut self, what: String, spec: Spec, owner: Owner, policy: Policy, server: usize, now: &Now) {
+        let outputs = Command::outputs(&spec).into_iter().map(|(app, name)| StreamKey { server, app, name }).collect();
+        let what = format!("{what}: {}", spec.argv[0].rsplit('/').next().unwrap_or(""));
+        let id = self.children.next;
+        self.children.next += 1;
+        let child = Child {
+            what,
+            spec: spec.clone(),
+            owner,
+            policy,
+            state: State::Spawning,
+            stop: false,
+            pid: 0,
+            since: now.ms,
+            starts: 0,
+            failures: 0,
+            last_exit: None,
+            outputs,
+            partial: Vec::new(),
+            last_line: String::new(),
+            window: (now.ms, 0, 0),
+        };
+        self.children.map.insert(id, child);
+        self.effects.push_back(Effect::Spawn(id, Box::new(spec)));
     }
 
     /// Stops the supervised children of `owner` (its stream ended, its last player left).

@@ -16,6 +16,7 @@
 mod client;
 mod control;
 pub mod exec;
+mod ladder;
 mod notify;
 mod output;
 mod pace;
@@ -216,6 +217,8 @@ pub struct App {
     quit_seen: Option<u64>,
     /// `exec*` children.
     children: exec::Children,
+    /// Transcoding ladders' master playlists, by source stream.
+    ladders: HashMap<StreamId, ladder::Master>,
 }
 
 impl App {
@@ -238,6 +241,7 @@ impl App {
             write: write::Ready::default(),
             quit_seen: None,
             children: exec::Children::default(),
+            ladders: HashMap::new(),
         }
     }
 

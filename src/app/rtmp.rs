@@ -305,6 +305,7 @@ impl App {
         self.sample_rates(now);
         self.end_idle_pulls(now);
         self.exec_tick(now);
+        self.ladder_tick();
         if let Some(how) = shutdown {
             self.exec_shutdown(now);
             self.shutdown(how, now);

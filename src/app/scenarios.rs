@@ -339,3 +339,44 @@ fn a_hung_exec_is_restarted_and_pull_follows_its_players() {
     v.vanish(&mut sim);
     assert!(sim.signals.contains(&(400, 15)), "its last player left");
 }
+
+#[test]
+fn a_ladder_transcodes_once_and_its_master_playlist_lists_what_was_measured() {
+    let mut sim = Sim::new(
+        "rtmp { server { listen 127.0.0.1:1935; application live { live on; hls on; hls_path /hls; hls_fragment 1s; \
+         transcode_ffmpeg /bin/sh; transcode _lo 320x180 300k; } } }",
+    );
+    let mut p = publisher(&mut sim, "cam");
+    let ladder = start_children(&mut sim, 100);
+    assert_eq!(ladder.len(), 1, "one transcoder for the whole ladder");
+    let argv = ladder[0].1.join(" ");
+    assert!(argv.starts_with("/bin/sh -hide_banner") && argv.contains("-i rtmp://127.0.0.1:1935/live/cam "), "{argv}");
+    assert!(argv.ends_with("-f flv rtmp://127.0.0.1:1935/live/cam_lo"), "{argv}");
+    // Its rendition comes back (as ffmpeg would publish it, timestamps kept).
+    stream(&mut sim, &mut p, 0, 3);
+    let mut lo = publisher(&mut sim, "cam_lo");
+    assert!(sim.spawns.is_empty(), "a rendition is not transcoded again");
+    for i in 0..75u32 {
+        let ts = 3000 + i * 40;
+        p.video(&mut sim, ts, ts % 1000 == 0, false);
+        p.audio(&mut sim, ts + 20, false);
+        lo.video(&mut sim, ts, ts % 1000 == 0, false);
+        lo.audio(&mut sim, ts + 20, false);
+        sim.advance(40);
+    }
+    sim.advance(1000);
+    let fs = sim.fs.borrow();
+    let text = |f: &str| String::from_utf8_lossy(fs.files.get(f).unwrap_or_else(|| panic!("no {f}: {:?}", fs.files.keys()))).into_owned();
+    let src = text("/hls/cam_src.m3u8");
+    let rendition = text("/hls/cam_lo.m3u8");
+    assert!(src.contains("#EXT-X-MEDIA-SEQUENCE:0") && src.contains("cam_src-3.ts"), "{src}");
+    assert!(rendition.contains("#EXT-X-MEDIA-SEQUENCE:3\n") && rendition.contains("cam_lo-3.ts"), "numbered by the fragment grid: {rendition}");
+    let master = text("/hls/cam.m3u8");
+    let lines: Vec<&str> = master.lines().collect();
+    assert_eq!(lines[3..].iter().filter(|l| !l.starts_with('#')).copied().collect::<Vec<_>>(), ["cam_src.m3u8", "cam_lo.m3u8"], "{master}");
+    assert!(lines[3].starts_with("#EXT-X-STREAM-INF:BANDWIDTH=") && lines[3].contains("CODECS=\"avc1.42001e,mp4a.40.2\""), "{master}");
+    drop(fs);
+    assert!(sim.logged("transcode \"cam\": \"/hls/cam.m3u8\" lists the source and 1 renditions"));
+    p.vanish(&mut sim);
+    assert!(sim.signals.contains(&(100, 15)), "the ladder ends with its source");
+}

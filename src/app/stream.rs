@@ -228,7 +228,12 @@ impl App {
         let conf = self.conf.clone();
         let run = conf.app(key.server, app).expect("the client's application");
         let mut asks = Vec::new();
-        let outputs = output::start(run, &mut *self.storage, &key.name, &name, &args, &mut Cx { now, asks: &mut asks });
+        let (hls_name, ladder) = super::ladder::hls_as(run, &key.name);
+        let hls_as = output::HlsAs { name: &hls_name, ladder };
+        let mut outputs = output::start(run, &mut *self.storage, &key.name, hls_as, &name, &args, &mut Cx { now, asks: &mut asks });
+        if let Some(anchor) = self.ladder_anchor(run, &key) {
+            outputs.iter_mut().for_each(|o| o.anchor_dates(anchor));
+        }
         let s = self.streams.get_mut(sid).expect("made");
         s.source = Some(id);
         s.source_msid = msid;
@@ -249,6 +254,7 @@ impl App {
             self.exec("exec_publish", &exec.publish, Owner::Once, key.server, &vars, now);
             self.exec("exec_push", &exec.push, Owner::Push(sid), key.server, &vars, now);
         }
+        self.ladder_start(sid, now);
         self.noted(id, msid, false, name, args, now);
         self.tell_players(sid, true, now);
     }

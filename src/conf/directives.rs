@@ -132,6 +132,8 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"exec_kill_signal", MAIN | SRV | APP, Take1, Core),
     d(c"exec_options", MAIN | SRV | APP, Take1, Core),
     d(c"exec_stall_timeout", MAIN | SRV | APP, Take1, Core),
+    d(c"transcode", MAIN | SRV | APP, OneMore, Core),
+    d(c"transcode_ffmpeg", MAIN | SRV | APP, Take1, Core),
     d(c"max_connections", MAIN | SRV | APP, Take1, Core),
     d(c"live", MAIN | SRV | APP, Take1, Core),
     d(c"stream_buckets", MAIN | SRV | APP, Take1, Core),
@@ -218,7 +220,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 18, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, drain_timeout, exec_stall_timeout, rtmp_stat_format, rtmp_hls_viewers and ten whip_*");
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 20, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, drain_timeout, exec_stall_timeout, transcode, transcode_ffmpeg, rtmp_stat_format, rtmp_hls_viewers and ten whip_*");
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);

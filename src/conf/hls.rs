@@ -159,6 +159,7 @@ impl HlsSettings {
             keys: self.keys.unwrap_or(d.keys),
             key_url: self.key_url.clone().unwrap_or_default(),
             fragments_per_key: self.fragments_per_key.unwrap_or(d.fragments_per_key),
+            numbered_by_time: false,
         })
     }
 }

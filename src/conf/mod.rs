@@ -24,6 +24,7 @@ pub mod listen;
 pub mod notify;
 pub mod record;
 pub mod resolved;
+pub mod transcode;
 pub mod value;
 pub mod whip;
 
@@ -79,6 +80,7 @@ pub struct Settings {
     pub notify: notify::NotifySettings,
     pub record: record::RecordSettings,
     pub exec: exec::ExecSettings,
+    pub transcode: transcode::TranscodeSettings,
     /// `resolver`: its arguments (nginx's own resolver is made from them by the glue).
     pub resolver: Option<Vec<String>>,
 }
@@ -154,6 +156,7 @@ impl Settings {
         self.notify.inherit(&outer.notify);
         self.record.inherit(&outer.record);
         self.exec.inherit(&outer.exec);
+        self.transcode.inherit(&outer.transcode);
         if self.resolver.is_none() {
             self.resolver.clone_from(&outer.resolver);
         }
@@ -343,6 +346,9 @@ impl Rtmp {
         if (name.starts_with("exec") || name.starts_with("respawn")) && self.settings_mut(pos).exec.apply(name, args)? {
             return Ok(());
         }
+        if name.starts_with("transcode") && self.settings_mut(pos).transcode.apply(name, args)? {
+            return Ok(());
+        }
         let arg = args.first().copied().unwrap_or("");
         let dup = || format!("\"{name}\" directive is duplicate");
         macro_rules! set {
@@ -487,6 +493,13 @@ impl Rtmp {
         for app in servers.iter().flat_map(|s| &s.apps) {
             let recorders = app.recorders.iter().flat_map(|r| r.settings.exec.all());
             exec::check_programs(app.settings.exec.all().chain(recorders), &path)?;
+            let t = &app.settings.transcode;
+            if !t.renditions().is_empty() && crate::exec::find_program(t.ffmpeg(), &path).is_none() {
+                return Err(format!(
+                    "transcode: program \"{}\" not found or not executable (searched {path}; set \"transcode_ffmpeg\")",
+                    t.ffmpeg()
+                ));
+            }
         }
         let mut known = std::collections::HashMap::new();
         for server in servers.iter_mut().filter(|s| !s.resolver) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::exec::{ExecSettings, Policy, When};
 use super::notify::Event as Cb;
+use super::transcode::Rendition;
 use crate::exec::Command;
 use super::{Live, ResolvedServer, Rtmp};
 use crate::hls;
@@ -32,6 +33,9 @@ pub struct AppRun {
     pub recorders: Vec<RecorderConf>,
     /// The `exec*` lines and how supervised children run.
     pub exec: Exec,
+    /// `transcode`: the ladder's renditions, and the ffmpeg that makes them.
+    pub ladder: Arc<[Rendition]>,
+    pub ffmpeg: String,
 }
 
 /// An application's exec lines, by event.
@@ -101,6 +105,8 @@ impl Resolved {
                             })
                             .collect(),
                         exec: Exec::new(&app.settings.exec),
+                        ladder: Arc::from(app.settings.transcode.renditions()),
+                        ffmpeg: app.settings.transcode.ffmpeg().to_owned(),
                     })
                     .collect()
             })

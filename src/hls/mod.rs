@@ -15,6 +15,7 @@ pub mod playlist;
 pub mod ts;
 
 pub use settings::{Config, Naming, Slicing, Variant};
+
 pub use files::Files;
 
 use mpeg2ts::es::StreamType;
@@ -39,7 +40,22 @@ struct Open {
     key: Option<(String, u128)>,
     /// A write failed: the segment is abandoned (never listed).
     failed: bool,
+    /// Bytes written to it.
+    bytes: u64,
 }
+
+/// What a stream's last segments measured (a ladder's master playlist says it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Measured {
+    /// Segments listed so far.
+    pub segments: u64,
+    /// Bits per second: the highest of one segment, and over the last ones.
+    pub peak: u64,
+    pub average: u64,
+}
+
+/// Segments the figures are taken over.
+const MEASURED: usize = 10;
 
 /// Extends 32-bit millisecond timestamps (which wrap after 49 days) to 64 bits.
 #[derive(Default)]
@@ -109,6 +125,11 @@ pub struct Segmenter<F: Files> {
     /// it stands for. Segments' dates follow media time from it, not the moment their
     /// first frame happened to be read (input read in batches would make them jitter).
     date_anchor: Option<(i64, u64)>,
+    /// `numbered_by_time`: the first segment got its number.
+    numbered: bool,
+    /// (seconds, bytes) of the last segments, and how many were listed.
+    recent: std::collections::VecDeque<(f64, u64)>,
+    listed: u64,
 }
 
 /// How far a segment's date may drift from the wall clock before it is anchored anew.
@@ -215,6 +236,9 @@ impl<F: Files> Segmenter<F> {
             failing: false,
             date_anchor: None,
             finished: false,
+            numbered: false,
+            recent: std::collections::VecDeque::new(),
+            listed: 0,
         }
     }
 
@@ -486,6 +510,7 @@ impl<F: Files> Segmenter<F> {
         if n == 0 {
             return;
         }
+        open.bytes += n as u64;
         if let Err(e) = self.files.append(&self.buf[..n]) {
             open.failed = true;
             let msg = format!("hls: writing \"{}\" failed: {e}", open.path);
@@ -531,6 +556,12 @@ impl<F: Files> Segmenter<F> {
         if !self.ensure_dirs() {
             return;
         }
+        if self.cfg.numbered_by_time && !self.numbered {
+            self.numbered = true;
+            if self.playlist.entries.is_empty() {
+                self.playlist.sequence = ts / (self.cfg.fragment * 90).max(1);
+            }
+        }
         let id = self.segment_id(ts, now_ms);
         let path = format!("{}{id}.ts", self.seg_prefix);
         let key = if self.cfg.keys { self.next_key(id) } else { None };
@@ -551,14 +582,19 @@ impl<F: Files> Segmenter<F> {
         let key_line = key.as_ref().map(|k| (k.uri.clone(), u128::from(k.id)));
         self.key = key;
         let date_ms = match self.date_anchor {
-            Some((d0, t0)) if !discont => Some(d0 + (ts as i64 - t0 as i64) / 90).filter(|d| (d - now_ms).abs() <= DATE_DRIFT_MS),
+            // (A ladder's renditions are dated by their source's anchor, a transcoder's delay
+            // behind it: they may be further off.)
+            Some((d0, t0)) if !discont => {
+                let drift = if self.cfg.numbered_by_time { 10 * DATE_DRIFT_MS } else { DATE_DRIFT_MS };
+                Some(d0 + (ts as i64 - t0 as i64) / 90).filter(|d| (d - now_ms).abs() <= drift)
+            }
             _ => None,
         };
         let date_ms = date_ms.unwrap_or_else(|| {
             self.date_anchor = Some((now_ms, ts));
             now_ms
         });
-        self.open = Some(Open { id, path, start: ts, date_ms, discont, key: key_line, failed });
+        self.open = Some(Open { id, path, start: ts, date_ms, discont, key: key_line, failed, bytes: 0 });
         self.next_discont = false;
         self.buf.clear();
         self.muxer.set_streams(
@@ -628,6 +664,11 @@ impl<F: Files> Segmenter<F> {
             return;
         }
         let duration = end.saturating_sub(open.start) as f64 / 90_000.0;
+        if self.recent.len() == MEASURED {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((duration, open.bytes));
+        self.listed += 1;
         self.playlist.entries.push(Entry {
             uri: format!("{}{}.ts", self.uri_prefix, open.id),
             duration,
@@ -698,6 +739,29 @@ impl<F: Files> Segmenter<F> {
     }
 
     /// The playlist as it stands (for tests and stats).
+    /// EXT-X-PROGRAM-DATE-TIME's anchor: a wall-clock time (ms) and the media time it
+    /// stands for.
+    pub fn date_anchor(&self) -> Option<(i64, u64)> {
+        self.date_anchor
+    }
+
+    /// Dates segments from `anchor` (a ladder's rendition, from its source's: players
+    /// line up a ladder's playlists by their dates).
+    pub fn anchor_dates(&mut self, anchor: (i64, u64)) {
+        self.date_anchor = Some(anchor);
+    }
+
+    /// What the last segments measured.
+    pub fn measured(&self) -> Measured {
+        let rate = |d: f64, b: u64| if d > 0.0 { (b as f64 * 8.0 / d) as u64 } else { 0 };
+        let (d, b) = self.recent.iter().fold((0.0, 0), |(d, b), &(sd, sb)| (d + sd, b + sb));
+        Measured {
+            segments: self.listed,
+            peak: self.recent.iter().filter(|(d, _)| *d >= 0.5).map(|&(d, b)| rate(d, b)).max().unwrap_or_else(|| rate(d, b)),
+            average: rate(d, b),
+        }
+    }
+
     pub fn playlist(&self) -> &Playlist {
         &self.playlist
     }

@@ -50,6 +50,10 @@ pub struct Config {
     pub key_path: String,
     pub key_url: String,
     pub fragments_per_key: u64,
+    /// A transcoding ladder's stream: its first segment's media sequence number is its
+    /// slot on the fragment grid (with `Slicing::Aligned`), so that every rendition of the
+    /// ladder numbers the same moments alike.
+    pub numbered_by_time: bool,
 }
 
 impl Default for Config {
@@ -76,6 +80,7 @@ impl Default for Config {
             key_path: String::new(),
             key_url: String::new(),
             fragments_per_key: 0,
+            numbered_by_time: false,
         }
     }
 }

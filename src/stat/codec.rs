@@ -21,6 +21,9 @@ pub struct Codec {
     pub audio_profile: String,
     pub channels: u64,
     pub sample_rate: u64,
+    /// RFC 6381 codec names for HLS (`avc1.64001f`, `mp4a.40.2`), when known.
+    pub rfc6381_video: String,
+    pub rfc6381_audio: String,
 }
 
 impl Codec {
@@ -40,6 +43,8 @@ impl Codec {
                         MediaCodec::Hevc => true,
                         _ => return,
                     };
+                    let rec = f.data();
+                    self.rfc6381_video = if !hevc && rec.len() >= 4 { format!("avc1.{:02x}{:02x}{:02x}", rec[1], rec[2], rec[3]) } else { String::new() };
                     if let Some((profile, compat, level)) = config::video_profile(hevc, f.data()) {
                         self.video_profile = profile.to_owned();
                         self.compat = u64::from(compat);
@@ -52,11 +57,15 @@ impl Codec {
                     return;
                 }
                 self.audio_codec = f.codec_name().to_owned();
+                if f.codec == MediaCodec::Mp3 {
+                    self.rfc6381_audio = "mp4a.40.34".into();
+                }
                 if let Some((rate, channels)) = f.flv_sound() {
                     self.sample_rate = u64::from(rate);
                     self.channels = u64::from(channels);
                 } else if f.is_header() && f.codec == MediaCodec::Aac && !f.ex {
                     if let Some(asc) = config::aac(f.data()) {
+                        self.rfc6381_audio = format!("mp4a.40.{}", asc.object_type);
                         self.audio_profile = asc.profile_name().to_owned();
                         self.channels = u64::from(asc.channels);
                         self.sample_rate = u64::from(asc.sample_rate());

@@ -49,6 +49,7 @@ fn reference_snapshot() -> Snapshot {
         audio_profile: "LC".into(),
         channels: 2,
         sample_rate: 44100,
+        ..Codec::default()
     };
     Snapshot {
         nginx_version: "1.22.1".into(),

@@ -52,4 +52,16 @@ impl Output for Hls {
     fn fragment_ms(&self) -> Option<u64> {
         Some(self.seg.fragment_ms())
     }
+
+    fn measured(&self) -> Option<crate::hls::Measured> {
+        Some(self.seg.measured())
+    }
+
+    fn date_anchor(&self) -> Option<(i64, u64)> {
+        self.seg.date_anchor()
+    }
+
+    fn anchor_dates(&mut self, anchor: (i64, u64)) {
+        self.seg.anchor_dates(anchor);
+    }
 }

@@ -63,14 +63,39 @@ pub trait Output {
     fn recording(&mut self) -> Option<&mut dyn Recording> {
         None
     }
+    /// HLS: what its segments measured (a ladder's master playlist says it).
+    fn measured(&self) -> Option<crate::hls::Measured> {
+        None
+    }
+    /// HLS: how its segments are dated (wall clock ms, media time), and dating them as
+    /// another stream's (a ladder's renditions as their source).
+    fn date_anchor(&self) -> Option<(i64, u64)> {
+        None
+    }
+    fn anchor_dates(&mut self, _anchor: (i64, u64)) {}
+}
+
+/// How a stream's HLS output is named and cut.
+pub struct HlsAs<'a> {
+    /// The playlist's name (a ladder's source: `NAME_src`, its master taking `NAME`).
+    pub name: &'a str,
+    /// A stream of a transcoding ladder: cut on the fragment grid, numbered by it.
+    pub ladder: bool,
 }
 
 /// The outputs of a stream of application `run` that starts now: `stream` is its name,
 /// `name` and `args` what the publisher asked for (for `on_record_done`).
-pub fn start(run: &AppRun, storage: &mut dyn Storage, stream: &str, name: &str, args: &str, cx: &mut Cx) -> Vec<Box<dyn Output>> {
+pub fn start(run: &AppRun, storage: &mut dyn Storage, stream: &str, hls_as: HlsAs, name: &str, args: &str, cx: &mut Cx) -> Vec<Box<dyn Output>> {
     let mut out: Vec<Box<dyn Output>> = Vec::new();
     if let Some(cfg) = &run.hls {
-        out.push(Box::new(hls::Hls::new(cfg, stream, storage.hls(), cx)));
+        let ladder;
+        let cfg = if hls_as.ladder {
+            ladder = crate::hls::Config { slicing: crate::hls::Slicing::Aligned, numbered_by_time: true, continuous: false, ..cfg.clone() };
+            &ladder
+        } else {
+            cfg
+        };
+        out.push(Box::new(hls::Hls::new(cfg, hls_as.name, storage.hls(), cx)));
     }
     for r in &run.recorders {
         out.push(Box::new(record::Record::new(r, stream, name, args, storage.record())));
