@@ -144,7 +144,8 @@ build)
     build
     ;;
 run)
-    build
+    # (ffmpeg: the default config's transcoding examples run it.)
+    build ffmpeg
     mkdir -p "$ROOT/run/hls" "$ROOT/run/recordings"
     # nginx's workers (user nobody when started as root) write HLS and recordings there
     # and read the web pages; a clone where nobody cannot reach them (under /root, say)

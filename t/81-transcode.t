@@ -19,13 +19,11 @@ my $t = Test::Nginx::RTMP->new;
 my $dir = $t->dir;
 $t->write_default_config;
 my $conf = slurp("$dir/nginx.conf");
-# The default config's `live` application, with a ladder.
-$conf =~ s{(application live \{)}{$1
-            transcode _360p 480x270 400k preset=ultrafast;
+# The default config's `abr` application, with a lighter ladder (2 cores).
+$conf =~ s{transcode _720p [^;]*;\s*transcode _480p [^;]*;\s*transcode _360p [^;]*;}{transcode _360p 480x270 400k preset=ultrafast;
             transcode _240p 426x240 250k preset=ultrafast audio=64k;
             transcode _144p 256x144 120k preset=ultrafast fps=15 audio=48k;}
-    or die 'no live application in nginx-conf/nginx.conf';
-$conf =~ s{hls_fragment \d+s;}{hls_fragment 2s;};
+    or die 'no abr application in nginx-conf/nginx.conf';
 $t->write_file('nginx.conf', $conf);
 $t->run;
 my $url = "rtmp://127.0.0.1:" . $t->port('RTMP');
@@ -33,7 +31,7 @@ my $http = "http://127.0.0.1:" . $t->port('HTTP');
 my $hls = "$dir/run/hls";
 
 my $started = time;
-my $pub = $t->ffmpeg_publish("$url/live/cam", 60, size => '640x360', gop => 30);
+my $pub = $t->ffmpeg_publish("$url/abr/cam", 60, size => '640x360', gop => 30);
 my $master;
 ok(wait_for(sub { $master = slurp("$hls/cam.m3u8") // ''; ($master =~ tr/\n//) >= 11 }, 30),
     sprintf('the master playlist lists the source and three renditions (%.1f s after publishing)', time - $started))
@@ -147,10 +145,20 @@ SKIP: {
         sprintf('  without a stall or an error (%.1f s played in %d s; last error: %s)', $played, $wall, $last->{last} || 'none'));
 }
 
+# The default config's exec recipe (nginx-rtmp-module's way): publish to src/KEY, its
+# ffmpeg makes live/KEY_hi, _mid and _lo, whose hls_variant master is KEY.m3u8.
+my $recipe = $t->ffmpeg_publish("$url/src/show", 25, size => '320x240', gop => 30);
+ok(wait_for(sub { !grep { !-s "$hls/show$_.m3u8" } qw(_hi _mid _lo) }, 25), 'the exec recipe of nginx-conf/nginx.conf makes three renditions')
+    or diag(join "\n", grep { /exec/ } split /\n/, $t->error_log);
+like(slurp("$hls/show.m3u8") // '', qr/show_hi\.m3u8.*show_mid\.m3u8.*show_lo\.m3u8/s, '  listed in the hls_variant master playlist');
+like(qx{ffprobe -v error -select_streams v -show_entries stream=width,height -of csv=p=0 $hls/show_mid.m3u8 2>&1}, qr/^854,480$/m, '  show_mid is 854x480');
+kill 'TERM', $recipe;
+
 # The ladder ends with its publisher.
 my ($worker) = $t->worker_pids;
+wait_for(sub { my @k = qx{pgrep -P $worker}; @k == 1 }, 10);
 my @keepers = map { chomp; $_ } qx{pgrep -P $worker};
-ok(@keepers == 1, 'one transcoder for the whole ladder');
+ok(@keepers == 1, 'one transcoder for the whole ladder (the recipe\'s is gone with its publisher)');
 kill 'TERM', $pub;
 ok(wait_for(sub { !grep { -e "/proc/$_" } @keepers }, 10), 'it ends when the publisher leaves');
 is_deeply([$t->alerts], [], 'no alert in the error log');

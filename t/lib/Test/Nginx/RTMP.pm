@@ -268,6 +268,7 @@ sub write_default_config {
     $conf =~ s{error_log stderr}{error_log %%DIR%%/error.log};
     $conf =~ s{pid run/nginx.pid}{pid %%DIR%%/nginx.pid};
     $conf =~ s{\blisten 1935;}{listen 127.0.0.1:%%PORT_RTMP%%;};
+    $conf =~ s{rtmp://localhost:1935/}{rtmp://127.0.0.1:%%PORT_RTMP%%/}g;
     $conf =~ s{\blisten 8888;}{listen 127.0.0.1:%%PORT_HTTP%%;};
     $conf =~ s{\blisten 8889;}{listen 127.0.0.1:%%PORT_WHIP%%;};
     $conf =~ s{\bwhip_udp_listen 8889;}{whip_udp_listen 127.0.0.1:%%PORT_WHIPUDP%%;};
