@@ -158,7 +158,7 @@ ok(wait_for(sub { !Test::Nginx::RTMP::alive($copy) && (child_matching($worker, q
 
 # The publisher ends: its children go, done callbacks run, the recording's too.
 is($t->reap($pub, 40), 0, 'the publisher finished');
-ok(wait_for(sub { !-e "/proc/$ff" && !-e "/proc/$keeper" }, 6), 'its transcoder is gone (and reaped) within the grace period');
+ok(wait_for(sub { !-e "/proc/$ff" && !-e "/proc/$keeper" }, 8), 'its transcoder is gone (and reaped) within the grace period');
 ok(wait_for(sub { (slurp($events) // '') =~ /^publish_done cam$/m }, 5), 'exec_publish_done');
 my ($rec) = glob("$dir/rec/cam*.flv");
 my ($file) = $rec =~ m{([^/]+)$};

@@ -102,7 +102,7 @@ pub type Vars = Vec<(&'static str, String)>;
 
 impl App {
     /// Starts `commands` (those that apply to stream `name`) for `owner`.
-    pub(super) fn exec(&mut self, label: &str, commands: &[Command], owner: Owner, server: usize, vars: &Vars, now: &Now) {
+    pub(super) fn exec(&mut self, label: &str, commands: &[Command], owner: Owner, vars: &Vars, now: &Now) {
         let Some(policy) = self.conf.exec_static_policy else { return };
         let policy = match owner {
             Owner::Push(sid) | Owner::Pull(sid) => self
@@ -118,15 +118,18 @@ impl App {
         for c in commands.iter().filter(|c| c.applies_to(name)) {
             let what = if name.is_empty() { label.to_owned() } else { format!("{label} \"{name}\"") };
             match c.expand(&var) {
-                Ok(spec) => self.start_child(what, spec, owner, policy, server, now),
+                Ok(spec) => self.start_child(what, spec, owner, policy, now),
                 Err(e) => self.log(None, Level::Err, format!("{what}: {e}; not started")),
             }
         }
     }
 
     /// Starts a child running `spec` (`what`: for log lines, before the program's name).
-    pub(super) fn start_child(&mut self, what: String, spec: Spec, owner: Owner, policy: Policy, server: usize, now: &Now) {
-        let outputs = Command::outputs(&spec).into_iter().map(|(app, name)| StreamKey { server, app, name }).collect();
+    pub(super) fn start_child(&mut self, what: String, spec: Spec, owner: Owner, policy: Policy, now: &Now) {
+        // (By port: the server that takes them; a port none of ours listens on is not ours.)
+        let servers = &self.conf.servers;
+        let server_on = |port: u16| servers.iter().position(|s| s.listens.iter().any(|l| l.addr.port() == port));
+        let outputs = Command::outputs(&spec).into_iter().filter_map(|(port, app, name)| Some(StreamKey { server: server_on(port)?, app, name })).collect();
         let what = format!("{what}: {}", spec.argv[0].rsplit('/').next().unwrap_or(""));
         let id = self.children.next;
         self.children.next += 1;
@@ -392,7 +395,7 @@ impl App {
     /// Starts `exec_static` (the first worker only, once).
     pub fn exec_static(&mut self, now: &Now) {
         let lines = self.conf.exec_static.clone();
-        self.exec("exec_static", &lines, Owner::Static, 0, &Vec::new(), now);
+        self.exec("exec_static", &lines, Owner::Static, &Vec::new(), now);
     }
 
     /// The worker shuts down: its static children stop (the new workers run their own).

@@ -92,7 +92,7 @@ impl App {
         };
         let base = format!("{url}/{}/", key.app);
         let spec = command(&run.ffmpeg, &format!("{base}{}", key.name), &base, &key.name, &run.ladder);
-        self.start_child(format!("transcode \"{}\"", key.name), spec, Owner::Push(sid), run.exec.policy(), key.server, now);
+        self.start_child(format!("transcode \"{}\"", key.name), spec, Owner::Push(sid), run.exec.policy(), now);
         if run.hls.is_some() {
             self.ladders.insert(sid, Master::default());
         }

@@ -207,7 +207,7 @@ impl App {
             let (label, lines) = if player { ("exec_play_done", &run.exec.play_done) } else { ("exec_publish_done", &run.exec.publish_done) };
             if !lines.is_empty() {
                 let vars = self.exec_vars(Some(id), &self.conf.servers[server].apps[app].name, name, args);
-                self.exec(label, lines, Owner::Once, server, &vars, now);
+                self.exec(label, lines, Owner::Once, &vars, now);
             }
         }
         let Some(c) = self.clients.get(id) else { return };

@@ -251,8 +251,8 @@ impl App {
         let exec = &run.exec;
         if !exec.publish.is_empty() || !exec.push.is_empty() {
             let vars = self.exec_vars(Some(id), &key.app, &key.name, &args);
-            self.exec("exec_publish", &exec.publish, Owner::Once, key.server, &vars, now);
-            self.exec("exec_push", &exec.push, Owner::Push(sid), key.server, &vars, now);
+            self.exec("exec_publish", &exec.publish, Owner::Once, &vars, now);
+            self.exec("exec_push", &exec.push, Owner::Push(sid), &vars, now);
         }
         self.ladder_start(sid, now);
         self.noted(id, msid, false, name, args, now);
@@ -309,11 +309,11 @@ impl App {
             let exec = &run.exec;
             if !exec.play.is_empty() {
                 let vars = self.exec_vars(Some(id), &key.app, &key.name, &args);
-                self.exec("exec_play", &exec.play, Owner::Once, key.server, &vars, now);
+                self.exec("exec_play", &exec.play, Owner::Once, &vars, now);
             }
             if first && !exec.pull.is_empty() {
                 let vars = vec![("name", key.name.clone()), ("app", key.app.clone())];
-                self.exec("exec_pull", &exec.pull, Owner::Pull(sid), key.server, &vars, now);
+                self.exec("exec_pull", &exec.pull, Owner::Pull(sid), &vars, now);
             }
         }
         self.noted(id, msid, true, name, args, now);
@@ -462,7 +462,7 @@ impl App {
                 }
                 Ask::ExecRecordDone { commands, recorder, name, path } => {
                     let Some(s) = self.streams.get(sid) else { continue };
-                    let (server, app) = (s.key.server, s.key.app.clone());
+                    let app = s.key.app.clone();
                     let mut vars = self.exec_vars(Some(id), &app, &name, "");
                     let file = std::path::Path::new(&path);
                     let part = |p: Option<&std::ffi::OsStr>| p.map_or(String::new(), |p| p.to_string_lossy().into_owned());
@@ -473,7 +473,7 @@ impl App {
                         ("dirname", file.parent().map_or(String::new(), |d| d.to_string_lossy().into_owned())),
                         ("recorder", recorder),
                     ]);
-                    self.exec("exec_record_done", &commands, Owner::Once, server, &vars, now);
+                    self.exec("exec_record_done", &commands, Owner::Once, &vars, now);
                 }
                 Ask::Keyframe => self.ask_keyframe(id, sid, false, now),
                 Ask::Repace => self.repace(id),

@@ -89,10 +89,10 @@ impl Command {
         Ok(spec)
     }
 
-    /// The stream keys (`app/name`) its arguments publish to on this server: `rtmp://` URLs
-    /// to a local host that are not an input (`-i URL`), expanded. (What the supervisor
-    /// watches to tell a hung transcoder.)
-    pub fn outputs(spec: &Spec) -> Vec<(String, String)> {
+    /// The streams (port, app, name) its arguments publish to on this host: `rtmp://` URLs
+    /// to a loopback address that are not an input (`-i URL`), expanded. (What the
+    /// supervisor watches to tell a hung transcoder.)
+    pub fn outputs(spec: &Spec) -> Vec<(u16, String, String)> {
         let mut out = Vec::new();
         for (i, a) in spec.argv.iter().enumerate() {
             if i > 0 && spec.argv[i - 1] == "-i" {
@@ -106,13 +106,23 @@ impl Command {
     }
 }
 
-/// `rtmp://HOST[:PORT]/APP/NAME[?args]` with a loopback HOST: (APP, NAME).
-fn local_rtmp(url: &str) -> Option<(String, String)> {
+/// `rtmp://HOST[:PORT]/APP/NAME[?args]` with a loopback HOST: (PORT, APP, NAME).
+fn local_rtmp(url: &str) -> Option<(u16, String, String)> {
     let rest = url.strip_prefix("rtmp://")?;
-    let (host, path) = rest.split_once('/')?;
-    let host = match host.strip_prefix('[') {
-        Some(h) => h.split(']').next()?,
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    let (hostport, path) = rest.split_once('/')?;
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(h) => {
+            let (h, rest) = h.split_once(']')?;
+            (h, rest.strip_prefix(':'))
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => 1935,
     };
     let local = host == "localhost" || host.starts_with("127.") || host == "::1";
     if !local {
@@ -120,7 +130,7 @@ fn local_rtmp(url: &str) -> Option<(String, String)> {
     }
     let path = path.split('?').next()?;
     let (app, name) = path.split_once('/')?;
-    (!app.is_empty() && !name.is_empty()).then(|| (app.to_owned(), name.to_owned()))
+    (!app.is_empty() && !name.is_empty()).then(|| (port, app.to_owned(), name.to_owned()))
 }
 
 /// nginx-rtmp-module's `ngx_rtmp_eval` of one word.
@@ -300,7 +310,7 @@ mod tests {
         )
         .unwrap();
         let s = c.expand(&vars).unwrap();
-        assert_eq!(Command::outputs(&s), [("hls".into(), "cam_hi".into()), ("hls".into(), "lo".into())]);
+        assert_eq!(Command::outputs(&s), [(1935, "hls".into(), "cam_hi".into()), (1935, "hls".into(), "lo".into())]);
     }
 
     #[test]
