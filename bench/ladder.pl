@@ -51,6 +51,13 @@ rtmp { server { listen 127.0.0.1:PORT;
 CONF
 );
 
+# CPU ticks (1/100 s) of a whole process, every thread (ffmpeg encodes on several;
+# /proc/PID/schedstat, which Bench's cpu_ticks reads, is the main thread's alone).
+sub process_ticks {
+    my @f = split ' ', (Bench::slurp("/proc/$_[0]/stat") =~ s/^.*\) //sr);
+    return ($f[11] // 0) + ($f[12] // 0);
+}
+
 sub descendants {
     my ($pid) = @_;
     my @kids = map { /(\d+)/ ? $1 : () } qx{pgrep -P $pid};
@@ -77,11 +84,12 @@ sub run_case {
     }
     sleep 5;    # (settled)
     my @procs = descendants($n->{worker});
-    my %before = map { $_ => cpu_ticks($_) } @procs, $n->{worker};
+    my %before = map { $_ => process_ticks($_) } @procs;
+    my $worker0 = cpu_ticks($n->{worker});
     sleep $window;
     my $children = 0;
-    $children += cpu_ticks($_) - $before{$_} for @procs;
-    my $worker = cpu_ticks($n->{worker}) - $before{ $n->{worker} };
+    $children += process_ticks($_) - $before{$_} for @procs;
+    my $worker = cpu_ticks($n->{worker}) - $worker0;
     stop_children();
     stop_nginx($n);
     my $renditions = ($ready{_720p} // 99) > ($ready{_480p} // 99) ? $ready{_720p} : $ready{_480p};
