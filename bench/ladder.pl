@@ -24,13 +24,7 @@ use Time::HiRes qw(time sleep);
 my ($window, $preset) = (30, 'veryfast');
 GetOptions('window=i' => \$window, 'preset=s' => \$preset) or die "usage: $0 [--window 30] [--preset veryfast]\n";
 
-my $input = "$Bench::WORK/input-1080p.flv";
-unless (-s $input) {
-    system('ffmpeg', '-hide_banner', '-loglevel', 'error', '-y',
-        '-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
-        '-t', '20', '-c:v', 'libx264', '-preset', 'veryfast', '-b:v', '5000k', '-maxrate', '5000k', '-bufsize', '5000k',
-        '-g', '60', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '128k', '-f', 'flv', $input) == 0 or die 'ffmpeg failed';
-}
+my ($input) = input_flv(size => '1920x1080', kbps => 5000);
 
 my $x264 = "-c:v libx264 -preset $preset -tune zerolatency -g 60";
 my $recipe = "exec ffmpeg -hide_banner -loglevel error -i rtmp://127.0.0.1:PORT/src/\$name "

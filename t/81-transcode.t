@@ -154,6 +154,9 @@ like(slurp("$hls/show.m3u8") // '', qr/show_hi\.m3u8.*show_mid\.m3u8.*show_lo\.m
 like(qx{ffprobe -v error -select_streams v -show_entries stream=width,height -of csv=p=0 $hls/show_mid.m3u8 2>&1}, qr/^854,480$/m, '  show_mid is 854x480');
 kill 'TERM', $recipe;
 
+my $age = time - (stat "$hls/cam.m3u8")[9];
+ok(-s "$hls/cam.m3u8" && $age < 5, sprintf('the master playlist stays fresh while its stream lives (hls_cleanup removes playlists older than 10 s; it is %.0f s old)', $age));
+
 # The ladder ends with its publisher.
 my ($worker) = $t->worker_pids;
 wait_for(sub { my @k = qx{pgrep -P $worker}; @k == 1 }, 10);

@@ -24,6 +24,8 @@ pub struct Master {
     /// The figures it was written with (rewritten when one moves by more than a tenth).
     figures: Vec<(String, u64, u64)>,
     complete: bool,
+    /// Where it was written (kept fresh for the `hls_cleanup` sweep while it stays).
+    path: Option<String>,
 }
 
 /// The rendition `name` is, in a ladder.
@@ -137,6 +139,9 @@ impl App {
             let same = master.figures.len() == rows.len()
                 && master.figures.iter().zip(&rows).all(|((s, p, a), (rs, m, _))| s == rs && !moved(*p, m.peak) && !moved(*a, m.average));
             if same {
+                if let Some(p) = &master.path {
+                    self.storage.hls().touch(p);
+                }
                 continue;
             }
             let index = if cfg.nested { "/index" } else { "" };
@@ -147,12 +152,16 @@ impl App {
             }
             master.figures = rows.iter().map(|(s, m, _)| (s.clone(), m.peak, m.average)).collect();
             if text == master.text {
+                if let Some(p) = &master.path {
+                    self.storage.hls().touch(p);
+                }
                 continue;
             }
             master.text = text.clone();
             let first_complete = complete && !master.complete;
             master.complete |= complete;
             let path = crate::hls::Segmenter::<Box<dyn crate::hls::Files>>::playlist_file(&crate::hls::Config { nested: false, ..cfg.clone() }, &key.name);
+            master.path = Some(path.clone());
             let mut files = self.storage.hls();
             match files.replace(&path, text.as_bytes()) {
                 Ok(()) if first_complete => {
