@@ -8,6 +8,8 @@
 
 # --- build ------------------------------------------------------------------------------------
 FROM debian:bookworm AS build
+# (So that a test can remove this stage once the image is built.)
+LABEL ngx-rtmp-rs.stage=build
 WORKDIR /src
 # Build packages and Rust first: a layer that changes only with the script (and the
 # rust-version it reads from Cargo.toml).

@@ -61,6 +61,10 @@ local $ENV{RECORDING_ENABLED} = 'true';
 local $ENV{DRAIN_TIMEOUT} = '3s';
 my $up = "$compose -p $project -f $root/docker-compose.yml";
 my @down;
+# (Last, once everything is down: the image this test built, and the build stage it left
+# untagged; END blocks run in reverse.)
+my $image = $ENV{IMAGE};
+END { system("$docker rmi -f $image >/dev/null 2>&1; $docker image prune -f --filter label=ngx-rtmp-rs.stage=build >/dev/null 2>&1") if $image }
 END { system("$_ >/dev/null 2>&1") for @down }
 push @down, "$up down -v --remove-orphans";
 
