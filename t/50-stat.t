@@ -127,7 +127,17 @@ is($j->{meta}{video}{width}, $m->{video}{width}, '  and the same metadata');
 my $labels = ',app=live,stream=s';
 is($check->{prom}{"rtmp_stream_players$labels"}, 2, 'Prometheus (parsed by prometheus_client): 2 players');
 is($check->{prom}{"rtmp_stream_publishing$labels"}, 1, '  publishing');
-cmp_ok($check->{prom}{"rtmp_stream_receive_bits_per_second$labels"}, '>', 0, '  a receive rate');
+cmp_ok($check->{prom}{"rtmp_stream_receive_bytes_per_second$labels"}, '>', 0, '  a receive rate');
+# Prometheus's own linter (from Debian's prometheus package, unpacked, its server not
+# installed or started, unless promtool is already there).
+my ($promtool) = grep { -x } '/usr/bin/promtool', "$dir/prom/usr/bin/promtool";
+unless ($promtool) {
+    system("cd $dir && apt-get download prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb $dir/prom");
+    ($promtool) = grep { -x } "$dir/prom/usr/bin/promtool";
+}
+ok($promtool, 'promtool is there (apt-get download prometheus)');
+my $lint = $promtool ? qx{$promtool check metrics < $dir/metrics.txt 2>&1; echo "exit \$?"} : '';
+is($lint, "exit 0\n", '  /metrics passes promtool check metrics with no warning');
 cmp_ok($check->{prom}{rtmp_connections_accepted_total} // 0, '>=', 3, '  connections accepted');
 
 my $live_only = get('/stat-live');

@@ -308,8 +308,9 @@ pub fn prometheus(snap: &Snapshot) -> Vec<u8> {
         ("rtmp_connections_accepted_total", "counter", "RTMP connections accepted by the worker.", snap.naccepted),
         ("rtmp_received_bytes_total", "counter", "Bytes received from RTMP clients.", snap.bytes_in),
         ("rtmp_sent_bytes_total", "counter", "Bytes sent to RTMP clients.", snap.bytes_out),
-        ("rtmp_receive_bits_per_second", "gauge", "Receive rate over the last seconds.", snap.bw_in),
-        ("rtmp_send_bits_per_second", "gauge", "Send rate over the last seconds.", snap.bw_out),
+        // (Rates in bytes, Prometheus's base unit: `promtool check metrics` warns on bits.)
+        ("rtmp_receive_bytes_per_second", "gauge", "Receive rate over the last seconds, bytes per second.", snap.bw_in / 8),
+        ("rtmp_send_bytes_per_second", "gauge", "Send rate over the last seconds, bytes per second.", snap.bw_out / 8),
     ] {
         head(&mut o, name, kind, help);
         let _ = writeln!(o, "{name} {v}");
@@ -323,10 +324,10 @@ pub fn prometheus(snap: &Snapshot) -> Vec<u8> {
         ("rtmp_stream_uptime_seconds", "gauge", "Seconds since the stream started.", |s| s.time / 1000),
         ("rtmp_stream_received_bytes_total", "counter", "Bytes received for the stream.", |s| s.bytes_in),
         ("rtmp_stream_sent_bytes_total", "counter", "Bytes sent to the stream's players.", |s| s.bytes_out),
-        ("rtmp_stream_receive_bits_per_second", "gauge", "The stream's receive rate.", |s| s.bw_in),
-        ("rtmp_stream_send_bits_per_second", "gauge", "The stream's send rate.", |s| s.bw_out),
-        ("rtmp_stream_audio_bits_per_second", "gauge", "The stream's audio rate.", |s| s.bw_audio),
-        ("rtmp_stream_video_bits_per_second", "gauge", "The stream's video rate.", |s| s.bw_video),
+        ("rtmp_stream_receive_bytes_per_second", "gauge", "The stream's receive rate, bytes per second.", |s| s.bw_in / 8),
+        ("rtmp_stream_send_bytes_per_second", "gauge", "The stream's send rate, bytes per second.", |s| s.bw_out / 8),
+        ("rtmp_stream_audio_bytes_per_second", "gauge", "The stream's audio rate, bytes per second.", |s| s.bw_audio / 8),
+        ("rtmp_stream_video_bytes_per_second", "gauge", "The stream's video rate, bytes per second.", |s| s.bw_video / 8),
     ];
     let labels = |o: &mut String, server: usize, app: &str, stream: &str| {
         let _ = write!(o, "{{server=\"{server}\",app=\"");

@@ -145,7 +145,7 @@ fn json_and_prometheus_carry_the_numbers() {
     for want in [
         "rtmp_stream_clients{server=\"0\",app=\"live\",stream=\"test\"} 3",
         "rtmp_stream_players{server=\"0\",app=\"live\",stream=\"test\"} 2",
-        "rtmp_stream_receive_bits_per_second{server=\"0\",app=\"live\",stream=\"test\"} 984904",
+        "rtmp_stream_receive_bytes_per_second{server=\"0\",app=\"live\",stream=\"test\"} 123113",
         "rtmp_received_bytes_total 1736898",
         "rtmp_stream_hls_viewers{server=\"0\",app=\"live\",stream=\"test\"} 4",
         "# TYPE rtmp_stream_sent_bytes_total counter",
