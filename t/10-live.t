@@ -18,7 +18,9 @@ rtmp {
     server {
         listen 127.0.0.1:%%PORT_RTMP%%;
         chunk_size 4096;
-        timeout 15s;
+        # (The player waiting for live/late sends nothing while live/a is published, 14 s
+        # and ffmpeg's start-up: 15 s was too close on a loaded machine.)
+        timeout 40s;
         application live {
             live on;
             publish_notify on;
@@ -52,7 +54,7 @@ ok($c->closed(2), '  and the connection closed');
 # --- publish with ffmpeg ----------------------------------------------------------------
 my $pub = $t->ffmpeg_publish("$url/live/a", 14, gop => 60);
 my $pub_b = $t->ffmpeg_publish("$url/other/b", 14, gop => 30, size => '160x120');
-ok(wait_for(sub { $t->error_log =~ /publish: "live\/a"/ && $t->error_log =~ /publish: "other\/b"/ }, 5),
+ok(wait_for(sub { $t->error_log =~ /publish: "live\/a"/ && $t->error_log =~ /publish: "other\/b"/ }, 15),
     'ffmpeg publishes live/a and other/b');
 
 # A player of a stream that does not exist yet waits for it (idle streams).
