@@ -19,7 +19,7 @@ $t->run;
 my $dir = $t->dir;
 my $http = 'http://127.0.0.1:' . $t->port('HTTP');
 
-my $pub = $t->ffmpeg_publish('rtmp://127.0.0.1:' . $t->port('RTMP') . '/live/web', 20, gop => 60);
+my $pub = $t->ffmpeg_publish('rtmp://127.0.0.1:' . $t->port('RTMP') . '/live/web', 60, gop => 60);    # (long enough for a slow Chromium start; stop ends it)
 ok(wait_for(sub { -s "$dir/run/hls/web.m3u8" }, 8), 'the default config writes HLS under run/hls');
 
 sub head {
@@ -81,7 +81,7 @@ SKIP: {
 
     # Three renditions under the default config's hls_variant suffixes: the master
     # playlist show.m3u8 plays too.
-    $t->ffmpeg_publish(undef, 25, gop => 60, size => '320x180',
+    $t->ffmpeg_publish(undef, 40, gop => 60, size => '320x180',
         tee => [map { 'rtmp://127.0.0.1:' . $t->port('RTMP') . "/live/show$_" } qw(_hi _mid _lo)]);
     ok(wait_for(sub { -s "$dir/run/hls/show.m3u8" }, 10), 'hls_variant: the master playlist appears');
     # A viewer arrives once the renditions list three segments (where players start, three
