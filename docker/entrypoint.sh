@@ -129,6 +129,7 @@ events {
 rtmp {
     max_connections $max;
     drain_timeout $drain;
+    access_log /dev/stdout;
     server {
         listen $RTMP_PORT;
         chunk_size 4096;

@@ -51,6 +51,13 @@ sub rejects {
 
 # --- valid forms of the implemented directives -------------------------------------
 my @valid = (
+    [server => 'busy on;'],
+    [main   => 'play_time_fix off;'],
+    [app    => 'publish_time_fix off;'],
+    [main   => 'access_log off;'],
+    [app    => 'access_log /tmp/rtmp-access.log;'],
+    [server => 'access_log /tmp/rtmp-access.log combined;'],
+    [main   => 'log_format short \'$app $name $bytes_sent\';'],
     [main   => 'chunk_size 128;'],
     [server => 'chunk_size 65536;'],
     [main   => 'timeout 30s;'],
@@ -235,7 +242,8 @@ my %implemented = map { $_ => 1 } qw(rtmp server listen application allow deny t
     on_record_done record record_path record_suffix record_unique record_append record_lock
     record_max_size record_max_frames record_interval record_notify recorder rtmp_stat
     rtmp_stat_stylesheet rtmp_control exec exec_push exec_pull exec_publish exec_publish_done exec_play
-    exec_play_done exec_record_done exec_static respawn respawn_timeout exec_kill_signal exec_options),
+    exec_play_done exec_record_done exec_static respawn respawn_timeout exec_kill_signal exec_options
+    busy play_time_fix publish_time_fix access_log log_format),
     grep { /^hls/ } map { (split /\t/)[0] } do { open my $f, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!; <$f> };
 open my $tsv, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!;
 my $count = 0;

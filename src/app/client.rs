@@ -110,6 +110,12 @@ pub struct Client {
     pub keyframe_asked: u64,
     /// How often its input is read (0: as it comes).
     pub pace: u64,
+    /// Bytes in and out when the last ping was due (`busy`).
+    pub ping_bytes: u64,
+    /// For the access log: `log::PLAY`/`log::PUBLISH` flags, and the last stream name
+    /// and arguments it asked for.
+    pub log_cmd: u8,
+    pub log_names: Option<Box<(Box<str>, Box<str>)>>,
 }
 
 /// Buffers one write takes from a client's output.
@@ -144,6 +150,9 @@ impl Client {
             out_rate: Rate::new(since, 0),
             keyframe_asked: 0,
             pace: 0,
+            ping_bytes: 0,
+            log_cmd: 0,
+            log_names: None,
         }
     }
 

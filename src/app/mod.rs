@@ -17,6 +17,7 @@ mod client;
 mod control;
 pub mod exec;
 mod ladder;
+mod log;
 mod notify;
 mod output;
 mod pace;
@@ -154,6 +155,8 @@ pub enum Effect {
     Log { client: Option<ClientId>, level: Level, msg: String },
     /// The client is gone: close its connection.
     Drop(ClientId),
+    /// A line (with its newline) for access log file `file` (`Resolved::access_files`).
+    AccessLog { file: usize, line: Vec<u8> },
     /// (Re)arm a client's timer to fire after this many ms.
     Timer(ClientId, Timer, u64),
     /// Any input from the client must come within this many ms (a ping's answer).

@@ -22,6 +22,7 @@ impl App {
             ack_window: core.ack_window as u32,
             max_message: core.max_message as usize,
             max_streams: core.max_streams as u32,
+            publish_time_fix: core.publish_time_fix,
         });
         let ping = core.ping;
         let c = Client::new(a.server, a.kind, a.number, a.addr, a.ip, now.ms, Proto::Server(session));
@@ -192,6 +193,7 @@ impl App {
                 self.connect_app(id);
             }
             Event::Publish { msid, name, args, kind } => {
+                self.log_command(id, super::log::PUBLISH, &name, &args);
                 let Some(key) = self.admit(id, msid, &name, Action::Publish) else { return };
                 let c = self.clients.get_mut(id).expect("admitted");
                 let n = self.conf.servers[c.server].apps[c.app.expect("admitted")].settings.notify.clone();
@@ -204,6 +206,7 @@ impl App {
                 self.start_publish(id, msid, key, name, args, now);
             }
             Event::Play { msid, name, args, start, duration, reset } => {
+                self.log_command(id, super::log::PLAY, &name, &args);
                 let Some(key) = self.admit(id, msid, &name, Action::Play) else { return };
                 let c = self.clients.get(id).expect("admitted");
                 let app = &self.conf.servers[c.server].apps[c.app.expect("admitted")];
@@ -244,6 +247,10 @@ impl App {
         match found {
             Some(i) => {
                 c.app = Some(i);
+                let fix = self.conf.app(c.server, i).is_none_or(|a| a.live.publish_time_fix);
+                if let Some(s) = c.session() {
+                    s.set_publish_time_fix(fix);
+                }
                 self.say(id, Session::accept_connect);
             }
             None => {
@@ -260,6 +267,18 @@ impl App {
         let core = self.conf.servers[c.server].core.clone();
         match t {
             Timer::Ping => {
+                // `busy`: a client with nothing in or out during a whole ping interval is
+                // closed, and none is pinged (nginx-rtmp-module: "not busy between pings").
+                if core.busy {
+                    let io = c.bytes_in + c.bytes_out;
+                    if io == c.ping_bytes {
+                        self.info(id, "ping: not busy between pings (busy on)".into());
+                        return self.close(id, now);
+                    }
+                    c.ping_bytes = io;
+                    self.effects.push_back(Effect::Timer(id, Timer::Ping, core.ping));
+                    return;
+                }
                 self.effects.push_back(Effect::Timer(id, Timer::Ping, core.ping));
                 let Some(s) = c.session().filter(|s| s.is_open()) else { return };
                 s.ping(now.ms as u32);
@@ -293,6 +312,7 @@ impl App {
             self.leave(id, r, now);
         }
         self.notify_close(id, now);
+        self.log_session(id, now);
         if let Some(c) = self.clients.remove(id) {
             self.totals.bytes_out_gone += c.bytes_out;
         }

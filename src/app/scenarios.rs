@@ -380,3 +380,39 @@ fn a_ladder_transcodes_once_and_its_master_playlist_lists_what_was_measured() {
     p.vanish(&mut sim);
     assert!(sim.signals.contains(&(100, 15)), "the ladder ends with its source");
 }
+
+#[test]
+fn the_access_log_has_a_line_per_session_and_busy_closes_idle_clients() {
+    let mut sim = Sim::new(
+        "rtmp { log_format short $command|$app|$name|$args|$bytes_received|$session_time|$connection; \
+         access_log logs/all.log; \
+         server { listen 1935; ping 10s; busy on; application live { live on; access_log logs/live.log short; } \
+                  application quiet { live on; access_log off; } } }",
+    );
+    let mut p = publisher(&mut sim, "s");
+    let v = player(&mut sim, "s");
+    stream(&mut sim, &mut p, 0, 2);
+    let mut q = Peer::new(&mut sim);
+    assert_eq!(q.connect(&mut sim, "quiet"), ["NetConnection.Connect.Success"]);
+    let stranger = sim.accept();
+    p.vanish(&mut sim);
+    v.vanish(&mut sim);
+    let lines: Vec<_> = sim.access_log.iter().map(|(f, l)| format!("{f} {l}")).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let recv = lines[0].split('|').nth(4).unwrap().parse::<u64>().unwrap();
+    assert!(recv > 3000, "a publisher's bytes received: {lines:?}");
+    assert_eq!(lines[0], format!("logs/live.log PUBLISH|live|s||{recv}|2|1\n"));
+    assert!(lines[1].starts_with("logs/live.log PLAY|live|s||"), "{lines:?}");
+    // busy: nothing in or out for a whole ping interval closes the client; the one that
+    // never sent a byte is logged by its server's log, in nginx-rtmp-module's format.
+    sim.advance(10_000);
+    assert!(sim.logged("ping: not busy between pings"));
+    assert!(sim.dropped.contains(&stranger));
+    assert!(!sim.dropped.contains(&q.id), "its connect was its interval's input");
+    sim.advance(10_000);
+    assert!(sim.dropped.contains(&q.id), "then an interval with nothing");
+    let last = &sim.access_log.last().unwrap().1;
+    assert!(last.contains(" [") && last.contains("] NONE \"\" \"\" \"\" - 0 0 \"\" \"\" (1"), "{last}");
+    assert_eq!(sim.access_log.last().unwrap().0, "logs/all.log");
+    assert_eq!(sim.access_log.len(), 3, "the quiet application logs nothing");
+}

@@ -154,7 +154,8 @@ pub fn config(text: &str) -> Resolved {
     }
     let mut servers = tree.resolve();
     Rtmp::check(&mut servers).expect("a valid configuration");
-    Resolved::new(&tree, servers, "/sim")
+    tree.check_access_logs().expect("known log formats");
+    Resolved::new(&tree, servers, "/sim", "logs/access.log")
 }
 
 /// A client's side of its connection.
@@ -185,6 +186,8 @@ pub struct Sim {
     /// Children the application asked to start (not answered yet), and signals sent.
     pub spawns: Vec<(super::exec::ChildId, crate::exec::Spec)>,
     pub signals: Vec<(i32, i32)>,
+    /// Access log lines: (file, line).
+    pub access_log: Vec<(String, String)>,
 }
 
 impl Sim {
@@ -207,6 +210,7 @@ impl Sim {
             shutdown: None,
             spawns: vec![],
             signals: vec![],
+            access_log: vec![],
         }
     }
 
@@ -308,6 +312,10 @@ impl Sim {
                     Effect::Proceed(id) => self.app.proceed(id, &self.now),
                     Effect::Spawn(id, spec) => self.spawns.push((id, *spec)),
                     Effect::Signal { pid, signal } => self.signals.push((pid, signal)),
+                    Effect::AccessLog { file, line } => {
+                        let path = self.app.conf().access_files[file].clone();
+                        self.access_log.push((path, String::from_utf8_lossy(&line).into_owned()));
+                    }
                     // (No socket holds input back here: what a client sends is handed over
                     // at once.)
                     Effect::Expect(..) | Effect::Pace(..) | Effect::ReadNow(_) | Effect::Resume(_) | Effect::Connect(..) => {}

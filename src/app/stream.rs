@@ -124,6 +124,7 @@ impl App {
             gop_cache: live.as_ref().is_none_or(|l| l.gop_cache),
             wait_video: live.as_ref().is_some_and(|l| l.wait_video),
             interleave: live.as_ref().is_some_and(|l| l.interleave),
+            time_fix: live.as_ref().is_none_or(|l| l.play_time_fix),
             ..fanout::Settings::default()
         };
         let sid = self.streams.insert(Stream {

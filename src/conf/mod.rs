@@ -21,6 +21,7 @@ pub mod exec;
 pub mod hls;
 pub mod http;
 pub mod listen;
+pub mod log;
 pub mod notify;
 pub mod record;
 pub mod resolved;
@@ -58,6 +59,11 @@ pub struct Settings {
     pub out_queue: Option<u64>,
     pub out_cork: Option<u64>,
     pub buflen: Option<u64>,
+    pub busy: Option<bool>,
+    pub play_time_fix: Option<bool>,
+    pub publish_time_fix: Option<bool>,
+    /// `access_log` lines of this level (None: the outer level's).
+    pub access_log: Option<log::AccessLog>,
     /// `allow`/`deny` rules; a level with none of its own inherits the outer level's.
     pub access: Vec<Rule>,
     // Live streaming (applications).
@@ -138,6 +144,10 @@ pub struct Live {
     pub merge_writes: u64,
     /// How long a publisher's input may wait in the socket to be read in one go.
     pub merge_reads: MergeReads,
+    /// `play_time_fix`: type 3 chunks to players repeat an extended timestamp.
+    pub play_time_fix: bool,
+    /// `publish_time_fix`: type 3 chunks from publishers repeat an extended timestamp.
+    pub publish_time_fix: bool,
 }
 
 impl Settings {
@@ -146,11 +156,14 @@ impl Settings {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = outer.$f; } )* };
         }
         inherit!(timeout, ping, ping_timeout, so_keepalive, max_streams, chunk_size, ack_window,
-                 max_message, out_queue, out_cork, buflen, live, meta, wait_key, wait_video,
+                 max_message, out_queue, out_cork, buflen, busy, play_time_fix, publish_time_fix, live, meta, wait_key, wait_video,
                  publish_notify, idle_streams, play_restart, interleave, drop_idle_publisher, sync,
                  buffer, stream_buckets, gop_cache, merge_writes, merge_reads);
         if self.access.is_empty() {
             self.access = outer.access.clone();
+        }
+        if self.access_log.is_none() {
+            self.access_log.clone_from(&outer.access_log);
         }
         self.hls.inherit(&outer.hls);
         self.notify.inherit(&outer.notify);
@@ -179,6 +192,11 @@ pub struct Core {
     pub out_queue: u64,
     pub out_cork: u64,
     pub buflen: u64,
+    /// `busy`: close a client that sent and received nothing between two pings.
+    pub busy: bool,
+    /// `publish_time_fix`: type 3 chunks of a message with an extended timestamp repeat it
+    /// (until the client connects to an application, whose setting then counts).
+    pub publish_time_fix: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -215,6 +233,8 @@ impl Application {
             gop_cache: s.gop_cache.unwrap_or(true),
             merge_writes: s.merge_writes.unwrap_or(0),
             merge_reads: s.merge_reads.unwrap_or(MergeReads::Auto),
+            play_time_fix: s.play_time_fix.unwrap_or(true),
+            publish_time_fix: s.publish_time_fix.unwrap_or(true),
         }
     }
 
@@ -251,6 +271,8 @@ pub struct Rtmp {
     /// `drain_timeout`: how long live publishers may go on once nginx quits (ms; `off`:
     /// for as long as they publish). Unset: [`DRAIN_TIMEOUT`].
     pub drain_timeout: Option<Option<u64>>,
+    /// `log_format`s (`combined` first): one set for the whole block, as nginx-rtmp-module.
+    pub log_formats: log::Formats,
 }
 
 /// `drain_timeout`'s default: well under Docker's 10 s grace period for `docker stop`.
@@ -274,6 +296,9 @@ pub struct ResolvedServer {
     pub notify: notify::NotifySettings,
     /// Whether the server has a `resolver` (its own or the `rtmp {}` block's).
     pub resolver: bool,
+    /// The server's `access_log` (its own or the `rtmp {}` block's; None: the default),
+    /// for clients that never reach an application.
+    pub access_log: Option<log::AccessLog>,
 }
 
 pub(crate) fn invalid(name: &str, value: &str, why: &str) -> String {
@@ -373,6 +398,11 @@ impl Rtmp {
             "max_message" => set!(max_message, size_range(1, 0xff_ffff), "it must be a size from 1 to 16m - 1"),
             "out_queue" => set!(out_queue, size_range(1, 1 << 20), "it must be a number from 1 to 1m"),
             "out_cork" => set!(out_cork, size_range(1, 1 << 20), "it must be a number from 1 to 1m"),
+            "busy" => set!(busy, parse_flag, "it must be \"on\" or \"off\""),
+            "play_time_fix" => set!(play_time_fix, parse_flag, "it must be \"on\" or \"off\""),
+            "publish_time_fix" => set!(publish_time_fix, parse_flag, "it must be \"on\" or \"off\""),
+            "access_log" => log::apply(&mut self.settings_mut(pos).access_log, args)?,
+            "log_format" => self.log_formats.add(args)?,
             "live" => set!(live, parse_flag, "it must be \"on\" or \"off\""),
             "meta" => set!(
                 meta,
@@ -470,6 +500,22 @@ impl Rtmp {
         Ok(())
     }
 
+    /// Checks that every `access_log` names a format `log_format` defined (anywhere in the
+    /// block: unlike nginx-rtmp-module, a format may come after the log that uses it).
+    pub fn check_access_logs(&self) -> Result<(), String> {
+        let levels = std::iter::once(&self.main).chain(
+            self.servers.iter().flat_map(|s| std::iter::once(&s.settings).chain(s.apps.iter().map(|a| &a.settings))),
+        );
+        for s in levels {
+            if let Some(log::AccessLog::To(v)) = &s.access_log {
+                if let Some((path, f)) = v.iter().find(|(_, f)| self.log_formats.index_of(f).is_none()) {
+                    return Err(format!("unknown log format \"{f}\" in \"access_log {path} {f}\" (define it with \"log_format\")"));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks what only the merged settings can tell (`hls on` needs an `hls_path`), and
     /// resolves the host names of callback URLs where no `resolver` will at run time.
     pub fn check(servers: &mut [ResolvedServer]) -> Result<(), String> {
@@ -543,6 +589,8 @@ impl Rtmp {
                     out_queue,
                     out_cork: s.out_cork.unwrap_or(out_queue / 8),
                     buflen: s.buflen.unwrap_or(1000),
+                    busy: s.busy.unwrap_or(false),
+                    publish_time_fix: s.publish_time_fix.unwrap_or(true),
                 };
                 let listens = server
                     .listens
@@ -566,7 +614,15 @@ impl Rtmp {
                         app
                     })
                     .collect();
-                ResolvedServer { core, listens, apps, max_connections: self.max_connections, notify: s.notify.clone(), resolver: s.resolver.is_some() }
+                ResolvedServer {
+                    core,
+                    listens,
+                    apps,
+                    max_connections: self.max_connections,
+                    notify: s.notify.clone(),
+                    resolver: s.resolver.is_some(),
+                    access_log: s.access_log.clone(),
+                }
             })
             .collect()
     }
@@ -603,6 +659,8 @@ mod tests {
                 out_queue: 256,
                 out_cork: 32,
                 buflen: 1000,
+                busy: false,
+                publish_time_fix: true,
             }
         );
         assert_eq!(s.max_connections, None);
@@ -627,6 +685,8 @@ mod tests {
                 gop_cache: true,
                 merge_writes: 0,
                 merge_reads: MergeReads::Auto,
+                play_time_fix: true,
+                publish_time_fix: true,
             }
         );
     }

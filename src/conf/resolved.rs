@@ -9,6 +9,7 @@ use super::exec::{ExecSettings, Policy, When};
 use super::notify::Event as Cb;
 use super::transcode::Rendition;
 use crate::exec::Command;
+use super::log::{AccessLog, Format};
 use super::{Live, ResolvedServer, Rtmp};
 use crate::hls;
 use crate::notify::{Method, Url};
@@ -36,6 +37,16 @@ pub struct AppRun {
     /// `transcode`: the ladder's renditions, and the ffmpeg that makes them.
     pub ladder: Arc<[Rendition]>,
     pub ffmpeg: String,
+    /// Where its sessions are logged (`access_log`).
+    pub access_logs: Vec<LogTo>,
+}
+
+/// One `access_log`: a file of [`Resolved::access_files`] and a format of
+/// [`Resolved::log_formats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogTo {
+    pub file: usize,
+    pub format: usize,
 }
 
 /// An application's exec lines, by event.
@@ -82,16 +93,48 @@ pub struct Resolved {
     /// settings).
     pub exec_static: Arc<[Command]>,
     pub exec_static_policy: Option<Policy>,
+    /// Access log files (as written, relative to nginx's prefix; the glue opens them
+    /// through nginx, which reopens them on `nginx -s reopen`).
+    pub access_files: Vec<String>,
+    pub log_formats: Arc<[Format]>,
+    /// By server: where clients that never reach an application are logged.
+    pub server_logs: Vec<Vec<LogTo>>,
 }
 
 impl Resolved {
-    pub fn new(tree: &Rtmp, servers: Vec<ResolvedServer>, prefix: &str) -> Resolved {
+    /// `default_log`: the access log where no level has `access_log` (nginx's
+    /// `NGX_HTTP_LOG_PATH`, as nginx-rtmp-module).
+    pub fn new(tree: &Rtmp, servers: Vec<ResolvedServer>, prefix: &str, default_log: &str) -> Resolved {
+        let mut access_files: Vec<String> = Vec::new();
+        let mut log_to = |a: &Option<AccessLog>| -> Vec<LogTo> {
+            let default = [(default_log.to_owned(), "combined".to_owned())];
+            let lines: &[(String, String)] = match a {
+                Some(AccessLog::Off) => &[],
+                Some(AccessLog::To(v)) => v,
+                None => &default,
+            };
+            lines
+                .iter()
+                .map(|(path, format)| {
+                    let file = access_files.iter().position(|p| p == path).unwrap_or_else(|| {
+                        access_files.push(path.clone());
+                        access_files.len() - 1
+                    });
+                    LogTo { file, format: tree.log_formats.index_of(format).unwrap_or(0) }
+                })
+                .collect()
+        };
+        let server_logs: Vec<Vec<LogTo>> = servers.iter().map(|s| log_to(&s.access_log)).collect();
+        let app_logs: Vec<Vec<Vec<LogTo>>> =
+            servers.iter().map(|s| s.apps.iter().map(|a| log_to(&a.settings.access_log)).collect()).collect();
         let apps: Vec<Vec<AppRun>> = servers
             .iter()
-            .map(|s| {
+            .zip(app_logs)
+            .map(|(s, logs)| {
                 s.apps
                     .iter()
-                    .map(|app| AppRun {
+                    .zip(logs)
+                    .map(|(app, access_logs)| AppRun {
                         live: app.live(),
                         hls: app.hls(prefix),
                         recorders: app
@@ -107,6 +150,7 @@ impl Resolved {
                         exec: Exec::new(&app.settings.exec),
                         ladder: Arc::from(app.settings.transcode.renditions()),
                         ffmpeg: app.settings.transcode.ffmpeg().to_owned(),
+                        access_logs,
                     })
                     .collect()
             })
@@ -122,6 +166,9 @@ impl Resolved {
             drain_timeout: tree.drain_timeout(),
             exec_static: exec_static.into(),
             exec_static_policy: Some(tree.main.exec.policy()),
+            access_files,
+            log_formats: tree.log_formats.0.clone().into(),
+            server_logs,
         }
     }
 

@@ -114,13 +114,16 @@ pub unsafe extern "C" fn rtmp_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
         let rc = &mut *rc;
         let mut servers = rc.tree.resolve();
         Rtmp::check(&mut servers)?;
+        rc.tree.check_access_logs()?;
         let resolver_at = |pos: Pos| rc.resolvers.iter().find(|(p, _)| *p == pos).map(|(_, r)| *r);
         rc.server_resolvers = (0..servers.len())
             .map(|s| resolver_at(Pos::Server(s)).or_else(|| resolver_at(Pos::Main)).unwrap_or(ptr::null_mut()))
             .collect();
         let cycle = (*cf).cycle;
         let prefix = String::from_utf8_lossy(core::slice::from_raw_parts((*cycle).prefix.data, (*cycle).prefix.len)).into_owned();
-        rc.resolved = std::sync::Arc::new(Resolved::new(&rc.tree, servers, &prefix));
+        let default_log = ngx::ffi::NGX_HTTP_LOG_PATH.to_str().unwrap_or("logs/access.log");
+        rc.resolved = std::sync::Arc::new(Resolved::new(&rc.tree, servers, &prefix, default_log));
+        rc.access_files = super::access_log::open(cf, &rc.resolved.access_files)?;
         rc.shared_zone = shared::add_zone(cf)?;
         for (index, server) in rc.resolved.servers.iter().enumerate() {
             for l in &server.listens {

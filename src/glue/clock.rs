@@ -24,6 +24,7 @@ fn local_time(unix: i64) -> Tm {
             second: tm.tm_sec as u32,
             weekday: tm.tm_wday as u32,
             yearday: tm.tm_yday as u32,
+            gmtoff: tm.tm_gmtoff as i32,
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct RtmpConf {
     pub resolvers: Vec<(Pos, *mut ngx_resolver_t)>,
     /// The resolver of each server (its own or the `rtmp {}` block's; null: none).
     pub server_resolvers: Vec<*mut ngx_resolver_t>,
+    /// The access log files, by `Resolved::access_files`' index (nginx's open files:
+    /// nginx opens them, and reopens them on `nginx -s reopen`).
+    pub access_files: Vec<*mut ngx::ffi::ngx_open_file_t>,
 }
 
 /// A listening socket's view of the configuration.

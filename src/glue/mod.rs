@@ -11,6 +11,7 @@
 //! Their names are nginx-rtmp-module's, so loading both modules into one nginx fails at
 //! `load_module` with "module ... is already loaded" instead of a confusing clash later.
 
+mod access_log;
 mod addr;
 mod block;
 mod clock;

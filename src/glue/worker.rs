@@ -301,6 +301,10 @@ impl Worker {
                 // SAFETY: a connection's log, or the cycle's.
                 log!(level(l), log, "{msg}");
             }
+            Effect::AccessLog { file, line } => {
+                let log = Worker::cycle_log();
+                super::access_log::write(file, &line, log);
+            }
             Effect::Drop(id) => {
                 if let (Some(conn), Some(_)) = (self.conn(id), self.conns.remove(id)) {
                     // SAFETY: the client is gone; nothing uses its Conn after this.

@@ -62,6 +62,8 @@ pub struct Tm {
     pub weekday: u32,
     /// 0..=365
     pub yearday: u32,
+    /// Seconds east of UTC (the access log's `$time_local`).
+    pub gmtoff: i32,
 }
 
 /// The time when something happens: a millisecond clock, and the wall clock for names.

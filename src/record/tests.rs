@@ -271,7 +271,7 @@ fn manual_recorders_wait_for_start() {
 
 #[test]
 fn names() {
-    let t = Tm { year: 2026, month: 11, day: 4, hour: 9, minute: 5, second: 7, weekday: 3, yearday: 307 };
+    let t = Tm { year: 2026, month: 11, day: 4, hour: 9, minute: 5, second: 7, weekday: 3, yearday: 307, gmtoff: 0 };
     let n = Now { ms: 0, unix: 1_790_000_000, local: t };
     assert_eq!(file_path(&cfg(), "a b/..", &n), "/rec/a%20b%2F...flv");
     assert_eq!(file_path(&Config { unique: true, ..cfg() }, "k", &n), "/rec/k-1790000000.flv");

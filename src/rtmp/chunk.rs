@@ -63,11 +63,20 @@ pub struct Reader {
     max_message: usize,
     streams: Vec<ChunkStream>,
     buf: BytesMut,
+    /// Type 3 chunks of a message with an extended timestamp repeat it
+    /// (`publish_time_fix`, on by default: what Flash, ffmpeg and OBS send).
+    time_fix: bool,
 }
 
 impl Reader {
     pub fn new(max_message: usize) -> Self {
-        Reader { chunk_size: DEFAULT_CHUNK_SIZE, max_message, streams: Vec::new(), buf: BytesMut::new() }
+        Reader { chunk_size: DEFAULT_CHUNK_SIZE, max_message, streams: Vec::new(), buf: BytesMut::new(), time_fix: true }
+    }
+
+    /// `publish_time_fix off`: type 3 chunks never carry an extended timestamp (the
+    /// original RTMP specification's reading).
+    pub fn set_time_fix(&mut self, on: bool) {
+        self.time_fix = on;
     }
 
     /// The peer's new chunk size (from its SetChunkSize message); 1..=2^31-1.
@@ -131,7 +140,7 @@ impl Reader {
             // The extended timestamp field: present when the 24-bit field is 0xffffff, and
             // on type 3 chunks of a stream whose last header had one.
             let field = fields.ts;
-            let has_ext = if fmt == 3 { s.extended } else { field == EXTENDED };
+            let has_ext = if fmt == 3 { s.extended && self.time_fix } else { field == EXTENDED };
             let header_len = chunk_start + if has_ext { 4 } else { 0 };
             if self.buf.len() < header_len {
                 return Ok(None);
@@ -247,6 +256,13 @@ fn basic_header(out: &mut BytesMut, fmt: u8, csid: u32) {
 /// Appends `payload` as one message in chunks of `chunk_size`: a type 0 header (absolute
 /// timestamp, so the bytes mean the same to every receiver), then type 3 continuations.
 pub fn write(out: &mut BytesMut, csid: u32, timestamp: u32, type_id: u8, msid: u32, payload: &[u8], chunk_size: usize) {
+    write_fixed(out, csid, timestamp, type_id, msid, payload, chunk_size, true);
+}
+
+/// [`write`], with `time_fix` (`play_time_fix`): whether type 3 chunks repeat an extended
+/// timestamp (what Flash players expect; off: the original specification's reading).
+#[allow(clippy::too_many_arguments)]
+pub fn write_fixed(out: &mut BytesMut, csid: u32, timestamp: u32, type_id: u8, msid: u32, payload: &[u8], chunk_size: usize, time_fix: bool) {
     let ext = timestamp >= EXTENDED;
     let chunks = payload.len().div_ceil(chunk_size).max(1);
     out.reserve(payload.len() + 16 + chunks * (if ext { 8 } else { 4 }));
@@ -262,7 +278,7 @@ pub fn write(out: &mut BytesMut, csid: u32, timestamp: u32, type_id: u8, msid: u
     for (i, chunk) in payload.chunks(chunk_size).enumerate() {
         if i > 0 {
             basic_header(out, 3, csid);
-            if ext {
+            if ext && time_fix {
                 out.put_u32(timestamp);
             }
         }
@@ -272,8 +288,13 @@ pub fn write(out: &mut BytesMut, csid: u32, timestamp: u32, type_id: u8, msid: u
 
 /// One message as chunks, in a buffer of its own.
 pub fn encode(csid: u32, timestamp: u32, type_id: u8, msid: u32, payload: &[u8], chunk_size: usize) -> Bytes {
+    encode_fixed(csid, timestamp, type_id, msid, payload, chunk_size, true)
+}
+
+/// [`encode`] with `play_time_fix` (see [`write_fixed`]).
+pub fn encode_fixed(csid: u32, timestamp: u32, type_id: u8, msid: u32, payload: &[u8], chunk_size: usize, time_fix: bool) -> Bytes {
     let mut out = BytesMut::new();
-    write(&mut out, csid, timestamp, type_id, msid, payload, chunk_size);
+    write_fixed(&mut out, csid, timestamp, type_id, msid, payload, chunk_size, time_fix);
     out.freeze()
 }
 
@@ -329,6 +350,23 @@ mod tests {
         let summary: Vec<(u32, u8, &[u8])> = m.iter().map(|m| (m.timestamp, m.type_id, &m.payload[..])).collect();
         assert_eq!(summary, vec![(100, 8, &b"ab"[..]), (120, 9, b"cde"), (125, 9, b"fgh"), (130, 9, b"ijk")]);
         assert!(m.iter().all(|m| m.msid == 1 && m.csid == 4));
+    }
+
+    #[test]
+    fn time_fixes_off_leave_continuations_without_extended_timestamps() {
+        let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let bytes = encode_fixed(5, 0x0100_0000, 8, 1, &payload, 128, false);
+        // Three chunks: 12 + 4 header bytes, then two 1-byte basic headers only.
+        assert_eq!(bytes.len(), 16 + 2 + payload.len());
+        let mut r = Reader::new(1 << 20);
+        r.set_time_fix(false);
+        r.push(&bytes);
+        let m = read_all(&mut r);
+        assert_eq!((m.len(), m[0].timestamp, &m[0].payload[..]), (1, 0x0100_0000, &payload[..]));
+        // With the fix on, the same bytes read as garbage: the two settings must match.
+        let mut r = Reader::new(1 << 20);
+        r.push(&bytes);
+        assert!(read_all(&mut r).first().is_none_or(|m| m.payload[..] != payload[..]));
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl Client {
             chunk_size,
             state: State::Handshake,
             hs: Vec::new(),
-            link: Link::new(max_message),
+            link: Link::new(max_message, true),
             out,
             events: VecDeque::new(),
             msid: 0,

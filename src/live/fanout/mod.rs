@@ -34,11 +34,13 @@ pub struct Settings {
     pub wait_video: bool,
     /// Audio and video on one chunk stream (`interleave`).
     pub interleave: bool,
+    /// Type 3 chunks repeat an extended timestamp (`play_time_fix`).
+    pub time_fix: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { gop_cache: true, gop_max_bytes: 32 << 20, chunk_size: 4096, wait_video: false, interleave: false }
+        Settings { gop_cache: true, gop_max_bytes: 32 << 20, chunk_size: 4096, wait_video: false, interleave: false, time_fix: true }
     }
 }
 
@@ -100,7 +102,7 @@ impl Kept {
 }
 
 fn encode(f: &Frame, settings: &Settings) -> Bytes {
-    chunk::encode(settings.csid(f.kind), f.timestamp, f.kind.type_id(), BASE_MSID, &f.payload, settings.chunk_size)
+    chunk::encode_fixed(settings.csid(f.kind), f.timestamp, f.kind.type_id(), BASE_MSID, &f.payload, settings.chunk_size, settings.time_fix)
 }
 
 /// Where the message stream id sits in our encodings: after a 1-byte basic header (our

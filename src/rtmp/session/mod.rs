@@ -23,11 +23,13 @@ pub struct Config {
     pub max_message: usize,
     /// Most streams one connection may create (`max_streams`).
     pub max_streams: u32,
+    /// Type 3 chunks from the client repeat an extended timestamp (`publish_time_fix`).
+    pub publish_time_fix: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { chunk_size: 4096, ack_window: 5_000_000, max_message: 1 << 20, max_streams: 32 }
+        Config { chunk_size: 4096, ack_window: 5_000_000, max_message: 1 << 20, max_streams: 32, publish_time_fix: true }
     }
 }
 
@@ -130,8 +132,10 @@ fn be32(body: &[u8]) -> Result<u32, Error> {
 }
 
 impl Link {
-    pub fn new(max_message: usize) -> Self {
-        Link { reader: chunk::Reader::new(max_message), received: 0, acked: 0, peer_window: 0 }
+    pub fn new(max_message: usize, time_fix: bool) -> Self {
+        let mut reader = chunk::Reader::new(max_message);
+        reader.set_time_fix(time_fix);
+        Link { reader, received: 0, acked: 0, peer_window: 0 }
     }
 
     /// Bytes came from the peer (the acknowledgements count them all).
@@ -215,7 +219,7 @@ fn split_args(s: &str) -> (String, String) {
 impl Session {
     pub fn new(cfg: Config) -> Self {
         Session {
-            link: Link::new(cfg.max_message),
+            link: Link::new(cfg.max_message, cfg.publish_time_fix),
             cfg,
             state: State::Handshake0,
             hs: Vec::new(),
@@ -226,6 +230,11 @@ impl Session {
             streams: Vec::new(),
             next_msid: 1,
         }
+    }
+
+    /// `publish_time_fix` of the application the client connected to.
+    pub fn set_publish_time_fix(&mut self, on: bool) {
+        self.link.reader.set_time_fix(on);
     }
 
     /// Whether the handshake is over.
