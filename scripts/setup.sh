@@ -107,20 +107,35 @@ nginx_tree() {
 
 web_assets() {
     local dst="$ROOT/nginx-conf/www/vendor"
-    if [ -f "$dst/hls.min.js" ] && [ "$(cat "$dst/VERSION" 2>/dev/null)" = "hls.js $HLSJS_VERSION" ]; then
+    # uPlot for the dashboard's charts (nginx-conf/www/dashboard.html): the same way.
+    local uplot_version=1.6.32
+    local uplot_sha512=2883159c6ebccefbb95d751b0b82d010f9e1c0ec41b8bc96d401eda66e882935c89a46cb824332fa369b8cb8122cc6ac36e186cd09bf7a9ded3a4c93c6989023
+    local want
+    want=$(printf 'hls.js %s\nuPlot %s' "$HLSJS_VERSION" "$uplot_version")
+    if [ -f "$dst/hls.min.js" ] && [ -f "$dst/uPlot.iife.min.js" ] && [ -f "$dst/uPlot.min.css" ] &&
+        [ "$(cat "$dst/VERSION" 2>/dev/null)" = "$want" ]; then
         return 0
     fi
-    log "fetching hls.js $HLSJS_VERSION from the npm registry"
     local tmp
     tmp=$(mktemp -d)
+    mkdir -p "$dst"
+    log "fetching hls.js $HLSJS_VERSION from the npm registry"
     curl -sSfL --retry 3 -o "$tmp/hls.tgz" "https://registry.npmjs.org/hls.js/-/hls.js-$HLSJS_VERSION.tgz"
     echo "$HLSJS_SHA512  $tmp/hls.tgz" | sha512sum -c --quiet - ||
         { log "hls.js tarball does not match its pinned checksum"; exit 1; }
-    tar -xzf "$tmp/hls.tgz" -C "$tmp" package/dist/hls.min.js package/LICENSE
-    mkdir -p "$dst"
-    cp "$tmp/package/dist/hls.min.js" "$dst/hls.min.js"
-    cp "$tmp/package/LICENSE" "$dst/hls.js-LICENSE"
-    echo "hls.js $HLSJS_VERSION" >"$dst/VERSION"
+    mkdir "$tmp/hls"
+    tar -xzf "$tmp/hls.tgz" -C "$tmp/hls" package/dist/hls.min.js package/LICENSE
+    cp "$tmp/hls/package/dist/hls.min.js" "$dst/hls.min.js"
+    cp "$tmp/hls/package/LICENSE" "$dst/hls.js-LICENSE"
+    log "fetching uPlot $uplot_version from the npm registry"
+    curl -sSfL --retry 3 -o "$tmp/uplot.tgz" "https://registry.npmjs.org/uplot/-/uplot-$uplot_version.tgz"
+    echo "$uplot_sha512  $tmp/uplot.tgz" | sha512sum -c --quiet - ||
+        { log "uPlot tarball does not match its pinned checksum"; exit 1; }
+    mkdir "$tmp/uplot"
+    tar -xzf "$tmp/uplot.tgz" -C "$tmp/uplot" package/dist/uPlot.iife.min.js package/dist/uPlot.min.css package/LICENSE
+    cp "$tmp/uplot/package/dist/uPlot.iife.min.js" "$tmp/uplot/package/dist/uPlot.min.css" "$dst/"
+    cp "$tmp/uplot/package/LICENSE" "$dst/uPlot-LICENSE"
+    echo "$want" >"$dst/VERSION"
     rm -rf "$tmp"
 }
 

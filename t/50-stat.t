@@ -2,8 +2,9 @@
 # /stat, /metrics and /control with real clients: ffmpeg publishes, ffmpeg and rtmpdump
 # play; the XML has nginx-rtmp-module's elements only, the counts, codec details and bit
 # rate are right; JSON and Prometheus (parsed by the Prometheus client's parser) carry
-# the same; stat.xsl renders in Chromium; the dashboard shows the stream and plays its
-# preview; the control API drops, redirects and records.
+# the same; the Grafana dashboard (nginx-conf/grafana) asks only for metrics /metrics
+# has, in queries that parse; stat.xsl renders in Chromium; the dashboard shows the stream
+# and plays its preview; the control API drops, redirects and records.
 
 use strict;
 use warnings;
@@ -139,6 +140,67 @@ ok($promtool, 'promtool is there (apt-get download prometheus)');
 my $lint = $promtool ? qx{$promtool check metrics < $dir/metrics.txt 2>&1; echo "exit \$?"} : '';
 is($lint, "exit 0\n", '  /metrics passes promtool check metrics with no warning');
 cmp_ok($check->{prom}{rtmp_connections_accepted_total} // 0, '>=', 3, '  connections accepted');
+
+# The Grafana dashboard (nginx-conf/grafana/ngx-rtmp-rs.json) asks only for metrics that
+# /metrics has (a series, or at least its # TYPE line: exec_* have none without children).
+{
+    my $g = decode_json(slurp($t->root . '/nginx-conf/grafana/ngx-rtmp-rs.json') // '{}');
+    my (%kind, %exported);
+    $kind{$1} = $2 while $prom =~ /^# TYPE (\S+) (\S+)$/mg;
+    $exported{$_}++ for keys %kind, $prom =~ /^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]/mg;
+    my (@exprs, @panels);
+    my $walk;
+    $walk = sub {
+        for my $p (@_) {
+            push @panels, $p;
+            push @exprs, map { [$p->{title}, $_->{expr}] } grep { defined $_->{expr} } @{ $p->{targets} // [] };
+            $walk->(@{ $p->{panels} // [] });
+        }
+    };
+    $walk->(@{ $g->{panels} // [] });
+    for my $v (@{ $g->{templating}{list} // [] }) {
+        my $q = ref $v->{query} ? $v->{query}{query} : $v->{type} eq 'query' ? $v->{query} : undef;
+        push @exprs, ["variable $v->{name}", $q] if defined $q && $q =~ /^(?:label_values|query_result)\(/;
+    }
+    my (%used, @unknown);
+    for (@exprs) {
+        my ($title, $e) = @$_;
+        $e =~ s/"(?:[^"\\]|\\.)*"//g;                                    # strings
+        $e =~ s/\{[^}]*\}//g;                                           # label matchers
+        $e =~ s/\[[^\]]*\]//g;                                          # ranges
+        $e =~ s/\$\{?\w+\}?//g;                                         # dashboard variables
+        $e =~ s/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)//g;
+        $e =~ s/,\s*[a-zA-Z_]\w*\s*\)\s*$/)/ if $title =~ /^variable /;  # label_values(m, LABEL)
+        while ($e =~ /(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*+)(?!\s*\()/g) {
+            my $m = $1;
+            next if $m =~ /^(?:and|or|unless|bool|offset|inf|nan)$/i;
+            my ($base) = $m =~ /^(.*)_(?:bucket|sum|count)$/;
+            $m = $base if $base && ($kind{$base} // '') =~ /^(?:histogram|summary)$/;
+            $used{$m}++;
+            push @unknown, "$m ($title)" unless $exported{$m};
+        }
+    }
+    cmp_ok(scalar keys %used, '>=', 10, sprintf('the Grafana dashboard asks for %d metrics in %d queries', scalar keys %used, scalar @exprs));
+    is(join(', ', @unknown), '', '  every one of them in /metrics');
+    # Each query parses (promtool check rules, the dashboard's variables filled in).
+    my $n = 0;
+    my @rules = map {
+        (my $e = $_->[1]) =~ s/\$__(?:rate_)?interval\b/1m/g;
+        $e =~ s/\$\{?\w+\}?/.*/g;
+        { record => 'grafana:query_' . ++$n, expr => $e }
+    } grep { $_->[0] !~ /^variable / } @exprs;
+    open my $rf, '>', "$dir/grafana-rules.yml" or die;
+    print $rf encode_json({ groups => [{ name => 'grafana', rules => \@rules }] });
+    close $rf;
+    my $rules_lint = $promtool ? qx{$promtool check rules $dir/grafana-rules.yml 2>&1; echo "exit \$?"} : '';
+    like($rules_lint, qr/SUCCESS: \d+ rules found.*\nexit 0\n\z/s, sprintf('  its %d queries parse (promtool check rules)', scalar @rules)) or diag($rules_lint);
+    my @counters_as_gauges = grep { my ($m) = $_->[1] =~ /(\w+_total)\b/; $m && $_->[1] !~ /\b(?:rate|irate|increase)\(\s*\Q$m\E/ } @exprs;
+    my @gauges_as_counters = grep { $_->[1] =~ /\b(?:rate|irate|increase)\(\s*(\w+)/ && ($kind{$1} // '') ne 'counter' } @exprs;
+    is(join(', ', map { $_->[0] } @counters_as_gauges, @gauges_as_counters), '', '  rate() and increase() on counters only, and counters only through them');
+    my @ds = grep { $_->{type} ne 'row' && (($_->{datasource} // {})->{uid} // '') ne '${DS_PROMETHEUS}' } @panels;
+    ok(!@ds && (grep { $_->{name} eq 'DS_PROMETHEUS' } @{ $g->{__inputs} // [] }),
+        '  its panels use the ${DS_PROMETHEUS} data source, an import input') or diag(join ', ', map { $_->{title} } @ds);
+}
 
 my $live_only = get('/stat-live');
 ok($live_only =~ /<stream>/ && $live_only !~ /<client>/, 'rtmp_stat live: streams without their clients');
