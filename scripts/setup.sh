@@ -6,6 +6,7 @@
 #   scripts/setup.sh build-deps   only what building needs (the Docker image's build stage)
 #   scripts/setup.sh build   build-deps + nginx build tree + cargo build --release
 #   scripts/setup.sh run     build, then nginx in the foreground with nginx-conf/nginx.conf
+#   scripts/setup.sh package build, then a Debian package in target/debian/
 #   scripts/setup.sh test    build, then cargo test and prove -r t/
 #
 # Environment:
@@ -176,6 +177,11 @@ run)
     log "nginx -p $ROOT/ -c nginx-conf/nginx.conf (RTMP :1935, HTTP :8888, WHIP :8889); Ctrl-C stops it"
     exec "${NGINX_BINARY:-/usr/sbin/nginx}" -p "$ROOT/" -c nginx-conf/nginx.conf -g "daemon off; $user_opt"
     ;;
+package)
+    # A Debian package of the module in target/debian/ (see scripts/package.sh).
+    build
+    "$ROOT/scripts/package.sh"
+    ;;
 test)
     build "${TEST_PKGS[@]}"
     log "cargo test"
@@ -184,7 +190,7 @@ test)
     prove -r t/
     ;;
 *)
-    echo "usage: $0 deps|build-deps|build|run|test" >&2
+    echo "usage: $0 deps|build-deps|build|run|package|test" >&2
     exit 2
     ;;
 esac
