@@ -201,6 +201,7 @@ struct Totals {
     in_rate: crate::stat::Rate,
     out_rate: crate::stat::Rate,
     hls: crate::stat::HlsViewers,
+    health: crate::stat::Health,
 }
 
 /// One worker's application.

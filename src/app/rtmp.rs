@@ -12,6 +12,7 @@ use crate::conf::access::Action;
 use crate::conf::notify::Event as Cb;
 use crate::notify::{self as nf, Call};
 use crate::rtmp::session::{self, Event, Session};
+use crate::stat::Fault;
 
 impl App {
     /// A new connection; its pings start.
@@ -28,6 +29,9 @@ impl App {
         let c = Client::new(a.server, a.kind, a.number, a.addr, a.ip, now.ms, Proto::Server(session));
         let id = self.clients.insert(c);
         self.totals.naccepted += 1;
+        if a.kind == Kind::Whip {
+            self.totals.health.whip_sessions_total += 1;
+        }
         self.info(id, "client connected".into());
         if ping > 0 {
             self.effects.push_back(Effect::Timer(id, Timer::Ping, ping));
@@ -102,6 +106,7 @@ impl App {
     fn fed(&mut self, id: ClientId, fed: Result<(), session::Error>, now: &Now) {
         if let Err(e) = fed {
             self.info(id, format!("client error: {e}"));
+            self.fault(Fault::Protocol);
             return self.close(id, now);
         }
         self.handle_events(id, now);
@@ -117,6 +122,7 @@ impl App {
         let out_queue = self.conf.servers[c.server].core.out_queue;
         if c.queued_live() as u64 > out_queue && c.waiting.is_none() && !c.close_after_flush {
             self.info(id, "client does not read what it is sent (out_queue), closing".into());
+            self.fault(Fault::Slow);
             self.close(id, now);
         }
     }
@@ -255,6 +261,7 @@ impl App {
             }
             None => {
                 c.close_after_flush = true;
+                self.fault(Fault::Refused);
                 self.info(id, format!("application \"{}\" not found", name.escape_debug()));
                 self.say(id, |s| s.reject_connect("Application not found"));
             }
@@ -273,6 +280,7 @@ impl App {
                     let io = c.bytes_in + c.bytes_out;
                     if io == c.ping_bytes {
                         self.info(id, "ping: not busy between pings (busy on)".into());
+                        self.fault(Fault::Idle);
                         return self.close(id, now);
                     }
                     c.ping_bytes = io;
@@ -292,6 +300,7 @@ impl App {
                 let idle = now.ms.saturating_sub(c.last_media);
                 if idle >= limit {
                     self.info(id, format!("drop idle publisher: no audio or video for {idle} ms (drop_idle_publisher)"));
+                    self.fault(Fault::Idle);
                     self.close(id, now);
                 } else {
                     self.effects.push_back(Effect::Timer(id, Timer::Idle, limit - idle));

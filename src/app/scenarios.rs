@@ -37,6 +37,12 @@ fn stream(sim: &mut Sim, p: &mut Peer, from_ms: u32, seconds: u32) {
     }
 }
 
+/// The worker's counters as `/metrics` shows them.
+fn health(sim: &Sim) -> crate::stat::Health {
+    let meta = super::SnapshotMeta { nginx_version: String::new(), compiler: String::new(), built: String::new(), pid: 0 };
+    sim.app.snapshot(&sim.now, meta).health
+}
+
 /// Whether a user control "stream EOF" came.
 fn eof(msgs: &[crate::rtmp::chunk::Message]) -> bool {
     msgs.iter().any(|m| m.type_id == msg::USER_CONTROL && m.payload[..2] == [0, 1])
@@ -71,12 +77,16 @@ fn publish_with_players_hls_and_recording() {
     let flv = &fs.files["/rec/s.flv"];
     assert_eq!(&flv[..3], b"FLV");
     drop(fs);
+    let h = health(&sim);
+    assert_eq!((h.hls_segments, h.recordings, h.record_files), (3, 1, 0), "/metrics while recording");
     // The publisher leaves: players are told, the recording is completed.
     p.command(&mut sim, 0, &[crate::rtmp::amf::Value::str("deleteStream"), crate::rtmp::amf::Value::Number(5.0), crate::rtmp::amf::Value::Null, crate::rtmp::amf::Value::Number(p.msid as f64)]);
     assert!(sim.logged("unpublish: \"live/s\"") && sim.logged("record: \"/rec/s.flv\" done"));
     assert!(eof(&early.read(&mut sim)) && eof(&late.read(&mut sim)), "players see the stream end");
     let playlist = String::from_utf8_lossy(&sim.fs.borrow().files["/hls/s.m3u8"]).into_owned();
     assert!(playlist.contains("s-3.ts"), "the last segment is listed: {playlist}");
+    let h = health(&sim);
+    assert_eq!((h.hls_segments, h.recordings, h.record_files), (4, 0, 1), "/metrics once it ended");
     assert!(!sim.logs.iter().any(|(_, l, _)| matches!(l, Level::Err | Level::Alert)), "{:?}", sim.logs);
 }
 
@@ -415,4 +425,5 @@ fn the_access_log_has_a_line_per_session_and_busy_closes_idle_clients() {
     assert!(last.contains(" [") && last.contains("] NONE \"\" \"\" \"\" - 0 0 \"\" \"\" (1"), "{last}");
     assert_eq!(sim.access_log.last().unwrap().0, "logs/all.log");
     assert_eq!(sim.access_log.len(), 3, "the quiet application logs nothing");
+    assert_eq!(health(&sim).faults, [0, 0, 0, 0, 2], "two clients closed as idle");
 }

@@ -38,6 +38,13 @@ impl App {
         self.totals.hls.seen(stream, viewer, now.ms);
     }
 
+    /// The server closes a client, for this reason (`rtmp_client_errors_total`).
+    pub fn fault(&mut self, f: stat::Fault) {
+        if let Some(i) = stat::Fault::ALL.iter().position(|&x| x == f) {
+            self.totals.health.faults[i] += 1;
+        }
+    }
+
     pub fn snapshot(&self, now: &Now, meta: SnapshotMeta) -> stat::Snapshot {
         let now = now.ms;
         let mut snap = stat::Snapshot {
@@ -56,6 +63,9 @@ impl App {
         let t = &self.totals;
         snap.uptime = now.saturating_sub(t.started) / 1000;
         snap.children = self.child_stats(now);
+        snap.health = t.health.clone();
+        snap.health.recordings = self.streams.iter().flat_map(|(_, s)| &s.outputs).filter(|o| o.recording_now()).count() as u64;
+        snap.health.whip_sessions = self.clients.iter().filter(|(_, c)| c.kind == super::Kind::Whip && c.publishes()).count() as u64;
         snap.naccepted = t.naccepted;
         snap.bytes_in = t.bytes_in;
         snap.bytes_out = t.bytes_out_gone + self.clients.iter().map(|(_, c)| c.bytes_out).sum::<u64>();

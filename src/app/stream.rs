@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::client::Role;
 use super::exec::Owner;
-use super::output::{self, Ask, Cx, Output};
+use super::output::{self, Ask, Count, Cx, Output};
 use super::{App, ClientId, Effect, Kind, Now, StreamId, Timer};
 use crate::conf::access::{self, Action};
 use crate::conf::Meta;
@@ -172,6 +172,7 @@ impl App {
     /// Refuses something with an error status, then closes once it is sent.
     pub(super) fn refuse(&mut self, id: ClientId, msid: u32, code: &str, description: &str) {
         self.info(id, format!("{code}: {description}"));
+        self.fault(crate::stat::Fault::Refused);
         self.say(id, |s| s.status(msid, "error", code, description));
         if let Some(c) = self.clients.get_mut(id) {
             c.close_after_flush = true;
@@ -478,6 +479,15 @@ impl App {
                 }
                 Ask::Keyframe => self.ask_keyframe(id, sid, false, now),
                 Ask::Repace => self.repace(id),
+                Ask::Count(c) => {
+                    let h = &mut self.totals.health;
+                    match c {
+                        Count::HlsSegment => h.hls_segments += 1,
+                        Count::HlsError => h.hls_errors += 1,
+                        Count::RecordFile => h.record_files += 1,
+                        Count::RecordError => h.record_errors += 1,
+                    }
+                }
             }
         }
     }

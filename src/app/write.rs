@@ -213,6 +213,7 @@ impl App {
         if c.too_slow {
             let out_queue = self.conf.servers[c.server].core.out_queue;
             self.info(id, format!("client too slow: more than {out_queue} messages queued (out_queue), dropping it"));
+            self.fault(crate::stat::Fault::Slow);
             self.close(id, now);
             return Written::Closed;
         }

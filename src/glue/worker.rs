@@ -412,6 +412,7 @@ impl Worker {
             }
             // SAFETY: the connection's log.
             log!(NGX_LOG_INFO, conn.log(), "client timed out");
+            self.app.fault(crate::stat::Fault::Timeout);
             return self.app.close(id, &now);
         }
         if !self.app.wants_input(id) {

@@ -264,6 +264,11 @@ impl<F: Files> Segmenter<F> {
     }
 
     /// What went wrong since the last call (for the error log).
+    /// Segments completed and listed so far.
+    pub fn segments(&self) -> u64 {
+        self.listed
+    }
+
     pub fn take_notices(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notices)
     }

@@ -40,6 +40,54 @@ pub struct Snapshot {
     pub servers: Vec<Server>,
     /// The worker's `exec*` children (JSON and Prometheus only).
     pub children: Vec<Child>,
+    /// Worker counters and gauges for monitoring (JSON and Prometheus only).
+    pub health: Health,
+}
+
+/// Why clients were closed by the server, as `rtmp_client_errors_total{reason}` counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Malformed input (handshake, chunks, AMF, codec data).
+    Protocol,
+    /// Nothing came within `timeout`, or no answer to a ping within `ping_timeout`.
+    Timeout,
+    /// A player more than `out_queue` behind, or a client that does not read.
+    Slow,
+    /// `publish`/`play` refused: bad name, access rules, callback, stream in use.
+    Refused,
+    /// `drop_idle_publisher` or `busy`.
+    Idle,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 5] = [Fault::Protocol, Fault::Timeout, Fault::Slow, Fault::Refused, Fault::Idle];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Protocol => "protocol",
+            Fault::Timeout => "timeout",
+            Fault::Slow => "slow",
+            Fault::Refused => "refused",
+            Fault::Idle => "idle",
+        }
+    }
+}
+
+/// What the worker counts for monitoring, beyond `/stat`'s XML.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Health {
+    /// Clients closed by the server, by [`Fault`] (in `Fault::ALL`'s order).
+    pub faults: [u64; 5],
+    /// HLS segments completed and listed; HLS writes that failed.
+    pub hls_segments: u64,
+    pub hls_errors: u64,
+    /// Recording files open now; files completed; recordings that failed.
+    pub recordings: u64,
+    pub record_files: u64,
+    pub record_errors: u64,
+    /// WHIP sessions publishing now, and since the worker started.
+    pub whip_sessions: u64,
+    pub whip_sessions_total: u64,
 }
 
 /// An `exec*` child of the worker.

@@ -280,7 +280,16 @@ pub fn json(snap: &Snapshot, sections: Sections) -> Vec<u8> {
         js(o, &c.last_exit);
         o.push('}');
     });
-    o.push_str("]}\n");
+    let h = &snap.health;
+    o.push_str("],\"health\":{\"client_errors\":{");
+    for (i, (f, v)) in super::Fault::ALL.iter().zip(h.faults).enumerate() {
+        let _ = write!(o, "{}\"{}\":{v}", if i > 0 { "," } else { "" }, f.name());
+    }
+    let _ = write!(
+        o,
+        "}},\"hls_segments\":{},\"hls_errors\":{},\"recordings\":{},\"record_files\":{},\"record_errors\":{},\"whip_sessions\":{},\"whip_sessions_total\":{}}}}}\n",
+        h.hls_segments, h.hls_errors, h.recordings, h.record_files, h.record_errors, h.whip_sessions, h.whip_sessions_total
+    );
     o.into_bytes()
 }
 
@@ -314,6 +323,23 @@ pub fn prometheus(snap: &Snapshot) -> Vec<u8> {
     ] {
         head(&mut o, name, kind, help);
         let _ = writeln!(o, "{name} {v}");
+    }
+    let h = &snap.health;
+    for (name, kind, help, v) in [
+        ("rtmp_hls_segments_total", "counter", "HLS segments completed and listed in a playlist.", h.hls_segments),
+        ("rtmp_hls_errors_total", "counter", "HLS writes that failed (the segment or playlist is skipped, the stream goes on).", h.hls_errors),
+        ("rtmp_recordings", "gauge", "Recording files being written now.", h.recordings),
+        ("rtmp_record_files_total", "counter", "Recording files completed.", h.record_files),
+        ("rtmp_record_errors_total", "counter", "Recordings that failed (the recording stops, the stream goes on).", h.record_errors),
+        ("rtmp_whip_sessions", "gauge", "WHIP sessions publishing now.", h.whip_sessions),
+        ("rtmp_whip_sessions_total", "counter", "WHIP sessions since the worker started.", h.whip_sessions_total),
+    ] {
+        head(&mut o, name, kind, help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    head(&mut o, "rtmp_client_errors_total", "counter", "Clients closed by the server, by reason.");
+    for (f, v) in super::Fault::ALL.iter().zip(h.faults) {
+        let _ = writeln!(o, "rtmp_client_errors_total{{reason=\"{}\"}} {v}", f.name());
     }
     type Get = fn(&Stream) -> u64;
     let series: [(&str, &str, &str, Get); 11] = [

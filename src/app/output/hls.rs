@@ -1,6 +1,6 @@
 //! A stream's HLS output: its segmenter (`crate::hls`), fed every frame.
 
-use super::{Ask, Cx, Output};
+use super::{Ask, Count, Cx, Output};
 use crate::app::Level;
 use crate::hls::{Config, Files, Segmenter};
 use crate::media::{Frame, MediaKind};
@@ -21,6 +21,14 @@ impl Hls {
     fn notices(&mut self, cx: &mut Cx) {
         for n in self.seg.take_notices() {
             cx.asks.push(Ask::Log(Level::Err, format!("{n} (stream \"{}\")", self.seg.name())));
+            cx.asks.push(Ask::Count(Count::HlsError));
+        }
+    }
+
+    /// Counts the segments completed since `before`.
+    fn count(&self, before: u64, cx: &mut Cx) {
+        for _ in before..self.seg.segments() {
+            cx.asks.push(Ask::Count(Count::HlsSegment));
         }
     }
 }
@@ -28,7 +36,9 @@ impl Hls {
 impl Output for Hls {
     fn frame(&mut self, f: &Frame, cx: &mut Cx) {
         let was_settled = self.seg.settled();
+        let before = self.seg.segments();
         self.seg.frame(f, cx.now.wall_ms);
+        self.count(before, cx);
         self.notices(cx);
         if !was_settled && self.seg.settled() {
             // Batched reading may start now.
@@ -41,7 +51,9 @@ impl Output for Hls {
     }
 
     fn end(&mut self, cx: &mut Cx) {
+        let before = self.seg.segments();
         self.seg.finish();
+        self.count(before, cx);
         self.notices(cx);
     }
 

@@ -29,6 +29,17 @@ pub enum Ask {
     Keyframe,
     /// Whether the publisher's input may be read in batches changed (`merge_reads`).
     Repace,
+    /// Something `/metrics` counts happened.
+    Count(Count),
+}
+
+/// What outputs count for monitoring (`crate::stat::Health`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    HlsSegment,
+    HlsError,
+    RecordFile,
+    RecordError,
 }
 
 /// What an output's calls get: the time, and where to put what it asks for.
@@ -55,6 +66,10 @@ pub trait Output {
     /// lists three segments, see `pace`).
     fn settled(&self) -> bool {
         true
+    }
+    /// Whether it is writing a recording file now (`rtmp_recordings`).
+    fn recording_now(&self) -> bool {
+        false
     }
     /// HLS's fragment length, which bounds how long input may wait (`merge_reads auto`).
     fn fragment_ms(&self) -> Option<u64> {

@@ -2,7 +2,7 @@
 //! what it reports turned into log lines, `NetStream.Record.*` statuses to the publisher
 //! (`record_notify`), `on_record_done` calls and `exec_record_done` commands.
 
-use super::{Ask, Cx, Output, Recording};
+use super::{Ask, Count, Cx, Output, Recording};
 use crate::app::Level;
 use crate::conf::resolved::RecorderConf;
 use crate::media::Frame;
@@ -63,10 +63,12 @@ impl Record {
                             path: path.clone(),
                         });
                     }
+                    cx.asks.push(Ask::Count(Count::RecordFile));
                     ("status", "NetStream.Record.Stop")
                 }
                 Notice::Failed { why, .. } => {
                     cx.asks.push(Ask::Log(Level::Err, format!("record{label}: {why}; this recording stops, the stream goes on")));
+                    cx.asks.push(Ask::Count(Count::RecordError));
                     ("error", "NetStream.Record.Failed")
                 }
             };
@@ -90,6 +92,10 @@ impl Output for Record {
 
     fn recording(&mut self) -> Option<&mut dyn Recording> {
         Some(self)
+    }
+
+    fn recording_now(&self) -> bool {
+        self.r.current().is_some()
     }
 }
 
