@@ -52,6 +52,8 @@ sub rejects {
 # --- valid forms of the implemented directives -------------------------------------
 my @valid = (
     [server => 'busy on;'],
+    [main   => 'handshake_timeout 5s;'],
+    [server => 'handshake_timeout 500ms;'],
     [main   => 'play_time_fix off;'],
     [app    => 'publish_time_fix off;'],
     [main   => 'access_log off;'],

@@ -161,6 +161,9 @@ pub enum Effect {
     Timer(ClientId, Timer, u64),
     /// Any input from the client must come within this many ms (a ping's answer).
     Expect(ClientId, u64),
+    /// The client must be done with the handshake and `connect` within this many ms
+    /// (`handshake_timeout`: input does not push it back); None: it is done.
+    Deadline(ClientId, Option<u64>),
     /// Read the client's input in batches, every this many ms (0: as it comes).
     Pace(ClientId, u64),
     /// Read what waits in the client's socket now (a batched publisher a player joins).

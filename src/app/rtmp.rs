@@ -26,6 +26,7 @@ impl App {
             publish_time_fix: core.publish_time_fix,
         });
         let ping = core.ping;
+        let deadline = core.handshake_timeout;
         let c = Client::new(a.server, a.kind, a.number, a.addr, a.ip, now.ms, Proto::Server(session));
         let id = self.clients.insert(c);
         self.totals.naccepted += 1;
@@ -33,6 +34,7 @@ impl App {
             self.totals.health.whip_sessions_total += 1;
         }
         self.info(id, "client connected".into());
+        self.effects.push_back(Effect::Deadline(id, Some(deadline)));
         if ping > 0 {
             self.effects.push_back(Effect::Timer(id, Timer::Ping, ping));
         }
@@ -253,6 +255,7 @@ impl App {
         match found {
             Some(i) => {
                 c.app = Some(i);
+                self.effects.push_back(Effect::Deadline(id, None));
                 let fix = self.conf.app(c.server, i).is_none_or(|a| a.live.publish_time_fix);
                 if let Some(s) = c.session() {
                     s.set_publish_time_fix(fix);

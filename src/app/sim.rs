@@ -318,7 +318,7 @@ impl Sim {
                     }
                     // (No socket holds input back here: what a client sends is handed over
                     // at once.)
-                    Effect::Expect(..) | Effect::Pace(..) | Effect::ReadNow(_) | Effect::Resume(_) | Effect::Connect(..) => {}
+                    Effect::Expect(..) | Effect::Deadline(..) | Effect::Pace(..) | Effect::ReadNow(_) | Effect::Resume(_) | Effect::Connect(..) => {}
                 }
             }
             if self.app.has_ready() {

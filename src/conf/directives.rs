@@ -191,6 +191,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"merge_reads", MAIN | SRV | APP, Take1, Core),
     d(c"resolver", MAIN | SRV, OneMore, Core),
     d(c"drain_timeout", MAIN, Take1, Core),
+    d(c"handshake_timeout", MAIN | SRV, Take1, Core),
     d(c"rtmp_stat_format", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
     d(c"rtmp_hls_viewers", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
     // WHIP ingest (http): the endpoint, and the sidecar's settings.
@@ -220,7 +221,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 20, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, drain_timeout, exec_stall_timeout, transcode, transcode_ffmpeg, rtmp_stat_format, rtmp_hls_viewers and ten whip_*");
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 21, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, drain_timeout, handshake_timeout, exec_stall_timeout, transcode, transcode_ffmpeg, rtmp_stat_format, rtmp_hls_viewers and ten whip_*");
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);

@@ -49,6 +49,7 @@ pub enum Pos {
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
     pub timeout: Option<u64>,
+    pub handshake_timeout: Option<u64>,
     pub ping: Option<u64>,
     pub ping_timeout: Option<u64>,
     pub so_keepalive: Option<bool>,
@@ -155,7 +156,7 @@ impl Settings {
         macro_rules! inherit {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = outer.$f; } )* };
         }
-        inherit!(timeout, ping, ping_timeout, so_keepalive, max_streams, chunk_size, ack_window,
+        inherit!(timeout, handshake_timeout, ping, ping_timeout, so_keepalive, max_streams, chunk_size, ack_window,
                  max_message, out_queue, out_cork, buflen, busy, play_time_fix, publish_time_fix, live, meta, wait_key, wait_video,
                  publish_notify, idle_streams, play_restart, interleave, drop_idle_publisher, sync,
                  buffer, stream_buckets, gop_cache, merge_writes, merge_reads);
@@ -181,6 +182,9 @@ impl Settings {
 pub struct Core {
     /// Milliseconds without data from a client before it is closed.
     pub timeout: u64,
+    /// Milliseconds from accept within which the handshake and `connect` must be done
+    /// (whatever trickles in meanwhile: `timeout` restarts with every byte).
+    pub handshake_timeout: u64,
     /// Milliseconds between pings (0: off) and to wait for a ping's answer.
     pub ping: u64,
     pub ping_timeout: u64,
@@ -274,6 +278,12 @@ pub struct Rtmp {
     /// `log_format`s (`combined` first): one set for the whole block, as nginx-rtmp-module.
     pub log_formats: log::Formats,
 }
+
+/// `handshake_timeout`'s default: a client on any real link is done in well under a second
+/// (three round trips and a `connect`); a connection that trickles a byte at a time (or
+/// sends nothing) holds a slot and memory until then. nginx-rtmp-module has no such
+/// deadline (its `timeout` restarts with every byte).
+pub const HANDSHAKE_TIMEOUT: u64 = 10_000;
 
 /// `drain_timeout`'s default: well under Docker's 10 s grace period for `docker stop`.
 pub const DRAIN_TIMEOUT: u64 = 5000;
@@ -386,6 +396,7 @@ impl Rtmp {
         let size_range = |lo: u64, hi: u64| move |s: &str| parse_size(s).filter(|n| (lo..=hi).contains(n));
         match name {
             "timeout" => set!(timeout, |s| parse_msec(s).filter(|&t| t > 0), time),
+            "handshake_timeout" => set!(handshake_timeout, |s| parse_msec(s).filter(|&t| t > 0), time),
             "ping" => set!(ping, parse_msec, time),
             "ping_timeout" => set!(ping_timeout, |s| parse_msec(s).filter(|&t| t > 0), time),
             "buflen" => set!(buflen, parse_msec, time),
@@ -579,6 +590,7 @@ impl Rtmp {
                 let out_queue = s.out_queue.unwrap_or(256);
                 let core = Core {
                     timeout: s.timeout.unwrap_or(60_000),
+                    handshake_timeout: s.handshake_timeout.unwrap_or(HANDSHAKE_TIMEOUT),
                     ping: s.ping.unwrap_or(60_000),
                     ping_timeout: s.ping_timeout.unwrap_or(30_000),
                     so_keepalive: s.so_keepalive.unwrap_or(false),
@@ -649,6 +661,7 @@ mod tests {
             s.core,
             Core {
                 timeout: 60_000,
+                handshake_timeout: 10_000,
                 ping: 60_000,
                 ping_timeout: 30_000,
                 so_keepalive: false,

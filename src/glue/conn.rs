@@ -63,6 +63,9 @@ pub struct Conn {
     pub connecting: bool,
     /// Its `SO_RCVLOWAT` is set for batched reads.
     pub lowat: bool,
+    /// When the handshake and `connect` must be done by (`handshake_timeout`, nginx's
+    /// millisecond clock): input restarts `timeout`, never past this.
+    deadline: Option<ngx::ffi::ngx_msec_t>,
     /// The `max_connections` slot it holds (null: none).
     limit_zone: *mut ngx_shm_zone_t,
 }
@@ -82,6 +85,7 @@ impl Conn {
             timer_handler: h.timer,
             connecting: false,
             lowat: false,
+            deadline: None,
             limit_zone,
         }));
         (*c).data = conn as *mut c_void;
@@ -143,10 +147,33 @@ impl Conn {
         }
     }
 
-    /// Input must come within `timeout` (from now).
+    /// Input must come within `timeout` (from now), and before the deadline if one runs.
+    /// (Past the deadline, only while a callback is awaited: `timeout` then.)
     pub fn expect_input(&mut self) {
+        let mut ms = self.timeout as ngx::ffi::ngx_msec_t;
+        if let Some(at) = self.deadline {
+            // SAFETY: nginx's clock, on the worker's thread.
+            let now = unsafe { ngx::ffi::ngx_current_msec };
+            if at > now {
+                ms = ms.min(at - now);
+            }
+        }
         // SAFETY: the connection is open; its read event is nginx's.
-        unsafe { ngx_add_timer((*self.c).read, self.timeout as _) }
+        unsafe { ngx_add_timer((*self.c).read, ms) }
+    }
+
+    /// The client must be done within `ms` from now, whatever it sends (Some); or it is
+    /// done, and only `timeout` counts again (None).
+    pub fn set_deadline(&mut self, ms: Option<u64>) {
+        // SAFETY: as above.
+        self.deadline = ms.map(|ms| unsafe { ngx::ffi::ngx_current_msec }.wrapping_add(ms as _));
+        self.expect_input();
+    }
+
+    /// Whether the deadline has passed (a read timeout is then the deadline's).
+    pub fn past_deadline(&self) -> bool {
+        // SAFETY: as above.
+        self.deadline.is_some_and(|at| unsafe { ngx::ffi::ngx_current_msec } >= at)
     }
 
     /// Input must come within `ms`, if that is sooner than already expected.

@@ -316,6 +316,11 @@ impl Worker {
                     conn.arm(Tick::App(t), ms);
                 }
             }
+            Effect::Deadline(id, ms) => {
+                if let Some(conn) = self.conn(id) {
+                    conn.set_deadline(ms);
+                }
+            }
             Effect::Expect(id, ms) => {
                 if let Some(conn) = self.conn(id) {
                     conn.expect_within(ms);
@@ -410,8 +415,13 @@ impl Worker {
                 conn.expect_input();
                 return;
             }
-            // SAFETY: the connection's log.
-            log!(NGX_LOG_INFO, conn.log(), "client timed out");
+            if conn.past_deadline() {
+                // SAFETY: the connection's log.
+                log!(NGX_LOG_INFO, conn.log(), "handshake and connect not done in time (handshake_timeout), closing");
+            } else {
+                // SAFETY: the connection's log.
+                log!(NGX_LOG_INFO, conn.log(), "client timed out");
+            }
             self.app.fault(crate::stat::Fault::Timeout);
             return self.app.close(id, &now);
         }
