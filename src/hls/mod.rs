@@ -120,6 +120,8 @@ pub struct Segmenter<F: Files> {
     notices: Vec<String>,
     /// Writing fails (disk full, no permission): said once, until it works again.
     failing: bool,
+    /// Writing the playlist failed (logged once until it works again).
+    playlist_failing: bool,
     finished: bool,
     /// EXT-X-PROGRAM-DATE-TIME's anchor: a wall-clock time (ms) and the media time (90 kHz)
     /// it stands for. Segments' dates follow media time from it, not the moment their
@@ -234,6 +236,7 @@ impl<F: Files> Segmenter<F> {
             key: None,
             notices: Vec::new(),
             failing: false,
+            playlist_failing: false,
             date_anchor: None,
             finished: false,
             numbered: false,
@@ -571,13 +574,9 @@ impl<F: Files> Segmenter<F> {
         let path = format!("{}{id}.ts", self.seg_prefix);
         let key = if self.cfg.keys { self.next_key(id) } else { None };
         let failed = match self.files.create(&path) {
-            Ok(()) => {
-                if self.failing {
-                    self.failing = false;
-                    self.notice(format!("hls: writing works again (\"{path}\")"));
-                }
-                false
-            }
+            // (Whether writing works again is known once a segment is complete: on a full
+            // disk, creating a file works and writing to it does not.)
+            Ok(()) => false,
             Err(e) => {
                 self.write_failed(format!("hls: creating \"{path}\" failed: {e}"));
                 true
@@ -668,6 +667,10 @@ impl<F: Files> Segmenter<F> {
             self.next_discont = true;
             return;
         }
+        if self.failing {
+            self.failing = false;
+            self.notice(format!("hls: writing works again (\"{}\")", open.path));
+        }
         let duration = end.saturating_sub(open.start) as f64 / 90_000.0;
         if self.recent.len() == MEASURED {
             self.recent.pop_front();
@@ -711,9 +714,19 @@ impl<F: Files> Segmenter<F> {
                 files.replace_often(path, data)
             }
         };
-        if let Err(e) = put(&mut self.files, &self.playlist_path, text.as_bytes()) {
-            let msg = format!("hls: writing playlist \"{}\" failed: {e}", self.playlist_path);
-            self.notice(msg);
+        match put(&mut self.files, &self.playlist_path, text.as_bytes()) {
+            Err(e) if !self.playlist_failing => {
+                self.playlist_failing = true;
+                let msg = format!("hls: writing playlist \"{}\" failed: {e}; it is written again with the next segment", self.playlist_path);
+                self.notice(msg);
+            }
+            Err(_) => {}
+            Ok(()) if self.playlist_failing => {
+                self.playlist_failing = false;
+                let msg = format!("hls: writing playlist \"{}\" works again", self.playlist_path);
+                self.notice(msg);
+            }
+            Ok(()) => {}
         }
         if let Some((path, text)) = self.master.take() {
             match put(&mut self.files, &path, text.as_bytes()) {

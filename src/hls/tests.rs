@@ -28,6 +28,8 @@ struct Mem {
     files: HashMap<String, Vec<u8>>,
     open: Option<String>,
     fail_create: bool,
+    /// A full disk: files are created, writing to them fails.
+    fail_write: bool,
     replaced: Vec<String>,
 }
 
@@ -41,6 +43,9 @@ impl Files for Mem {
         Ok(())
     }
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.fail_write {
+            return Err(io::Error::other("No space left on device"));
+        }
         let p = self.open.clone().ok_or_else(|| io::Error::other("closed"))?;
         self.files.get_mut(&p).unwrap().extend_from_slice(data);
         Ok(())
@@ -50,6 +55,9 @@ impl Files for Mem {
         Ok(())
     }
     fn replace(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        if self.fail_write {
+            return Err(io::Error::other("No space left on device"));
+        }
         self.files.insert(path.into(), data.to_vec());
         self.replaced.push(path.into());
         Ok(())
@@ -318,6 +326,30 @@ fn a_failed_write_is_never_listed() {
     let p = s.playlist();
     assert!(!p.entries.is_empty());
     assert!(p.entries[0].discont, "a gap is a discontinuity");
+}
+
+#[test]
+fn a_full_disk_is_reported_once_until_it_has_room_again() {
+    let mut s = Segmenter::new(&cfg(), "full", Mem::default());
+    publish(&mut s, 0, 10, 50, true, true);
+    let listed = s.playlist().entries.len();
+    assert!(listed >= 3);
+    s.take_notices();
+    // Full for 60 s of segments: files are created, writes fail.
+    s.files.fail_write = true;
+    publish(&mut s, 10_000, 60, 50, true, true);
+    let notices = s.take_notices();
+    assert_eq!(notices.len(), 1, "one line for a minute of failing segments: {notices:?}");
+    assert!(notices[0].contains("No space left on device") && notices[0].contains("the stream goes on"), "{notices:?}");
+    assert!(s.playlist().entries.iter().all(|e| s.files.files.get(&format!("/hls/{}", e.uri)).is_some_and(|f| !f.is_empty())), "only complete segments listed");
+    // Room again: one line, and segments are listed after a discontinuity.
+    s.files.fail_write = false;
+    publish(&mut s, 70_000, 5, 50, true, true);
+    let notices = s.take_notices();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].contains("works again"), "{notices:?}");
+    let p = s.playlist();
+    assert!(p.entries.iter().any(|e| e.discont) || p.discontinuity_sequence > 0, "the gap is a discontinuity: {:?}", p.entries);
 }
 
 #[test]

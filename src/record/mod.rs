@@ -134,13 +134,24 @@ struct File {
     patch: Option<(u64, u64)>,
 }
 
+/// How long a recorder waits before trying a new file after a failure, at first and at
+/// most (doubling in between).
+const RETRY_MIN_MS: u64 = 10_000;
+const RETRY_MAX_MS: u64 = 60_000;
+
 pub struct Recorder<F: Files> {
     cfg: Config,
     files: F,
     name: String,
     file: Option<File>,
-    /// A file failed: no new one until the stream is published again (or manually started).
+    /// A file failed (a full disk, say): the next is tried `backoff` later (at a
+    /// keyframe), appending to the failed one if it has the same name, so that nothing
+    /// written is lost; each try that fails is reported once, and waits twice as long.
     failed: bool,
+    retry_at: Option<u64>,
+    backoff: u64,
+    /// The file that failed (it is appended to when the retry has its name).
+    resume: Option<String>,
     /// Manual recorders: started by the control API.
     started: bool,
     notices: Vec<Notice>,
@@ -228,6 +239,9 @@ impl<F: Files> Recorder<F> {
             name: name.to_owned(),
             file: None,
             failed: false,
+            retry_at: None,
+            backoff: RETRY_MIN_MS,
+            resume: None,
             started: false,
             notices: Vec::new(),
             metadata: None,
@@ -249,6 +263,11 @@ impl<F: Files> Recorder<F> {
         &self.files
     }
 
+    #[cfg(test)]
+    pub fn files_mut(&mut self) -> &mut F {
+        &mut self.files
+    }
+
     /// The file being written, if any.
     pub fn current(&self) -> Option<&str> {
         self.file.as_ref().map(|f| f.path.as_str())
@@ -263,6 +282,8 @@ impl<F: Files> Recorder<F> {
     pub fn start(&mut self, now: &Now) -> Option<String> {
         self.started = true;
         self.failed = false;
+        self.retry_at = None;
+        self.backoff = RETRY_MIN_MS;
         self.open(now);
         self.current().map(str::to_owned)
     }
@@ -285,7 +306,28 @@ impl<F: Files> Recorder<F> {
         if let Some(f) = self.file.take() {
             let _ = self.files.truncate(f.offset);
             let _ = self.files.close();
+            self.resume = Some(f.path.clone());
             self.notices.push(Notice::Failed { path: f.path, why });
+        }
+    }
+
+    /// Whether a new file may be opened now: always, unless one failed; then once its
+    /// backoff has passed (counted from the first frame after the failure).
+    fn may_open(&mut self, now: &Now) -> bool {
+        if !self.failed {
+            return true;
+        }
+        match self.retry_at {
+            None => {
+                self.retry_at = Some(now.ms + self.backoff);
+                false
+            }
+            Some(at) if now.ms >= at => {
+                self.retry_at = None;
+                self.backoff = (self.backoff * 2).min(RETRY_MAX_MS);
+                true
+            }
+            Some(_) => false,
         }
     }
 
@@ -294,7 +336,9 @@ impl<F: Files> Recorder<F> {
             return;
         }
         let path = file_path(&self.cfg, &self.name, now);
-        let size = match self.files.open(&path, self.cfg.append, self.cfg.lock) {
+        // After a failure, a file of the same name is continued, never overwritten.
+        let append = self.cfg.append || self.resume.as_deref() == Some(path.as_str());
+        let size = match self.files.open(&path, append, self.cfg.lock) {
             Ok(size) => size,
             Err(e) => {
                 self.failed = true;
@@ -317,7 +361,7 @@ impl<F: Files> Recorder<F> {
             keyframe_seen: false,
             patch: None,
         };
-        if self.cfg.append && size > 0 {
+        if append && size > 0 {
             match self.read_end(size) {
                 Ok((last, patch)) => {
                     // Continue a little after the last tag, so that no track's next frame
@@ -338,6 +382,8 @@ impl<F: Files> Recorder<F> {
         }
         self.notices.push(Notice::Started { path: file.path.clone() });
         self.file = Some(file);
+        self.failed = false;
+        self.resume = None;
     }
 
     /// For appending: the last tag's timestamp (where this recording continues), and where
@@ -408,6 +454,9 @@ impl<F: Files> Recorder<F> {
         match self.files.write_at(f.offset, &tag) {
             Ok(()) => {
                 f.offset += tag.len() as u64;
+                // (Writing works: the next failure waits the shortest time again. Not on
+                // opening: on a full disk, opening works and writing does not.)
+                self.backoff = RETRY_MIN_MS;
                 true
             }
             Err(e) => {
@@ -451,12 +500,12 @@ impl<F: Files> Recorder<F> {
             _ => !self.cfg.video || !self.seen_video,
         };
         if brk && !self.cfg.manual {
-            match (self.cfg.interval, self.file.as_ref()) {
-                (Some(every), Some(f)) if now.ms >= f.opened_ms + every => {
+            match (self.cfg.interval, self.file.as_ref().map(|f| f.opened_ms)) {
+                (Some(every), Some(opened)) if now.ms >= opened + every => {
                     self.close();
                     self.open(now);
                 }
-                (_, None) if !self.failed => self.open(now),
+                (_, None) if self.may_open(now) => self.open(now),
                 _ => {}
             }
         }

@@ -258,6 +258,50 @@ fn a_failed_write_cuts_back_to_the_last_complete_tag_and_stops() {
 }
 
 #[test]
+fn after_a_failure_the_recording_resumes_later_into_the_same_file() {
+    let mem = Mem { fail_after: Some(3000), ..Mem::default() };
+    let mut r = Recorder::new(cfg(), "s", mem);
+    publish(&mut r, 0, 3, 0);
+    let failed = |n: &Vec<Notice>| n.iter().filter(|n| matches!(n, Notice::Failed { .. })).count();
+    assert_eq!(failed(&r.take_notices()), 1);
+    let cut = r.files().files["/rec/s.flv"].len();
+    // Space comes back: nothing for 10 s after the failure, then the file is continued.
+    r.files_mut().fail_after = None;
+    let mut keyframe = |r: &mut Recorder<Mem>, ts: u32| r.media(MediaKind::Video, ts, &video(true), &now(ts as u64));
+    keyframe(&mut r, 5000);
+    keyframe(&mut r, 9000);
+    assert!(r.current().is_none(), "still waiting");
+    keyframe(&mut r, 16_000);
+    assert_eq!(r.current(), Some("/rec/s.flv"));
+    let notices = r.take_notices();
+    assert_eq!(failed(&notices), 0);
+    assert!(notices.iter().any(|n| matches!(n, Notice::Started { .. })));
+    for i in 1..50 {
+        r.media(MediaKind::Video, 16_000 + i * 40, &video(false), &now(16_000 + i as u64 * 40));
+    }
+    r.finish();
+    let file = &r.files().files["/rec/s.flv"];
+    assert!(file.len() > cut + 1000, "appended: {} then {}", cut, file.len());
+    let (_, tags) = read(file);
+    let ts: Vec<u32> = tags.iter().filter(|t| t.kind == flv::VIDEO).map(|t| t.ts).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "one timeline: {ts:?}");
+}
+
+#[test]
+fn repeated_failures_are_reported_once_per_try_and_backed_off() {
+    let mem = Mem { fail_after: Some(3000), ..Mem::default() };
+    let mut r = Recorder::new(Config { unique: true, ..cfg() }, "s", mem);
+    publish(&mut r, 0, 2, 0);
+    // The disk stays full for ten minutes of keyframes every second: tries 10, 20, 40
+    // then 60 s apart.
+    for s in 2..600u32 {
+        r.media(MediaKind::Video, s * 1000, &video(true), &now(s as u64 * 1000));
+    }
+    let failed = r.take_notices().iter().filter(|n| matches!(n, Notice::Failed { .. })).count();
+    assert!((10..=14).contains(&failed), "{failed} failures reported in 10 minutes");
+}
+
+#[test]
 fn manual_recorders_wait_for_start() {
     let mut r = Recorder::new(Config { manual: true, ..cfg() }, "s", Mem::default());
     publish(&mut r, 0, 1, 0);
