@@ -9,6 +9,8 @@
 pub mod app;
 pub mod conf;
 pub mod exec;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod hls;
 pub mod live;
 pub mod media;

@@ -29,7 +29,7 @@ pub mod write;
 
 #[cfg(test)]
 mod scenarios;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod sim;
 
 use std::collections::{HashMap, VecDeque};

@@ -267,7 +267,7 @@ fn after_a_failure_the_recording_resumes_later_into_the_same_file() {
     let cut = r.files().files["/rec/s.flv"].len();
     // Space comes back: nothing for 10 s after the failure, then the file is continued.
     r.files_mut().fail_after = None;
-    let mut keyframe = |r: &mut Recorder<Mem>, ts: u32| r.media(MediaKind::Video, ts, &video(true), &now(ts as u64));
+    let keyframe = |r: &mut Recorder<Mem>, ts: u32| r.media(MediaKind::Video, ts, &video(true), &now(ts as u64));
     keyframe(&mut r, 5000);
     keyframe(&mut r, 9000);
     assert!(r.current().is_none(), "still waiting");
