@@ -58,6 +58,9 @@ rtmp {
         application never   { live on; on_publish http://127.0.0.1:%%PORT_CB%%/never/p; }
         application garbage { live on; on_publish http://127.0.0.1:%%PORT_CB%%/garbage/p; }
         application err     { live on; on_publish http://127.0.0.1:%%PORT_CB%%/500/p; }
+        application late    { live on; on_publish http://127.0.0.1:%%PORT_CB%%/late/p; }
+        application midheader { live on; on_publish http://127.0.0.1:%%PORT_CB%%/midheader/p; }
+        application huge    { live on; on_publish http://127.0.0.1:%%PORT_CB%%/huge/p; }
         application slow    { live on; on_publish http://127.0.0.1:%%PORT_CB%%/slow/p; }
         application upd {
             live on;
@@ -173,7 +176,11 @@ like($t->error_log, qr{relay: pulling "pull/s" from rtmp://127\.0\.0\.1:\d+/src/
 kill 'TERM', $pushed, $source;
 
 # --- a callback service that fails denies within netcall_timeout (2s) --------------------
-my %failing = (down => 'refused connection', never => 'no answer', garbage => 'not HTTP', err => 'HTTP 500');
+my %failing = (down => 'refused connection', never => 'no answer', garbage => 'not HTTP', err => 'HTTP 500',
+               late => 'an answer after netcall_timeout', midheader => 'a reply cut mid-header');
+my ($worker) = $t->worker_pids;
+my $rss = sub { (slurp("/proc/$worker/status") // '') =~ /VmRSS:\s+(\d+)/ ? $1 : 0 };
+my $rss0 = $rss->();
 my %clients;
 for my $app (sort keys %failing) {
     my $c = client();
@@ -190,6 +197,18 @@ for my $app (sort keys %failing) {
     cmp_ok($took, '<', 3.5, sprintf('  within netcall_timeout (%.1f s)', $took));
 }
 like($t->error_log, qr/no reply from http:\S+never\/p within 2000 ms \(netcall_timeout\)/, 'the timeout is logged');
+# A 200 followed by 100 MB of body: decided on the status line and headers, the body never
+# read into memory.
+my $h = client();
+$h->connect_app('huge');
+my $th = time;
+is($h->publish('khuge'), 'NetStream.Publish.Start', 'a 200 with 100 MB of body allows at once');
+cmp_ok(time - $th, '<', 1.5, sprintf('  (%.1f s)', time - $th));
+sleep 1;
+cmp_ok($rss->() - $rss0, '<', 8 * 1024, sprintf('  the worker did not take the body in (RSS %+d kB)', $rss->() - $rss0));
+# The late answer came after the publish was denied: nothing more happens.
+sleep 1.5;
+unlike($t->error_log, qr/publish: "late\/klate"/, '  the late answer did not let the publish through');
 like($t->error_log, qr/\[error\].*notify: publish "kdown" refused: cannot connect/, 'the refused connection is logged as an error');
 
 # --- host names through nginx's resolver (a test DNS server) -----------------------------

@@ -264,7 +264,10 @@ pub struct Reply {
 }
 
 /// Reads a reply from what came so far (`eof`: the server closed). `None`: more is
-/// needed. The status line and headers are enough; the body is not waited for.
+/// needed. The status line and headers are enough; the body is not waited for (nor read:
+/// 100 MB of it cost nothing). A reply cut before the end of its headers is broken, so
+/// it denies: a service that dies mid-reply grants nothing (nginx-rtmp-module goes by
+/// the status line alone).
 pub fn parse_reply(buf: &[u8], eof: bool) -> Option<Result<Reply, String>> {
     let prefix = b"HTTP/";
     let n = buf.len().min(prefix.len());
@@ -274,6 +277,9 @@ pub fn parse_reply(buf: &[u8], eof: bool) -> Option<Result<Reply, String>> {
     let head_end = find(buf, b"\r\n\r\n").map(|i| i + 4).or_else(|| find(buf, b"\n\n").map(|i| i + 2));
     let head = match (head_end, eof) {
         (Some(end), _) => &buf[..end],
+        (None, true) if buf.len() >= 12 && buf[..12].iter().any(|&b| b == b' ') => {
+            return Some(Err("reply cut before the end of its headers".into()))
+        }
         (None, true) => buf,
         (None, false) => return None,
     };

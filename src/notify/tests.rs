@@ -103,7 +103,8 @@ fn replies() {
     let ok = |status, location: Option<&str>| Some(Ok(Reply { status, location: location.map(str::to_owned) }));
     assert_eq!(parse_reply(b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nbody", false), ok(200, None));
     assert_eq!(parse_reply(b"HTTP/1.1 200 OK\r\nServer: x\r\n", false), None, "headers not complete");
-    assert_eq!(parse_reply(b"HTTP/1.1 200 OK\r\nServer: x\r\n", true), ok(200, None), "the server closed");
+    assert!(matches!(parse_reply(b"HTTP/1.1 200 OK\r\nServer: x\r\n", true), Some(Err(_))), "the server closed mid-header: denied");
+    assert!(matches!(parse_reply(b"HTTP/1.1 200 OK\r\nContent-Le", true), Some(Err(_))));
     assert_eq!(parse_reply(b"HTTP/1.1 302 Found\nlocation:  other \n\n", false), ok(302, Some("other")));
     assert_eq!(parse_reply(b"HTTP/1.1 404 Not Found\r\nX-Location: a\r\n\r\n", false), ok(404, None));
     assert_eq!(parse_reply(b"HTT", false), None);

@@ -72,6 +72,25 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "garbage":
             self.wfile.write(b"garbage\r\n\r\n")
             return
+        elif kind == "late":
+            # Allows, but after netcall_timeout (2 s in t/30).
+            time.sleep(3)
+        elif kind == "midheader":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Le")
+            self.wfile.flush()
+            return
+        elif kind == "huge":
+            # 200, then 100 MB of body, as fast as the server takes it.
+            self.send_response(200)
+            self.send_header("Content-Length", str(100 << 20))
+            self.end_headers()
+            chunk = b"x" * (1 << 20)
+            try:
+                for _ in range(100):
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+            return
         elif kind == "500":
             status = 500
         elif kind == "refuse":
