@@ -3,7 +3,9 @@
 # recording, 50 RTMP players (in a process of their own). No player is disconnected or
 # stalls, the HLS media sequence never goes back, the recording is whole, nothing is
 # logged at alert. (A new player finding a stream that lives on in an old worker is the
-# multi-worker issue's.)
+# multi-worker issue's.) Then the worker is killed with SIGKILL under a publisher and 10
+# players: they see their connections end, the master's new worker takes a publisher and
+# a player at once, and the playlist left behind lists only whole segments.
 
 use strict;
 use warnings;
@@ -110,6 +112,42 @@ my $p = probe("$dir/s.flv");
 cmp_ok($p->{video}{frames} // 0, '>', 30 * 28, "  whole ($p->{video}{frames} frames of 34 s at 30 fps)");
 is(decode_errors("$dir/s.flv"), '', '  and decodes cleanly');
 kill 'TERM', $reader;
+
+# --- a worker killed with SIGKILL under load ------------------------------------------
+my $pub2 = $t->ffmpeg_publish("rtmp://127.0.0.1:$port/live/k", 30, gop => 30);
+ok(wait_for(sub { (slurp("$dir/hls/k.m3u8") // '') =~ /k-2\.ts/ }, 15), 'a second publisher, with HLS');
+my @victims = map { my $c = Test::Nginx::RTMPClient->new(port => $port); $c->connect_app('live'); $c->play('k'); $c } 1 .. 10;
+my ($victim) = $t->worker_pids;
+kill 'KILL', $victim;
+my $killed = time;
+my $seen_end = 0;
+for my $c (@victims) {
+    my $end = time + 3;
+    while (time < $end) {
+        my $m = $c->read_message(0.2);
+        if (!$m && $c->closed) { $seen_end++; last }
+    }
+}
+is($seen_end, 10, sprintf('SIGKILL of the worker: its 10 players see their connection end (within %.1f s), no hang', time - $killed));
+ok(defined $t->reap($pub2, 5), '  and so does its publisher');
+ok(wait_for(sub { my @w = $t->worker_pids; @w == 1 && $w[0] != $victim }, 5), 'the master starts a new worker');
+my $pub3 = $t->ffmpeg_publish("rtmp://127.0.0.1:$port/live/after", 6, gop => 30);
+my $t3 = time;
+ok(wait_for(sub { $t->error_log =~ m{publish: "live/after"} }, 8), sprintf('  which takes a new publisher at once (%.1f s)', time - $t3));
+my $after = Test::Nginx::RTMPClient->new(port => $port);
+$after->connect_app('live');
+is($after->play('after'), 'NetStream.Play.Start', '  and a player');
+my $video = 0;
+for (1 .. 100) { my $m = $after->read_message(0.1) or next; $video++ if $m->{type} == 9; last if $video > 10 }
+cmp_ok($video, '>', 10, "  which gets video ($video frames)");
+# What the killed worker left: a playlist that parses, listing only whole segments.
+my $pl = slurp("$dir/hls/k.m3u8") // '';
+like($pl, qr/^#EXTM3U\n.*#EXT-X-TARGETDURATION:\d+\n/s, 'the killed worker left a whole playlist');
+my @segs = $pl =~ /^(k-\d+\.ts)$/mg;
+my $broken = grep { (probe("$dir/hls/$_")->{video}{frames} // 0) < 25 || decode_errors("$dir/hls/$_") ne '' } @segs;
+is($broken, 0, sprintf('  every one of its %d segments listed decodes whole', scalar @segs));
+$t->reap($pub3, 10);
 $t->stop;
-is(join("\n", $t->alerts), '', 'no alert, crit or emerg in the error log');
+# (The master's own line about the killed worker is an alert; nothing else may be.)
+is(join("\n", grep { !/worker process $victim exited on signal 9/ } $t->alerts), '', 'no other alert, crit or emerg in the error log');
 done_testing;
