@@ -178,7 +178,6 @@ kill 'TERM', $pushed, $source;
 # --- a callback service that fails denies within netcall_timeout (2s) --------------------
 my %failing = (down => 'refused connection', never => 'no answer', garbage => 'not HTTP', err => 'HTTP 500',
                late => 'an answer after netcall_timeout', midheader => 'a reply cut mid-header');
-my ($worker) = $t->worker_pids;
 my $rss = sub { (slurp("/proc/$worker/status") // '') =~ /VmRSS:\s+(\d+)/ ? $1 : 0 };
 my $rss0 = $rss->();
 my %clients;
