@@ -511,13 +511,17 @@ impl Rtmp {
         Ok(())
     }
 
+    /// Every level's own settings as written: the `rtmp {}` block's, then each server's
+    /// and its applications' (recorders not included).
+    pub fn levels(&self) -> impl Iterator<Item = &Settings> {
+        std::iter::once(&self.main)
+            .chain(self.servers.iter().flat_map(|s| std::iter::once(&s.settings).chain(s.apps.iter().map(|a| &a.settings))))
+    }
+
     /// Checks that every `access_log` names a format `log_format` defined (anywhere in the
     /// block: unlike nginx-rtmp-module, a format may come after the log that uses it).
     pub fn check_access_logs(&self) -> Result<(), String> {
-        let levels = std::iter::once(&self.main).chain(
-            self.servers.iter().flat_map(|s| std::iter::once(&s.settings).chain(s.apps.iter().map(|a| &a.settings))),
-        );
-        for s in levels {
+        for s in self.levels() {
             if let Some(log::AccessLog::To(v)) = &s.access_log {
                 if let Some((path, f)) = v.iter().find(|(_, f)| self.log_formats.index_of(f).is_none()) {
                     return Err(format!("unknown log format \"{f}\" in \"access_log {path} {f}\" (define it with \"log_format\")"));

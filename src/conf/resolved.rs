@@ -156,9 +156,7 @@ impl Resolved {
             })
             .collect();
         let hls_sweeps = sweeps(apps.iter().flatten().filter_map(|a| a.hls.as_ref()));
-        let levels = std::iter::once(&tree.main)
-            .chain(tree.servers.iter().flat_map(|s| std::iter::once(&s.settings).chain(s.apps.iter().map(|a| &a.settings))));
-        let exec_static: Vec<Command> = levels.flat_map(|s| s.exec.own_static().iter().cloned()).collect();
+        let exec_static: Vec<Command> = tree.levels().flat_map(|s| s.exec.own_static().iter().cloned()).collect();
         Resolved {
             servers,
             apps,
