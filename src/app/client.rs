@@ -33,6 +33,8 @@ pub struct Relay {
     pub url: String,
     /// When the pulled stream last had no player (a pull ends 10 s after its last player).
     pub idle_since: Option<u64>,
+    /// The `push`/`pull` task it is a connection of (None: a notify redirect's relay).
+    pub task: Option<u64>,
 }
 
 /// A stream the client publishes or plays, on its message stream `msid`.

@@ -142,7 +142,7 @@ pub struct Call {
 /// An outgoing relay connection to open for a client.
 #[derive(Clone, Debug)]
 pub struct Connect {
-    pub addr: SocketAddr,
+    pub target: Target,
     /// `ADDR:PORT` (its address in logs and `/stat`).
     pub text: String,
     pub url: String,
@@ -226,6 +226,8 @@ pub struct App {
     children: exec::Children,
     /// Transcoding ladders' master playlists, by source stream.
     ladders: HashMap<StreamId, ladder::Master>,
+    /// `push` and `pull` relays.
+    relays: relay::Relays,
 }
 
 impl App {
@@ -249,6 +251,7 @@ impl App {
             quit_seen: None,
             children: exec::Children::default(),
             ladders: HashMap::new(),
+            relays: relay::Relays::default(),
         }
     }
 

@@ -325,17 +325,22 @@ impl App {
         }
         self.notify_close(id, now);
         self.log_session(id, now);
+        let mut task = None;
         if let Some(c) = self.clients.remove(id) {
             self.totals.bytes_out_gone += c.bytes_out;
+            task = c.relay().and_then(|r| r.task).map(|t| (t, (c.bytes_in, c.bytes_out)));
         }
         self.effects.push_back(Effect::Drop(id));
+        if let Some((task, bytes)) = task {
+            self.relay_closed(task, bytes, now);
+        }
     }
 
     /// The 1 s tick of the worker: rates for `/stat`, idle pulls, and, while the worker
     /// shuts down, its clients (see `shutdown`).
     pub fn tick(&mut self, now: &Now, shutdown: Option<super::Shutdown>) {
         self.sample_rates(now);
-        self.end_idle_pulls(now);
+        self.relay_tick(now, shutdown.is_some());
         self.exec_tick(now);
         self.ladder_tick();
         if let Some(how) = shutdown {

@@ -63,6 +63,7 @@ impl App {
         let t = &self.totals;
         snap.uptime = now.saturating_sub(t.started) / 1000;
         snap.children = self.child_stats(now);
+        snap.relays = self.relay_stats(now);
         snap.health = t.health.clone();
         snap.health.recordings = self.streams.iter().flat_map(|(_, s)| &s.outputs).filter(|o| o.recording_now()).count() as u64;
         snap.health.whip_sessions = self.clients.iter().filter(|(_, c)| c.kind == super::Kind::Whip && c.publishes()).count() as u64;

@@ -257,6 +257,7 @@ impl App {
             self.exec("exec_push", &exec.push, Owner::Push(sid), &vars, now);
         }
         self.ladder_start(sid, now);
+        self.relay_published(id, &key, app, now);
         self.noted(id, msid, false, name, args, now);
         self.tell_players(sid, true, now);
     }
@@ -267,7 +268,8 @@ impl App {
     pub(super) fn start_play(&mut self, id: ClientId, msid: u32, key: StreamKey, name: String, args: String, now: &Now) {
         let Some(c) = self.clients.get(id) else { return };
         let Some(run) = c.app.and_then(|a| self.conf.app(c.server, a)) else { return };
-        if !run.live.idle_streams && !self.is_live(&key) {
+        let app = c.app.unwrap_or(0);
+        if !run.live.idle_streams && !self.is_live(&key) && run.relays.pulls.is_empty() {
             return self.refuse(id, msid, "NetStream.Play.StreamNotFound", "No such stream (idle_streams off)");
         }
         self.info(id, format!("play: \"{}/{}\"", key.app, key.name));
@@ -281,7 +283,8 @@ impl App {
                 return;
             }
         }
-        self.join(id, msid, key, name, args, now);
+        self.join(id, msid, key.clone(), name, args, now);
+        self.relay_wanted(&key, app, now);
     }
 
     /// A player joins the stream's log: metadata, codec headers and the cached GOP first.

@@ -24,6 +24,7 @@ pub mod listen;
 pub mod log;
 pub mod notify;
 pub mod record;
+pub mod relay;
 pub mod resolved;
 pub mod transcode;
 pub mod value;
@@ -88,6 +89,7 @@ pub struct Settings {
     pub record: record::RecordSettings,
     pub exec: exec::ExecSettings,
     pub transcode: transcode::TranscodeSettings,
+    pub relay: relay::RelaySettings,
     /// `resolver`: its arguments (nginx's own resolver is made from them by the glue).
     pub resolver: Option<Vec<String>>,
 }
@@ -171,6 +173,7 @@ impl Settings {
         self.record.inherit(&outer.record);
         self.exec.inherit(&outer.exec);
         self.transcode.inherit(&outer.transcode);
+        self.relay.inherit(&outer.relay);
         if self.resolver.is_none() {
             self.resolver.clone_from(&outer.resolver);
         }
@@ -384,6 +387,9 @@ impl Rtmp {
         if name.starts_with("transcode") && self.settings_mut(pos).transcode.apply(name, args)? {
             return Ok(());
         }
+        if self.settings_mut(pos).relay.apply(name, args)? {
+            return Ok(());
+        }
         let arg = args.first().copied().unwrap_or("");
         let dup = || format!("\"{name}\" directive is duplicate");
         macro_rules! set {
@@ -564,6 +570,13 @@ impl Rtmp {
         }
         let mut known = std::collections::HashMap::new();
         for server in servers.iter_mut().filter(|s| !s.resolver) {
+            for app in server.apps.iter_mut() {
+                for (directive, t) in app.settings.relay.targets_mut() {
+                    t.resolve_now().map_err(|e| {
+                        format!("{e} in \"{directive}\" URL \"{}\" (give the server a \"resolver\" to resolve it at each connection)", t.url)
+                    })?;
+                }
+            }
             let apps = server.apps.iter_mut().flat_map(|a| {
                 std::iter::once(&mut a.settings.notify).chain(a.recorders.iter_mut().map(|r| &mut r.settings.notify))
             });

@@ -39,6 +39,8 @@ pub struct AppRun {
     pub ffmpeg: String,
     /// Where its sessions are logged (`access_log`).
     pub access_logs: Vec<LogTo>,
+    /// `push` and `pull` lines and their reconnect delays.
+    pub relays: Arc<super::relay::Relays>,
 }
 
 /// One `access_log`: a file of [`Resolved::access_files`] and a format of
@@ -151,6 +153,7 @@ impl Resolved {
                         ladder: Arc::from(app.settings.transcode.renditions()),
                         ffmpeg: app.settings.transcode.ffmpeg().to_owned(),
                         access_logs,
+                        relays: Arc::new((&app.settings.relay).into()),
                     })
                     .collect()
             })

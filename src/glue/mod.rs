@@ -23,6 +23,7 @@ mod listen;
 mod loc;
 mod notify;
 mod relay;
+mod resolve;
 mod respond;
 mod rtmp;
 mod shared;

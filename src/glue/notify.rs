@@ -17,8 +17,7 @@ use ngx::ffi::{
     ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_current_msec, ngx_cycle,
     ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t, ngx_handle_read_event,
     ngx_handle_write_event, ngx_peer_connection_t, ngx_post_event, ngx_posted_events,
-    ngx_resolve_name, ngx_resolve_name_done, ngx_resolve_start, ngx_resolver_ctx_t,
-    ngx_resolver_strerror, ngx_resolver_t, ngx_str_t, AF_INET, AF_INET6, NGX_AGAIN,
+    ngx_resolver_t, ngx_str_t, AF_INET, AF_INET6, NGX_AGAIN,
     NGX_LOG_ALERT, NGX_OK,
 };
 
@@ -78,9 +77,6 @@ struct Call {
     /// The connection, while it is open.
     conn: *mut ngx_connection_t,
     url: String,
-    /// The host name and port when the resolver finds the address.
-    host: String,
-    port: u16,
     request: Vec<u8>,
     sent: usize,
     reply: Vec<u8>,
@@ -105,8 +101,6 @@ pub unsafe fn start(to: Target, url: &str, request: Vec<u8>, timeout: u64, limit
     let p = Box::into_raw(Box::new(Call {
         conn: ptr::null_mut(),
         url: url.to_owned(),
-        host: String::new(),
-        port: 0,
         request,
         sent: 0,
         reply: Vec::new(),
@@ -129,64 +123,14 @@ pub unsafe fn start(to: Target, url: &str, request: Vec<u8>, timeout: u64, limit
 
 /// Asks nginx's resolver for the call's host; connects when it answers.
 unsafe fn resolve(p: *mut Call, resolver: *mut ngx_resolver_t, host: String, port: u16) {
-    let call = &mut *p;
-    call.host = host;
-    call.port = port;
-    if resolver.is_null() {
-        return finish(p, Err(format!("no resolver for {}", call.host)));
-    }
-    let ctx = ngx_resolve_start(resolver, ptr::null_mut());
-    if ctx.is_null() || ctx as isize == -1 {
-        return finish(p, Err(format!("cannot resolve {}", call.host)));
-    }
-    (*ctx).name = ngx_str_t { len: call.host.len(), data: call.host.as_ptr() as *mut u8 };
-    (*ctx).handler = Some(on_resolved);
-    (*ctx).data = p as *mut c_void;
-    (*ctx).timeout = call.timeout as _;
-    // (The answer may come at once, from the cache, inside this call.)
-    if ngx_resolve_name(ctx) != NGX_OK as isize {
-        finish(p, Err(format!("cannot resolve {}", call.host)));
-    }
-}
-
-unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
-    let p = (*ctx).data as *mut Call;
-    let r = catch_unwind(AssertUnwindSafe(|| unsafe {
-        let call = &mut *p;
-        let state = (*ctx).state;
-        let first = ((*ctx).naddrs > 0).then(|| &*(*ctx).addrs);
-        let addr = match (state, first) {
-            (0, Some(a)) => sockaddr_to_std(a.sockaddr as *const u8, a.socklen, call.port),
-            _ => None,
-        };
-        let why = if state == 0 {
-            "no address".to_owned()
-        } else {
-            std::ffi::CStr::from_ptr(ngx_resolver_strerror(state)).to_string_lossy().into_owned()
-        };
-        ngx_resolve_name_done(ctx);
-        match addr {
-            Some(addr) => connect(p, addr),
-            None => finish(p, Err(format!("cannot resolve {}: {why}", call.host))),
+    let timeout = (*p).timeout;
+    let answered = move |a: Result<SocketAddr, String>| unsafe {
+        match a {
+            Ok(addr) => connect(p, addr),
+            Err(why) => finish(p, Err(why)),
         }
-    }));
-    if r.is_err() {
-        ngx::ngx_log_error!(NGX_LOG_ALERT, (*ngx_cycle).log, "ngx-rtmp-rs: internal error (panic) resolving a notify URL");
-    }
-}
-
-/// A resolver's `struct sockaddr` as an address with `port`.
-unsafe fn sockaddr_to_std(sa: *const u8, len: u32, port: u16) -> Option<SocketAddr> {
-    let family = u16::from_ne_bytes([*sa, *sa.add(1)]) as u32;
-    if family == AF_INET && len >= 8 {
-        let b = core::slice::from_raw_parts(sa.add(4), 4);
-        Some(SocketAddr::new([b[0], b[1], b[2], b[3]].into(), port))
-    } else if family == AF_INET6 && len >= 24 {
-        let b: [u8; 16] = core::slice::from_raw_parts(sa.add(8), 16).try_into().ok()?;
-        Some(SocketAddr::new(b.into(), port))
-    } else {
-        None
-    }
+    };
+    super::resolve::name(resolver, host, port, timeout, Box::new(answered));
 }
 
 /// Opens the call's connection and sends the request when it can.

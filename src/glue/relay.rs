@@ -3,6 +3,7 @@
 
 use core::ffi::c_void;
 use core::ptr;
+use std::net::SocketAddr;
 
 use ngx::ffi::{ngx_close_connection, ngx_connection_t, ngx_destroy_pool, ngx_log_t};
 
@@ -16,11 +17,11 @@ use crate::app::Connect;
 ///
 /// # Safety
 /// Called from nginx's event loop; the connection returned is ours to attach or close.
-pub unsafe fn open(to: &Connect, server: usize) -> Result<(*mut ngx_connection_t, bool), String> {
+pub unsafe fn open(to: &Connect, addr: SocketAddr, server: usize) -> Result<(*mut ngx_connection_t, bool), String> {
     let cycle_log = (*ngx::ffi::ngx_cycle).log;
     // A relay that cannot reach its server, or loses it, is an error worth seeing.
     let log_error = ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_ERR;
-    let (c, connected) = notify::connect_peer(to.addr, &to.url, cycle_log, log_error).ok_or("cannot connect")?;
+    let (c, connected) = notify::connect_peer(addr, &to.url, cycle_log, log_error).ok_or("cannot connect")?;
     let pool = ngx::ffi::ngx_create_pool(4096, cycle_log);
     let log = if pool.is_null() { ptr::null_mut() } else { ngx::ffi::ngx_pcalloc(pool, core::mem::size_of::<ngx_log_t>()) as *mut ngx_log_t };
     if log.is_null() {
@@ -40,10 +41,11 @@ pub unsafe fn open(to: &Connect, server: usize) -> Result<(*mut ngx_connection_t
     (*(*c).write).log = log;
     // For log lines and /stat: the server it belongs to, and the address it goes to.
     (*c).listening = listening_of(server).unwrap_or(ptr::null_mut());
-    let mem = ngx::ffi::ngx_pnalloc(pool, to.text.len()) as *mut u8;
+    let text = addr.to_string();
+    let mem = ngx::ffi::ngx_pnalloc(pool, text.len()) as *mut u8;
     if !mem.is_null() {
-        ptr::copy_nonoverlapping(to.text.as_ptr(), mem, to.text.len());
-        (*c).addr_text = ngx::ffi::ngx_str_t { len: to.text.len(), data: mem };
+        ptr::copy_nonoverlapping(text.as_ptr(), mem, text.len());
+        (*c).addr_text = ngx::ffi::ngx_str_t { len: text.len(), data: mem };
     }
     Ok((c, connected))
 }

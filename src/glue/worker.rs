@@ -18,7 +18,7 @@ use ngx::ffi::{
 use super::clock::now;
 use super::conf::{rtmp_conf, RtmpConf};
 use super::conn::{Conn, Handlers, Recv, Tick};
-use super::{files, notify, relay, shared, spawn, uring};
+use super::{files, notify, relay, resolve, shared, spawn, uring};
 use crate::app::{self, App, ClientId, Effect, Level, Shutdown};
 
 macro_rules! log {
@@ -340,7 +340,7 @@ impl Worker {
             }
             Effect::Proceed(id) => self.app.proceed(id, &now()),
             Effect::Call(call) => self.call(*call),
-            Effect::Connect(id, to) => self.connect(id, &to),
+            Effect::Connect(id, to) => self.connect(id, *to),
             Effect::Spawn(id, spec) => {
                 let outcome = self.procs.start(id, &spec);
                 self.app.spawned(id, outcome, &now());
@@ -380,17 +380,47 @@ impl Worker {
         unsafe { notify::start(target, &call.url, call.request, call.timeout, call.limit, done) };
     }
 
-    /// Opens a relay's connection.
-    fn connect(&mut self, id: ClientId, to: &app::Connect) {
+    /// Opens a relay's connection, its host name first asked of the server's resolver.
+    fn connect(&mut self, id: ClientId, to: app::Connect) {
         let Some(server) = self.app.client(id).map(|c| c.server) else { return };
+        match to.target {
+            app::Target::Addr(addr) => self.open_relay(id, &to, addr, server),
+            app::Target::Name { ref host, port, .. } => {
+                let resolver = self.rc.server_resolvers.get(server).copied().unwrap_or(core::ptr::null_mut());
+                let timeout = self.app.conf().servers[server].core.timeout;
+                let host = host.clone();
+                let answered = move |a: Result<std::net::SocketAddr, String>| {
+                    with(|w| {
+                        // (The relay may have ended meanwhile.)
+                        if w.app.exists(id) {
+                            match a {
+                                Ok(addr) => w.open_relay(id, &to, addr, server),
+                                Err(why) => {
+                                    // SAFETY: the cycle's log.
+                                    log!(NGX_LOG_ERR, Worker::cycle_log(), "relay to {}: {why}", to.url);
+                                    w.app.relay_failed(id, why, &now());
+                                }
+                            }
+                        }
+                        w.drain();
+                    });
+                };
+                // SAFETY: asks nginx's resolver from its event loop; the answer comes from a
+                // posted event.
+                unsafe { resolve::name(resolver, host, port, timeout, Box::new(answered)) };
+            }
+        }
+    }
+
+    fn open_relay(&mut self, id: ClientId, to: &app::Connect, addr: std::net::SocketAddr, server: usize) {
         let timeout = self.app.conf().servers[server].core.timeout;
         // SAFETY: opens a connection with nginx's peer machinery.
-        match unsafe { relay::open(to, server) } {
+        match unsafe { relay::open(to, addr, server) } {
             Ok((c, connected)) => {
                 // SAFETY: a fresh connection of ours, without data.
                 let conn = unsafe { Conn::attach(c, id, timeout, &HANDLERS, core::ptr::null_mut()) };
                 self.conns.insert(id, c);
-                self.app.relay_opened(id, conn.number());
+                self.app.relay_opened(id, conn.number(), addr);
                 conn.expect_input();
                 // (Connected at once, on loopback: written with the others; else once the
                 // connection is made, which the write event says.)
@@ -399,7 +429,7 @@ impl Worker {
             Err(why) => {
                 // SAFETY: the cycle's log.
                 log!(NGX_LOG_ERR, Worker::cycle_log(), "relay to {}: {why}", to.url);
-                self.app.close(id, &now());
+                self.app.relay_failed(id, why, &now());
             }
         }
     }

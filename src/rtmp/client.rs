@@ -47,6 +47,12 @@ pub struct Client {
     tc_url: String,
     stream: String,
     flash_ver: String,
+    page_url: String,
+    swf_url: String,
+    /// What `play` asks for: its start (ms; -1000 live only, -2000 live or recorded) and
+    /// duration (ms; None: to the end).
+    start: f64,
+    duration: Option<f64>,
     chunk_size: usize,
     state: State,
     hs: Vec<u8>,
@@ -94,6 +100,10 @@ impl Client {
             tc_url: tc_url.to_owned(),
             stream: stream.to_owned(),
             flash_ver: "ngx-rtmp-rs relay".to_owned(),
+            page_url: String::new(),
+            swf_url: String::new(),
+            start: -1000.0,
+            duration: None,
             chunk_size,
             state: State::Handshake,
             hs: Vec::new(),
@@ -107,6 +117,25 @@ impl Client {
     /// The `flashVer` sent in `connect` (what `/stat` and `on_connect` show for us).
     pub fn with_flash_ver(mut self, flash_ver: &str) -> Self {
         self.flash_ver = flash_ver.to_owned();
+        self
+    }
+
+    /// `pageUrl` and `swfUrl` for `connect` (left out when empty).
+    pub fn with_urls(mut self, page_url: &str, swf_url: &str) -> Self {
+        self.page_url = page_url.to_owned();
+        self.swf_url = swf_url.to_owned();
+        self
+    }
+
+    /// What a pull's `play` asks for (nginx-rtmp-module's `live=`, `start=`, `stop=`): live
+    /// only unless `live` is false or a start is given; `stop` ends it there.
+    pub fn with_range(mut self, live: Option<bool>, start: Option<i64>, stop: Option<i64>) -> Self {
+        self.start = match (start, live) {
+            (Some(s), _) => s as f64,
+            (None, Some(false)) => -2000.0,
+            _ => -1000.0,
+        };
+        self.duration = stop.map(|e| (e - start.unwrap_or(0).max(0)).max(0) as f64);
         self
     }
 
@@ -140,12 +169,19 @@ impl Client {
             self.out.extend_from_slice(&self.hs[1..1 + SIZE]);
             self.hs = Vec::new();
             msg::set_chunk_size(&mut self.out, self.chunk_size as u32, chunk::DEFAULT_CHUNK_SIZE);
-            let connect = Value::object(&[
+            let mut fields = vec![
                 ("app", Value::str(&self.app)),
                 ("type", Value::str("nonprivate")),
                 ("flashVer", Value::str(&self.flash_ver)),
                 ("tcUrl", Value::str(&self.tc_url)),
-            ]);
+            ];
+            if !self.swf_url.is_empty() {
+                fields.push(("swfUrl", Value::str(&self.swf_url)));
+            }
+            if !self.page_url.is_empty() {
+                fields.push(("pageUrl", Value::str(&self.page_url)));
+            }
+            let connect = Value::object(&fields);
             self.command(0, &[Value::str("connect"), Value::Number(1.0), connect]);
             self.state = State::Connecting;
         }
@@ -207,7 +243,11 @@ impl Client {
                 self.msid = id as u32;
                 let start = match self.mode {
                     Mode::Publish => vec![Value::str("publish"), Value::Number(0.0), Value::Null, Value::str(&self.stream), Value::str("live")],
-                    Mode::Play => vec![Value::str("play"), Value::Number(0.0), Value::Null, Value::str(&self.stream), Value::Number(-1000.0)],
+                    Mode::Play => {
+                        let mut v = vec![Value::str("play"), Value::Number(0.0), Value::Null, Value::str(&self.stream), Value::Number(self.start)];
+                        v.extend(self.duration.map(Value::Number));
+                        v
+                    }
                 };
                 msg::amf0(&mut self.out, 8, msg::COMMAND_AMF0, self.msid, &start, self.chunk_size);
                 self.state = State::Starting;

@@ -40,6 +40,9 @@ pub struct Snapshot {
     pub servers: Vec<Server>,
     /// The worker's `exec*` children (JSON and Prometheus only).
     pub children: Vec<Child>,
+    /// The worker's `push` and `pull` relays (JSON and Prometheus; XML shows their
+    /// connections as clients of their streams, as nginx-rtmp-module does).
+    pub relays: Vec<Relay>,
     /// Worker counters and gauges for monitoring (JSON and Prometheus only).
     pub health: Health,
 }
@@ -88,6 +91,26 @@ pub struct Health {
     /// WHIP sessions publishing now, and since the worker started.
     pub whip_sessions: u64,
     pub whip_sessions_total: u64,
+}
+
+/// A `push` or `pull` relay of one stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Relay {
+    /// `push` or `pull`.
+    pub direction: &'static str,
+    pub app: String,
+    pub name: String,
+    /// The URL of the line it uses now (for a pull, the origin it tries).
+    pub url: String,
+    /// `connecting`, `live` or `waiting` (to reconnect).
+    pub state: &'static str,
+    pub reconnects: u64,
+    /// Why its last connection ended or failed, or empty.
+    pub last_error: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Seconds since it last got going (0 while it is not live).
+    pub uptime: u64,
 }
 
 /// An `exec*` child of the worker.

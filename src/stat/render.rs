@@ -280,6 +280,22 @@ pub fn json(snap: &Snapshot, sections: Sections) -> Vec<u8> {
         js(o, &c.last_exit);
         o.push('}');
     });
+    o.push_str("],\"relays\":[");
+    list(&mut o, &snap.relays, |o, r| {
+        let _ = write!(o, "{{\"direction\":\"{}\",\"app\":", r.direction);
+        js(o, &r.app);
+        o.push_str(",\"name\":");
+        js(o, &r.name);
+        o.push_str(",\"url\":");
+        js(o, &r.url);
+        let _ = write!(
+            o,
+            ",\"state\":\"{}\",\"reconnects\":{},\"bytes_in\":{},\"bytes_out\":{},\"uptime\":{},\"last_error\":",
+            r.state, r.reconnects, r.bytes_in, r.bytes_out, r.uptime
+        );
+        js(o, &r.last_error);
+        o.push('}');
+    });
     let h = &snap.health;
     o.push_str("],\"health\":{\"client_errors\":{");
     for (i, (f, v)) in super::Fault::ALL.iter().zip(h.faults).enumerate() {
@@ -412,6 +428,25 @@ pub fn prometheus(snap: &Snapshot) -> Vec<u8> {
             let _ = write!(o, "{name}{{command=\"");
             label(&mut o, &c.command);
             let _ = writeln!(o, "\"}} {}", get(c));
+        }
+    }
+    type GetRelay = fn(&super::Relay) -> u64;
+    let relays: [(&str, &str, &str, GetRelay); 4] = [
+        ("rtmp_relay_up", "gauge", "1 while the relay's stream flows.", |r| (r.state == "live") as u64),
+        ("rtmp_relay_reconnects_total", "counter", "Times the relay reconnected or moved to the next origin.", |r| r.reconnects),
+        ("rtmp_relay_received_bytes_total", "counter", "Bytes the relay received.", |r| r.bytes_in),
+        ("rtmp_relay_sent_bytes_total", "counter", "Bytes the relay sent.", |r| r.bytes_out),
+    ];
+    for (name, kind, help, get) in relays {
+        head(&mut o, name, kind, help);
+        for r in &snap.relays {
+            let _ = write!(o, "{name}{{direction=\"{}\",app=\"", r.direction);
+            label(&mut o, &r.app);
+            o.push_str("\",name=\"");
+            label(&mut o, &r.name);
+            o.push_str("\",url=\"");
+            label(&mut o, &r.url);
+            let _ = writeln!(o, "\"}} {}", get(r));
         }
     }
     o.into_bytes()

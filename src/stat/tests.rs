@@ -97,6 +97,18 @@ fn reference_snapshot() -> Snapshot {
             last_exit: "exited with code 1".into(),
             uptime: 12,
         }],
+        relays: vec![super::Relay {
+            direction: "pull",
+            app: "edge".into(),
+            name: "cam".into(),
+            url: "rtmp://origin-b/live".into(),
+            state: "waiting",
+            reconnects: 3,
+            last_error: "NetStream.Play.StreamNotFound".into(),
+            bytes_in: 1000,
+            bytes_out: 200,
+            uptime: 0,
+        }],
         health: super::Health {
             faults: [3, 1, 0, 2, 0],
             hls_segments: 40,
@@ -250,4 +262,18 @@ fn hls_viewers() {
         v.seen("cam", i, 5);
     }
     assert_eq!(v.count("cam", 5), MAX_HLS_VIEWERS, "bounded");
+}
+
+#[test]
+fn relays_in_json_and_prometheus() {
+    let j = String::from_utf8(json(&reference_snapshot(), Sections::ALL)).unwrap();
+    assert!(
+        j.contains(r#""relays":[{"direction":"pull","app":"edge","name":"cam","url":"rtmp://origin-b/live","state":"waiting","reconnects":3,"bytes_in":1000,"bytes_out":200,"uptime":0,"last_error":"NetStream.Play.StreamNotFound"}]"#),
+        "{j}"
+    );
+    let p = String::from_utf8(prometheus(&reference_snapshot())).unwrap();
+    let labels = r#"{direction="pull",app="edge",name="cam",url="rtmp://origin-b/live"}"#;
+    for line in [format!("rtmp_relay_up{labels} 0\n"), format!("rtmp_relay_reconnects_total{labels} 3\n"), format!("rtmp_relay_received_bytes_total{labels} 1000\n")] {
+        assert!(p.contains(&line), "{line} in {p}");
+    }
 }
