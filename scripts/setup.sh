@@ -28,7 +28,7 @@ TEST_PKGS=(ffmpeg rtmpdump perl procps gstreamer1.0-tools gstreamer1.0-plugins-g
            gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav chromium
            python3 python3-prometheus-client python3-gi gir1.2-gst-plugins-bad-1.0
            gir1.2-gst-plugins-base-1.0 gstreamer1.0-nice iproute2 util-linux python3-seccomp
-           openssl docker.io docker-compose debootstrap)
+           openssl docker.io docker-compose debootstrap libnginx-mod-stream)
 
 # hls.js for the player page (nginx-conf/www/player.html): fetched from the npm registry
 # at build time, pinned and checked, served by nginx (never from a CDN at run time).
