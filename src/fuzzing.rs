@@ -7,8 +7,10 @@ use bytes::Bytes;
 use crate::media::{self, Frame, MediaKind};
 use crate::rtmp::session::{Config, Event, Session};
 
-/// The RTMP server session from its first byte: handshake, chunks, commands.
+/// The RTMP server session from its first byte: handshake, chunks, commands (and the
+/// same bytes as a PROXY protocol header, which comes first on a `proxy_protocol` listen).
 pub fn handshake(data: &[u8]) {
+    let _ = crate::rtmp::proxy::parse(&data[..data.len().min(crate::rtmp::proxy::MAX_HEADER)]);
     let mut s = Session::new(Config { max_message: 64 * 1024, ..Config::default() });
     for part in data.chunks(613) {
         if s.feed(part, 0, 1).is_err() {
@@ -65,6 +67,8 @@ pub fn text(data: &[u8]) {
         }
         1 => {
             let _ = crate::notify::Url::parse(&s);
+            let words: Vec<&str> = s.split(' ').collect();
+            let _ = crate::conf::relay::Target::parse("pull", &words);
         }
         2 => {
             let _ = crate::whip::check_offer(rest);

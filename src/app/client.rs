@@ -118,6 +118,8 @@ pub struct Client {
     /// and arguments it asked for.
     pub log_cmd: u8,
     pub log_names: Option<Box<(Box<str>, Box<str>)>>,
+    /// Its PROXY protocol header, while it is expected (what came of it so far).
+    pub proxy_header: Option<Box<Vec<u8>>>,
 }
 
 /// Buffers one write takes from a client's output.
@@ -155,6 +157,7 @@ impl Client {
             ping_bytes: 0,
             log_cmd: 0,
             log_names: None,
+            proxy_header: None,
         }
     }
 

@@ -115,6 +115,8 @@ pub struct Accept<'a> {
     /// nginx's connection number (`clientid` in callbacks and `/stat`).
     pub number: u64,
     pub kind: Kind,
+    /// Its listen has `proxy_protocol`: a PROXY header comes first.
+    pub proxy_protocol: bool,
 }
 
 /// Where an HTTP callback goes.
@@ -174,6 +176,9 @@ pub enum Effect {
     Proceed(ClientId),
     /// Make an HTTP callback.
     Call(Box<Call>),
+    /// The client's address is this (from a PROXY protocol header): for nginx's own log
+    /// lines about its connection.
+    Peer(ClientId, String),
     /// Open an outgoing connection for this (relay) client.
     Connect(ClientId, Box<Connect>),
     /// Wake the worker (`wake`) at this time of its clock (merged writes).

@@ -11,6 +11,7 @@ use super::{Accept, App, ClientId, Effect, Kind, Level, Now, Timer};
 use crate::conf::access::Action;
 use crate::conf::notify::Event as Cb;
 use crate::notify::{self as nf, Call};
+use crate::rtmp::proxy;
 use crate::rtmp::session::{self, Event, Session};
 use crate::stat::Fault;
 
@@ -27,7 +28,10 @@ impl App {
         });
         let ping = core.ping;
         let deadline = core.handshake_timeout;
-        let c = Client::new(a.server, a.kind, a.number, a.addr, a.ip, now.ms, Proto::Server(session));
+        let mut c = Client::new(a.server, a.kind, a.number, a.addr, a.ip, now.ms, Proto::Server(session));
+        if a.proxy_protocol {
+            c.proxy_header = Some(Box::default());
+        }
         let id = self.clients.insert(c);
         self.totals.naccepted += 1;
         if a.kind == Kind::Whip {
@@ -87,6 +91,9 @@ impl App {
     /// Bytes from the client. `seed`: any varying number (the handshake's randomness).
     pub fn received(&mut self, id: ClientId, data: &[u8], seed: u64, now: &Now) {
         let Some(c) = self.clients.get_mut(id) else { return };
+        if c.proxy_header.is_some() {
+            return self.proxy_header(id, data, seed, now);
+        }
         if c.relay().is_some() {
             self.count_in(id, data.len());
             return self.relay_received(id, data, now);
@@ -95,6 +102,45 @@ impl App {
         let fed = s.feed(data, now.ms as u32, seed);
         self.count_in(id, data.len());
         self.fed(id, fed, now);
+    }
+
+    /// The PROXY protocol header before a client's bytes (`listen ... proxy_protocol`):
+    /// once whole, the client's address is the one it gives, and what follows it is the
+    /// client's.
+    fn proxy_header(&mut self, id: ClientId, data: &[u8], seed: u64, now: &Now) {
+        let Some(c) = self.clients.get_mut(id) else { return };
+        let Some(buf) = c.proxy_header.as_mut() else { return };
+        let take = data.len().min(proxy::MAX_HEADER - buf.len());
+        buf.extend_from_slice(&data[..take]);
+        match proxy::parse(buf) {
+            Ok(proxy::Header::Incomplete) if take == data.len() => self.count_in(id, data.len()),
+            Ok(proxy::Header::Incomplete) => {
+                self.info(id, format!("client error: a PROXY protocol header longer than {} bytes", proxy::MAX_HEADER));
+                self.fault(Fault::Protocol);
+                self.close(id, now);
+            }
+            Err(e) => {
+                self.info(id, format!("client error: {e}"));
+                self.fault(Fault::Protocol);
+                self.close(id, now);
+            }
+            Ok(proxy::Header::Done { len, client }) => {
+                let buf = c.proxy_header.take().expect("checked");
+                // (The header's bytes are the proxy's, not the client's.)
+                let rest: Vec<u8> = buf[len..].iter().chain(&data[take..]).copied().collect();
+                if let Some(addr) = client {
+                    let text = addr.ip().to_string();
+                    self.info(id, format!("PROXY protocol: the client is {addr}"));
+                    let c = self.clients.get_mut(id).expect("known");
+                    c.ip = addr.ip();
+                    c.addr = text.clone().into();
+                    self.effects.push_back(Effect::Peer(id, text));
+                }
+                if !rest.is_empty() {
+                    self.received(id, &rest, seed, now);
+                }
+            }
+        }
     }
 
     fn count_in(&mut self, id: ClientId, n: usize) {

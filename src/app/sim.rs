@@ -223,7 +223,7 @@ impl Sim {
     pub fn accept(&mut self) -> ClientId {
         let number = self.next_number;
         self.next_number += 1;
-        let id = self.app.accept(Accept { server: 0, addr: "127.0.0.1", ip: IpAddr::V4(Ipv4Addr::LOCALHOST), number, kind: Kind::Rtmp }, &self.now);
+        let id = self.app.accept(Accept { server: 0, addr: "127.0.0.1", ip: IpAddr::V4(Ipv4Addr::LOCALHOST), number, kind: Kind::Rtmp, proxy_protocol: false }, &self.now);
         self.conns.insert(id, Conn::default());
         self.run();
         id
@@ -318,7 +318,7 @@ impl Sim {
                     }
                     // (No socket holds input back here: what a client sends is handed over
                     // at once.)
-                    Effect::Expect(..) | Effect::Deadline(..) | Effect::Pace(..) | Effect::ReadNow(_) | Effect::Resume(_) | Effect::Connect(..) => {}
+                    Effect::Expect(..) | Effect::Deadline(..) | Effect::Pace(..) | Effect::ReadNow(_) | Effect::Resume(_) | Effect::Connect(..) | Effect::Peer(..) => {}
                 }
             }
             if self.app.has_ready() {

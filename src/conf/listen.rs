@@ -1,5 +1,6 @@
 //! The `listen` directive: `listen [ADDRESS:]PORT [bind] [ipv6only=on|off]
-//! [so_keepalive=on|off|[idle]:[intvl]:[cnt]] [backlog=N] [rcvbuf=SIZE] [sndbuf=SIZE]`.
+//! [so_keepalive=on|off|[idle]:[intvl]:[cnt]] [backlog=N] [rcvbuf=SIZE] [sndbuf=SIZE]
+//! [proxy_protocol]`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
@@ -30,6 +31,10 @@ pub struct Listen {
     /// SO_RCVBUF / SO_SNDBUF of accepted sockets, when set.
     pub rcvbuf: Option<i32>,
     pub sndbuf: Option<i32>,
+    /// Clients come through a proxy that first sends a PROXY protocol header (nginx's
+    /// `stream { proxy_protocol on; }` terminating TLS for RTMPS, HAProxy, a cloud
+    /// balancer): the address it gives is the client's.
+    pub proxy_protocol: bool,
 }
 
 impl Listen {
@@ -51,6 +56,7 @@ pub fn parse(args: &[&str]) -> Result<Vec<Listen>, String> {
     let mut so_keepalive = None;
     let mut backlog = DEFAULT_BACKLOG;
     let (mut rcvbuf, mut sndbuf) = (None, None);
+    let mut proxy_protocol = false;
     let buf_size = |v: &str, what: &str| {
         super::value::parse_size(v)
             .filter(|&n| (1..=i32::MAX as u64).contains(&n))
@@ -60,6 +66,8 @@ pub fn parse(args: &[&str]) -> Result<Vec<Listen>, String> {
     for &p in &args[1..] {
         if p == "bind" {
             bind = true;
+        } else if p == "proxy_protocol" {
+            proxy_protocol = true;
         } else if let Some(v) = p.strip_prefix("ipv6only=") {
             ipv6only = Some(parse_flag(v).ok_or_else(|| format!("invalid ipv6only flags \"{v}\""))?);
         } else if let Some(v) = p.strip_prefix("so_keepalive=") {
@@ -91,6 +99,7 @@ pub fn parse(args: &[&str]) -> Result<Vec<Listen>, String> {
             backlog,
             rcvbuf,
             sndbuf,
+            proxy_protocol,
         })
         .collect())
 }

@@ -127,7 +127,7 @@ pub unsafe extern "C" fn rtmp_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
         rc.shared_zone = shared::add_zone(cf)?;
         for (index, server) in rc.resolved.servers.iter().enumerate() {
             for l in &server.listens {
-                let listener = Box::new(Listener { conf: rc_ptr, index });
+                let listener = Box::new(Listener { conf: rc_ptr, index, proxy_protocol: l.proxy_protocol });
                 listen::add(cf, &listener, l, rtmp::init_connection)?;
                 rc.listeners.push(listener);
             }

@@ -35,6 +35,8 @@ pub struct Listener {
     pub conf: *const RtmpConf,
     /// The server's position in the `rtmp {}` block (streams are per server).
     pub index: usize,
+    /// Its `listen` has `proxy_protocol`.
+    pub proxy_protocol: bool,
 }
 
 /// The rtmp {} configuration of the running cycle (None without an rtmp block).

@@ -121,6 +121,21 @@ impl Conn {
         unsafe { (*self.c).number }
     }
 
+    /// The client's address in nginx's own log lines (the one a PROXY protocol header
+    /// gave): a copy in the connection's pool; left as it was if the pool is out of memory.
+    pub fn set_addr_text(&self, text: &str) {
+        // SAFETY: the connection and its pool are open while its Conn lives; the copy
+        // lives as long as the pool.
+        unsafe {
+            let c = self.c;
+            let mem = ngx::ffi::ngx_pnalloc((*c).pool, text.len()) as *mut u8;
+            if !mem.is_null() {
+                core::ptr::copy_nonoverlapping(text.as_ptr(), mem, text.len());
+                (*c).addr_text = ngx::ffi::ngx_str_t { len: text.len(), data: mem };
+            }
+        }
+    }
+
     /// Receives into `buf` (uninitialised memory is fine: only what arrived is read).
     pub fn recv(&mut self, buf: &mut [MaybeUninit<u8>]) -> Recv {
         // SAFETY: nginx sets recv on every connection it makes; it writes at most len bytes.

@@ -53,7 +53,9 @@ pub unsafe fn init(c: *mut ngx_connection_t, kind: Kind) {
     let timeout = server.core.timeout;
     let addr = String::from_utf8_lossy((*c).addr_text.as_bytes()).into_owned();
     let accepted = worker::with(|w| {
-        let id = w.app.accept(Accept { server: listener.index, addr: &addr, ip: client_ip(c), number: (*c).number, kind }, &now());
+        // (WHIP sessions come through a socketpair, never through a proxy.)
+        let proxy_protocol = listener.proxy_protocol && kind == Kind::Rtmp;
+        let id = w.app.accept(Accept { server: listener.index, addr: &addr, ip: client_ip(c), number: (*c).number, kind, proxy_protocol }, &now());
         let conn = Conn::attach(c, id, timeout, &worker::HANDLERS, limit_zone);
         w.attach(id, c);
         conn.expect_input();

@@ -341,6 +341,11 @@ impl Worker {
             Effect::Proceed(id) => self.app.proceed(id, &now()),
             Effect::Call(call) => self.call(*call),
             Effect::Connect(id, to) => self.connect(id, *to),
+            Effect::Peer(id, text) => {
+                if let Some(conn) = self.conn(id) {
+                    conn.set_addr_text(&text);
+                }
+            }
             Effect::Spawn(id, spec) => {
                 let outcome = self.procs.start(id, &spec);
                 self.app.spawned(id, outcome, &now());

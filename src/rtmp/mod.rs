@@ -6,4 +6,5 @@ pub mod chunk;
 pub mod client;
 pub mod handshake;
 pub mod message;
+pub mod proxy;
 pub mod session;

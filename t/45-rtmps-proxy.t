@@ -1,0 +1,114 @@
+#!/usr/bin/perl
+# RTMPS ingest: nginx's own stream module terminates TLS in front of an rtmp listen with
+# proxy_protocol, and passes the client's real address on (PROXY protocol v1); the
+# proxy's own connection comes from another address (proxy_bind 127.0.0.3) that the
+# application denies, so only the real address lets the publisher in. ffmpeg publishes
+# and plays over rtmps://; a PROXY v2 header gives its address; a client without the
+# header is closed. The example config nginx-conf/rtmps.conf passes nginx -t.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use HTTP::Tiny;
+use JSON::PP qw(decode_json);
+use Test::Nginx::RTMP qw(wait_for slurp probe);
+use Test::Nginx::RTMPClient;
+
+my $stream_module = '/usr/lib/nginx/modules/ngx_stream_module.so';
+-f $stream_module or plan skip_all => 'no nginx stream module (libnginx-mod-stream)';
+
+my $t = Test::Nginx::RTMP->new;
+my $dir = $t->dir;
+system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $dir/key.pem -out $dir/cert.pem -days 2 -subj /CN=localhost >/dev/null 2>&1") == 0
+    or BAIL_OUT('openssl cannot make a test certificate');
+
+$t->write_config(<<"EOF", raw => 1);
+load_module $stream_module;
+load_module %%MODULE%%;
+error_log %%DIR%%/error.log info;
+pid %%DIR%%/nginx.pid;
+worker_processes 1;
+events { worker_connections 1024; }
+stream {
+    server {
+        listen 127.0.0.1:%%PORT_RTMPS%% ssl;
+        ssl_certificate $dir/cert.pem;
+        ssl_certificate_key $dir/key.pem;
+        proxy_pass 127.0.0.1:%%PORT_PP%%;
+        proxy_protocol on;
+        proxy_bind 127.0.0.3;
+    }
+}
+rtmp {
+    server {
+        listen 127.0.0.1:%%PORT_PP%% proxy_protocol;
+        application live {
+            live on;
+            allow publish 127.0.0.1;
+            allow publish 198.51.100.0/24;
+            deny publish all;
+        }
+    }
+}
+http { access_log off; server { listen 127.0.0.1:%%PORT_HTTP%%; location = /stat { rtmp_stat all; } } }
+EOF
+$t->run;
+my ($rtmps, $pp) = ($t->port('RTMPS'), $t->port('PP'));
+
+sub clients_of {
+    my ($name) = @_;
+    my $s = decode_json(HTTP::Tiny->new->get('http://127.0.0.1:' . $t->port('HTTP') . '/stat?format=json')->{content});
+    my ($app) = grep { $_->{name} eq 'live' } @{ $s->{servers}[0]{applications} };
+    my ($st) = grep { $_->{name} eq $name } @{ $app->{live}{streams} };
+    return @{ $st ? $st->{clients} : [] };
+}
+
+my $pub = $t->ffmpeg_publish("rtmps://127.0.0.1:$rtmps/live/s", 30, gop => 30);
+ok(wait_for(sub { $t->error_log =~ /publish: "live\/s"/ }, 10), 'ffmpeg publishes over rtmps:// (TLS ended by nginx\'s stream module)')
+    or diag($t->error_log);
+like($t->error_log, qr/PROXY protocol: the client is 127\.0\.0\.1:\d+/, '  the PROXY header gave the client\'s address');
+my ($p) = grep { $_->{publishing} } clients_of('s');
+is($p && $p->{address}, '127.0.0.1', '  /stat shows the client\'s address, not the proxy\'s (127.0.0.3, which may not publish)');
+like($t->error_log, qr/publish: "live\/s", client: 127\.0\.0\.1, server/, '  and so do nginx\'s log lines');
+
+my $file = "$dir/play.flv";
+system("timeout 15 ffmpeg -hide_banner -v error -i rtmps://127.0.0.1:$rtmps/live/s -t 3 -c copy -y $file >/dev/null 2>&1");
+my $frames = probe($file)->{video}{frames} // 0;
+cmp_ok($frames, '>=', 45, "ffmpeg plays it over rtmps:// ($frames frames in 3 s)");
+
+# PROXY v2 (HAProxy, cloud balancers), straight to the listen.
+my $v2 = "\x0d\x0a\x0d\x0a\x00\x0d\x0a\x51\x55\x49\x54\x0a" . "\x21\x11\x00\x0c" . pack('C4 C4 n n', 198, 51, 100, 9, 127, 0, 0, 1, 40000, $pp);
+my $c = Test::Nginx::RTMPClient->new(port => $pp);
+$c->send_raw($v2);
+is($c->connect_app('live'), 'NetConnection.Connect.Success', 'a PROXY v2 header, then RTMP');
+is($c->publish('v2'), 'NetStream.Publish.Start', '  publishes from its given address (198.51.100.9 is allowed)');
+my ($v2c) = clients_of('v2');
+is($v2c && $v2c->{address}, '198.51.100.9', '  /stat shows 198.51.100.9');
+undef $c;
+
+my $bare = Test::Nginx::RTMPClient->new(port => $pp);
+ok(!$bare->handshake && $bare->closed(3), 'RTMP without a PROXY header on a proxy_protocol listen: closed');
+like($t->error_log, qr/no PROXY protocol header/, '  and logged');
+my $junk = Test::Nginx::RTMPClient->new(port => $pp);
+$junk->send_raw("PROXY TCP4 999.1.1.1 127.0.0.1 1 2\r\n");
+ok($junk->closed(3), 'a broken PROXY header: closed');
+
+kill 'TERM', $pub;
+is(join("\n", $t->alerts), '', 'no alerts');
+$t->stop;
+
+# The shipped example.
+my $ex = Test::Nginx::RTMP->new;
+my $conf = slurp($ex->root . '/nginx-conf/rtmps.conf');
+$conf =~ s{load_module target/release/libngx_rtmp_rs\.so;}{load_module %%MODULE%%;};
+$conf =~ s{error_log stderr \w+;}{error_log %%DIR%%/error.log info;};
+$conf =~ s{pid \S+;}{pid %%DIR%%/nginx.pid;};
+$conf =~ s{/etc/ssl/certs/ssl-cert-snakeoil\.pem}{$dir/cert.pem};
+$conf =~ s{/etc/ssl/private/ssl-cert-snakeoil\.key}{$dir/key.pem};
+$conf =~ s{\b(443|1935|19350)\b}{$ex->port("P$1")}ge;
+$ex->write_config($conf, raw => 1);
+my ($ok, $out) = $ex->test_config;
+ok($ok, 'nginx-conf/rtmps.conf passes nginx -t') or diag($out);
+done_testing;
