@@ -4,7 +4,11 @@
 # proxy's own connection comes from another address (proxy_bind 127.0.0.3) that the
 # application denies, so only the real address lets the publisher in. ffmpeg publishes
 # and plays over rtmps://; a PROXY v2 header gives its address; a client without the
-# header is closed. The example config nginx-conf/rtmps.conf passes nginx -t.
+# header is closed. Another nginx pushes to it over rtmps:// (TLS through nginx's
+# OpenSSL, SNI, the certificate verified against relay_ssl_trusted_certificate): a
+# certificate for another name, or from an authority not trusted, is refused and logged;
+# relay_ssl_verify off lets it through. The example config nginx-conf/rtmps.conf passes
+# nginx -t.
 
 use strict;
 use warnings;
@@ -21,7 +25,7 @@ my $stream_module = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
 my $t = Test::Nginx::RTMP->new;
 my $dir = $t->dir;
-system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $dir/key.pem -out $dir/cert.pem -days 2 -subj /CN=localhost >/dev/null 2>&1") == 0
+system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $dir/key.pem -out $dir/cert.pem -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost >/dev/null 2>&1") == 0
     or BAIL_OUT('openssl cannot make a test certificate');
 
 $t->write_config(<<"EOF", raw => 1);
@@ -32,8 +36,10 @@ pid %%DIR%%/nginx.pid;
 worker_processes 1;
 events { worker_connections 1024; }
 stream {
+    log_format sni '\$remote_addr sni=\$ssl_server_name';
     server {
         listen 127.0.0.1:%%PORT_RTMPS%% ssl;
+        access_log $dir/tls.log sni;
         ssl_certificate $dir/cert.pem;
         ssl_certificate_key $dir/key.pem;
         proxy_pass 127.0.0.1:%%PORT_PP%%;
@@ -95,9 +101,52 @@ my $junk = Test::Nginx::RTMPClient->new(port => $pp);
 $junk->send_raw("PROXY TCP4 999.1.1.1 127.0.0.1 1 2\r\n");
 ok($junk->closed(3), 'a broken PROXY header: closed');
 
-kill 'TERM', $pub;
-is(join("\n", $t->alerts), '', 'no alerts');
-$t->stop;
+# rtmps:// pushes from another nginx of ours.
+my $o = Test::Nginx::RTMP->new;
+$o->write_config(<<"EOF");
+rtmp {
+    relay_ssl_trusted_certificate $dir/cert.pem;
+    server {
+        listen 127.0.0.1:%%PORT_RTMP%%;
+        application good { live on; push rtmps://localhost:$rtmps/live; }
+        application wrongname { live on; push rtmps://127.0.0.1:$rtmps/live; }
+        application noverify { live on; relay_ssl_verify off; push rtmps://127.0.0.1:$rtmps/live; }
+    }
+}
+EOF
+$o->run;
+my $src = 'rtmp://127.0.0.1:' . $o->port('RTMP');
+my $opub = $o->ffmpeg_publish(undef, 30, gop => 30, tee => ["$src/good/a", "$src/wrongname/b", "$src/noverify/c"]);
+ok(wait_for(sub { $t->error_log =~ /publish: "live\/a"/ }, 10), 'a push to rtmps://localhost (certificate verified) arrives') or diag($o->error_log);
+ok(wait_for(sub { $o->error_log =~ /\[error\].*relay: the server's certificate is not for "127\.0\.0\.1"/ }, 10),
+    'a push to rtmps://127.0.0.1 (the certificate is for localhost) is refused and logged') or diag($o->error_log);
+ok(wait_for(sub { $t->error_log =~ /publish: "live\/c"/ }, 10), '  and goes through with relay_ssl_verify off');
+unlike($t->error_log, qr/publish: "live\/b"/, '  (the refused one never published)');
+system("timeout 15 ffmpeg -hide_banner -v error -i rtmps://127.0.0.1:$rtmps/live/a -t 2 -c copy -y $dir/a.flv >/dev/null 2>&1");
+$frames = probe("$dir/a.flv")->{video}{frames} // 0;
+cmp_ok($frames, '>=', 30, "the stream pushed over rtmps:// plays ($frames frames in 2 s)");
+
+kill 'TERM', $opub;
+$o->reap($opub, 5);
+ok(wait_for(sub { (slurp("$dir/tls.log") // '') =~ /sni=localhost$/m }, 10), '  with SNI: the TLS terminator was asked for "localhost"') or diag(slurp("$dir/tls.log"));
+
+my $o2 = Test::Nginx::RTMP->new;
+$o2->write_config(<<"EOF");
+rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; application good { live on; push rtmps://localhost:$rtmps/live; } } }
+EOF
+$o2->run;
+my $c2 = Test::Nginx::RTMPClient->new(port => $o2->port('RTMP'));
+$c2->connect_app('good');
+$c2->publish('d');
+ok(wait_for(sub { $o2->error_log =~ /\[error\].*relay: the server's certificate cannot be verified \(18: self[- ]signed certificate\)/ }, 10),
+    'with the default trust (Debian\'s authorities), a self-signed server is refused and logged') or diag($o2->error_log);
+undef $c2;
+
+kill 'TERM', $pub, $opub;
+for my $n ($t, $o, $o2) {
+    is(join("\n", $n->alerts), '', 'no alerts');
+}
+$_->stop for $o2, $o, $t;
 
 # The shipped example.
 my $ex = Test::Nginx::RTMP->new;

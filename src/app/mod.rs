@@ -145,6 +145,9 @@ pub struct Call {
 #[derive(Clone, Debug)]
 pub struct Connect {
     pub target: Target,
+    /// `rtmps://`: TLS to this server name (SNI and the certificate's check), checked
+    /// against the trusted authorities if `verify`.
+    pub tls: Option<(String, bool)>,
     /// `ADDR:PORT` (its address in logs and `/stat`).
     pub text: String,
     pub url: String,

@@ -88,6 +88,8 @@ struct Open<'a> {
     host: &'a str,
     port: u16,
     addr: Option<SocketAddr>,
+    /// TLS: (server name, verify).
+    tls: Option<(String, bool)>,
     session: RelaySession,
     task: Option<u64>,
 }
@@ -118,7 +120,7 @@ impl App {
         let seed = self.clients.next_id() ^ (now.ms << 20);
         let tc_url = url.rsplit_once('/').map_or(url, |(a, _)| a);
         let session = RelaySession::new(mode, &app, tc_url, &stream, core.chunk_size as usize, core.max_message as usize, seed);
-        let open = Open { server, app: app_index, mode, key, url, host: &host, port, addr, session, task: None };
+        let open = Open { server, app: app_index, mode, key, url, host: &host, port, addr, tls: None, session, task: None };
         self.open_relay(open, now);
         Ok(())
     }
@@ -141,7 +143,7 @@ impl App {
             Some(a) => Target::Addr(a),
             None => Target::Name { server: o.server, host: o.host.to_owned(), port: o.port },
         };
-        self.effects.push_back(Effect::Connect(id, Box::new(Connect { target, text, url: o.url.to_owned() })));
+        self.effects.push_back(Effect::Connect(id, Box::new(Connect { target, text, url: o.url.to_owned(), tls: o.tls })));
         self.info(id, format!("relay: {what}"));
         self.ready(id);
         id
@@ -304,7 +306,9 @@ impl App {
             session = session.with_flash_ver(f);
         }
         let (server, app_index, mode, key) = (t.key.server, t.app, t.mode, t.key.clone());
-        let open = Open { server, app: app_index, mode, key, url: &line.url, host: &line.host, port: line.port, addr: line.addr, session, task: Some(task) };
+        let verify = self.conf.app(server, app_index).is_none_or(|a| a.relays.ssl_verify);
+        let tls = line.tls.then(|| (line.host.clone(), verify));
+        let open = Open { server, app: app_index, mode, key, url: &line.url, host: &line.host, port: line.port, addr: line.addr, tls, session, task: Some(task) };
         let id = self.open_relay(open, now);
         let t = &mut self.relays.tasks[i];
         t.client = Some(id);

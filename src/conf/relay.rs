@@ -1,6 +1,7 @@
 //! The relay directives (`push`, `pull`, `push_reconnect`, `pull_reconnect`,
 //! `session_relay`, `relay_buffer`) as nginx-rtmp-module writes them: a URL
-//! `[rtmp://]HOST[:PORT][/APP[/PLAYPATH]]` and `key=value` parameters.
+//! `[rtmp[s]://]HOST[:PORT][/APP[/PLAYPATH]]` and `key=value` parameters; and ours for
+//! `rtmps://` relays (`relay_ssl_verify`, `relay_ssl_trusted_certificate`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -12,6 +13,8 @@ use super::value::{parse_flag, parse_msec, parse_size};
 pub struct Target {
     /// The URL as written (for logs and `/stat`).
     pub url: String,
+    /// `rtmps://`: TLS (port 443 by default).
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// The address: the host when it is an IP address, else resolved when nginx loads the
@@ -42,19 +45,19 @@ impl Target {
     /// Parses a `push` or `pull` line's arguments.
     pub fn parse(directive: &str, args: &[&str]) -> Result<Target, String> {
         let text = args[0];
-        let rest = match text.find("://") {
-            Some(i) if text[..i].eq_ignore_ascii_case("rtmp") => &text[i + 3..],
-            Some(i) if text[..i].eq_ignore_ascii_case("rtmps") => {
-                return Err(invalid(directive, text, "rtmps:// relays are not supported yet (TLS is tracked by the relays issue)"))
-            }
-            Some(_) => return Err(invalid(directive, text, "only rtmp:// URLs can be relayed")),
-            None => text,
+        let (rest, tls) = match text.find("://") {
+            Some(i) if text[..i].eq_ignore_ascii_case("rtmp") => (&text[i + 3..], false),
+            Some(i) if text[..i].eq_ignore_ascii_case("rtmps") => (&text[i + 3..], true),
+            Some(_) => return Err(invalid(directive, text, "only rtmp:// and rtmps:// URLs can be relayed")),
+            None => (text, false),
         };
         if rest.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(invalid(directive, text, "a URL cannot contain spaces or control characters"));
         }
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (host, port) = split_host_port(authority).ok_or_else(|| invalid(directive, text, "expected [rtmp://]HOST[:PORT][/APP[/PLAYPATH]]"))?;
+        let default_port = if tls { 443 } else { 1935 };
+        let (host, port) = split_host_port(authority, default_port)
+            .ok_or_else(|| invalid(directive, text, "expected [rtmp[s]://]HOST[:PORT][/APP[/PLAYPATH]]"))?;
         let (app, play_path) = match path.split_once('/') {
             Some((a, p)) => (a, p),
             None => (path, ""),
@@ -62,6 +65,7 @@ impl Target {
         let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let mut t = Target {
             url: text.to_owned(),
+            tls,
             addr: host.parse().ok().map(|ip| SocketAddr::new(ip, port)),
             host,
             port,
@@ -122,26 +126,27 @@ impl Target {
     pub fn names(&self, local_app: &str, local_name: &str) -> (String, String, String) {
         let app = self.app.clone().unwrap_or_else(|| local_app.to_owned());
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        let tc_url = self.tc_url.clone().unwrap_or_else(|| format!("rtmp://{host}:{}/{app}", self.port));
+        let scheme = if self.tls { "rtmps" } else { "rtmp" };
+        let tc_url = self.tc_url.clone().unwrap_or_else(|| format!("{scheme}://{host}:{}/{app}", self.port));
         let stream = self.play_path.clone().unwrap_or_else(|| local_name.to_owned());
         (app, tc_url, stream)
     }
 }
 
-/// `HOST[:PORT]` (IPv6 in brackets), port 1935 by default.
-fn split_host_port(authority: &str) -> Option<(String, u16)> {
+/// `HOST[:PORT]` (IPv6 in brackets).
+fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (h, after) = rest.split_once(']')?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().ok()?,
-            None if after.is_empty() => 1935,
+            None if after.is_empty() => default_port,
             None => return None,
         };
         (h, port)
     } else {
         match authority.rsplit_once(':') {
             Some((h, p)) => (h, p.parse().ok()?),
-            None => (authority, 1935),
+            None => (authority, default_port),
         }
     };
     let ok = !host.is_empty() && port != 0 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
@@ -158,7 +163,14 @@ pub struct RelaySettings {
     pub pull_reconnect: Option<u64>,
     pub session_relay: Option<bool>,
     pub relay_buffer: Option<u64>,
+    pub ssl_verify: Option<bool>,
+    /// `relay_ssl_trusted_certificate` (the `rtmp {}` block's is used).
+    pub ssl_trusted: Option<String>,
 }
+
+/// Where `rtmps://` relays find the certificate authorities they trust unless
+/// `relay_ssl_trusted_certificate` says otherwise: Debian's bundle (`ca-certificates`).
+pub const DEFAULT_TRUSTED: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// nginx-rtmp-module's default `push_reconnect` and `pull_reconnect`.
 pub const RECONNECT_MS: u64 = 3000;
@@ -185,6 +197,18 @@ impl RelaySettings {
                 }
                 self.session_relay = Some(parse_flag(arg).ok_or_else(|| invalid(name, arg, "it must be \"on\" or \"off\""))?);
             }
+            "relay_ssl_verify" => {
+                if self.ssl_verify.is_some() {
+                    return Err(format!("\"{name}\" directive is duplicate"));
+                }
+                self.ssl_verify = Some(parse_flag(arg).ok_or_else(|| invalid(name, arg, "it must be \"on\" or \"off\""))?);
+            }
+            "relay_ssl_trusted_certificate" => {
+                if self.ssl_trusted.is_some() {
+                    return Err(format!("\"{name}\" directive is duplicate"));
+                }
+                self.ssl_trusted = Some(arg.to_owned());
+            }
             "relay_buffer" => {
                 if self.relay_buffer.is_some() {
                     return Err(format!("\"{name}\" directive is duplicate"));
@@ -201,6 +225,7 @@ impl RelaySettings {
         self.pull_reconnect = self.pull_reconnect.or(outer.pull_reconnect);
         self.session_relay = self.session_relay.or(outer.session_relay);
         self.relay_buffer = self.relay_buffer.or(outer.relay_buffer);
+        self.ssl_verify = self.ssl_verify.or(outer.ssl_verify);
     }
 
     /// Every push and pull line, for resolving their hosts.
@@ -219,6 +244,8 @@ pub struct Relays {
     /// `session_relay on`: a push ends with its publisher's connection rather than its
     /// stream (the same here: one publisher per stream).
     pub session_relay: bool,
+    /// `relay_ssl_verify`: `rtmps://` relays check the server's certificate (default on).
+    pub ssl_verify: bool,
 }
 
 impl From<&RelaySettings> for Relays {
@@ -229,6 +256,7 @@ impl From<&RelaySettings> for Relays {
             push_reconnect: s.push_reconnect.unwrap_or(RECONNECT_MS),
             pull_reconnect: s.pull_reconnect.unwrap_or(RECONNECT_MS),
             session_relay: s.session_relay.unwrap_or(false),
+            ssl_verify: s.ssl_verify.unwrap_or(true),
         }
     }
 }
@@ -256,15 +284,17 @@ mod tests {
         assert!(t.is_static && t.live == Some(true) && t.start == Some(5) && t.stop == Some(9));
         assert_eq!(t.names("l", "n"), ("x".into(), "rtmp://h/x".into(), "b/c".into()));
         assert!(t.applies_to("local") && !t.applies_to("other"));
+        let t = parse("push rtmps://live-api-s.facebook.com/rtmp/KEY").unwrap();
+        assert!(t.tls && t.port == 443);
+        assert_eq!(t.names("l", "n"), ("rtmp".into(), "rtmps://live-api-s.facebook.com:443/rtmp".into(), "KEY".into()));
     }
 
     #[test]
     fn bad_lines_name_the_directive() {
         for (line, want) in [
             ("push http://x/a", "only rtmp://"),
-            ("push rtmps://x/a", "not supported yet"),
-            ("push rtmp://x:99999/a", "expected [rtmp://]HOST"),
-            ("push rtmp://:1/a", "expected [rtmp://]HOST"),
+            ("push rtmp://x:99999/a", "expected [rtmp[s]://]HOST"),
+            ("push rtmp://:1/a", "expected [rtmp[s]://]HOST"),
             ("pull rtmp://x/a bogus=1", "unknown parameter"),
             ("pull rtmp://x/a start=soon", "milliseconds"),
             ("push rtmp://x/a static", "only a pull can be static"),

@@ -101,6 +101,8 @@ pub struct Resolved {
     pub log_formats: Arc<[Format]>,
     /// By server: where clients that never reach an application are logged.
     pub server_logs: Vec<Vec<LogTo>>,
+    /// Where `rtmps://` relays find the authorities they trust (None: no such relay).
+    pub relay_ssl_trusted: Option<String>,
 }
 
 impl Resolved {
@@ -160,6 +162,9 @@ impl Resolved {
             .collect();
         let hls_sweeps = sweeps(apps.iter().flatten().filter_map(|a| a.hls.as_ref()));
         let exec_static: Vec<Command> = tree.levels().flat_map(|s| s.exec.own_static().iter().cloned()).collect();
+        let tls = servers.iter().flat_map(|s| &s.apps).any(|a| a.settings.relay.pushes.iter().chain(&a.settings.relay.pulls).any(|t| t.tls));
+        let relay_ssl_trusted =
+            tls.then(|| tree.main.relay.ssl_trusted.clone().unwrap_or_else(|| super::relay::DEFAULT_TRUSTED.to_owned()));
         Resolved {
             servers,
             apps,
@@ -170,6 +175,7 @@ impl Resolved {
             access_files,
             log_formats: tree.log_formats.0.clone().into(),
             server_logs,
+            relay_ssl_trusted,
         }
     }
 

@@ -124,6 +124,9 @@ pub unsafe extern "C" fn rtmp_block(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
         let default_log = ngx::ffi::NGX_HTTP_LOG_PATH.to_str().unwrap_or("logs/access.log");
         rc.resolved = std::sync::Arc::new(Resolved::new(&rc.tree, servers, &prefix, default_log));
         rc.access_files = super::access_log::open(cf, &rc.resolved.access_files)?;
+        if let Some(trusted) = &rc.resolved.relay_ssl_trusted {
+            rc.relay_ssl = Some(core::ptr::NonNull::new(super::tls::context(cf, trusted).map_err(|_| Fail::Logged)?).ok_or(Fail::Logged)?);
+        }
         rc.shared_zone = shared::add_zone(cf)?;
         for (index, server) in rc.resolved.servers.iter().enumerate() {
             for l in &server.listens {

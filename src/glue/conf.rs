@@ -28,6 +28,8 @@ pub struct RtmpConf {
     /// The access log files, by `Resolved::access_files`' index (nginx's open files:
     /// nginx opens them, and reopens them on `nginx -s reopen`).
     pub access_files: Vec<*mut ngx::ffi::ngx_open_file_t>,
+    /// The TLS client context of `rtmps://` relays (None: there are none).
+    pub relay_ssl: Option<core::ptr::NonNull<ngx::ffi::ngx_ssl_t>>,
 }
 
 /// A listening socket's view of the configuration.

@@ -18,7 +18,7 @@ use ngx::ffi::{
     NGX_OK,
 };
 
-use super::shared;
+use super::{shared, tls};
 use crate::app::{ClientId, Timer};
 
 type Handler = unsafe extern "C" fn(*mut ngx_event_t);
@@ -68,6 +68,9 @@ pub struct Conn {
     deadline: Option<ngx::ffi::ngx_msec_t>,
     /// The `max_connections` slot it holds (null: none).
     limit_zone: *mut ngx_shm_zone_t,
+    /// An `rtmps://` relay before its TLS handshake is done: the server's name, and
+    /// whether its certificate is checked.
+    pub tls: Option<Box<(String, bool)>>,
 }
 
 impl Conn {
@@ -87,6 +90,7 @@ impl Conn {
             lowat: false,
             deadline: None,
             limit_zone,
+            tls: None,
         }));
         (*c).data = conn as *mut c_void;
         (*(*c).read).handler = Some(h.read);
@@ -134,6 +138,58 @@ impl Conn {
                 (*c).addr_text = ngx::ffi::ngx_str_t { len: text.len(), data: mem };
             }
         }
+    }
+
+    /// Whether the connection speaks TLS (an `rtmps://` relay).
+    pub fn is_tls(&self) -> bool {
+        // SAFETY: the connection is open while its Conn lives.
+        unsafe { !(*self.c).ssl.is_null() }
+    }
+
+    /// Starts the TLS handshake of a connected `rtmps://` relay (`self.tls` says to whom).
+    pub fn start_tls(&mut self, ssl: core::ptr::NonNull<ngx::ffi::ngx_ssl_t>, on_done: unsafe extern "C" fn(*mut ngx_connection_t)) -> tls::Handshake {
+        let name = self.tls.as_ref().map_or(String::new(), |t| t.0.clone());
+        // SAFETY: a connected relay connection of ours, without TLS yet.
+        unsafe { tls::start(ssl.as_ptr(), self.c, &name, on_done) }
+    }
+
+    /// After the TLS handshake: its outcome and the certificate's check; our event
+    /// handlers are back (nginx's were set during the handshake).
+    pub fn tls_done(&mut self, h: &Handlers) -> Result<(), String> {
+        let (name, verify) = self.tls.take().map_or((String::new(), false), |t| *t);
+        // SAFETY: the connection is open; its events are ours again.
+        unsafe {
+            (*(*self.c).read).handler = Some(h.read);
+            (*(*self.c).write).handler = Some(h.write);
+            tls::check(self.c, &name, verify)
+        }
+    }
+
+    /// Writes through TLS (`c->send`, nginx's `ngx_ssl_write`) what `writev` would write.
+    pub fn send_tls(&mut self, bufs: &[IoSlice]) -> std::io::Result<usize> {
+        let mut total = 0;
+        for b in bufs {
+            // SAFETY: nginx sets send on every connection; it reads at most len bytes.
+            let n = unsafe {
+                let send = (*self.c).send.expect("nginx sets send");
+                send(self.c, b.as_ptr() as *mut u8, b.len())
+            };
+            if n == NGX_AGAIN as isize {
+                break;
+            }
+            if n < 0 {
+                return Err(std::io::Error::other("TLS write failed"));
+            }
+            total += n as usize;
+            if (n as usize) < b.len() {
+                break;
+            }
+        }
+        if total == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        // (nginx counted c->sent itself.)
+        Ok(total)
     }
 
     /// Receives into `buf` (uninitialised memory is fine: only what arrived is read).
@@ -343,6 +399,7 @@ impl Conn {
         }
         (*c).data = ptr::null_mut();
         drop(Box::from_raw(self as *mut Conn));
+        tls::shutdown(c);
         free(c);
     }
 }

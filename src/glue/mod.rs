@@ -28,6 +28,7 @@ mod respond;
 mod rtmp;
 mod shared;
 mod spawn;
+mod tls;
 mod sweep;
 mod uring;
 mod whip;

@@ -18,7 +18,7 @@ use ngx::ffi::{
 use super::clock::now;
 use super::conf::{rtmp_conf, RtmpConf};
 use super::conn::{Conn, Handlers, Recv, Tick};
-use super::{files, notify, relay, resolve, shared, spawn, uring};
+use super::{files, notify, relay, resolve, shared, spawn, tls, uring};
 use crate::app::{self, App, ClientId, Effect, Level, Shutdown};
 
 macro_rules! log {
@@ -201,10 +201,23 @@ unsafe extern "C" fn on_write(wev: *mut ngx_event_t) {
         if conn.write_timed_out() {
             log!(NGX_LOG_INFO, log, "client timed out while sending");
             w.app.close(id, &now());
+        } else if conn.connecting && conn.tls.is_some() {
+            // (The relay's connection is made: TLS first.)
+            w.start_tls(id);
         } else {
             conn.connecting = false;
             w.write_one(id);
         }
+        w.drain();
+    });
+}
+
+/// nginx's TLS layer is done with a relay's handshake.
+unsafe extern "C" fn on_tls_done(c: *mut ngx::ffi::ngx_connection_t) {
+    let Some(conn) = Conn::of(c) else { return };
+    let (id, log) = (conn.id, conn.log());
+    guarded(log, Some(id), |w| {
+        w.tls_done(id);
         w.drain();
     });
 }
@@ -428,12 +441,54 @@ impl Worker {
                 self.app.relay_opened(id, conn.number(), addr);
                 conn.expect_input();
                 // (Connected at once, on loopback: written with the others; else once the
-                // connection is made, which the write event says.)
+                // connection is made, which the write event says. An rtmps:// relay
+                // writes once its TLS handshake is done.)
                 conn.connecting = !connected;
+                if let Some((name, verify)) = &to.tls {
+                    conn.tls = Some(Box::new((name.clone(), *verify)));
+                    conn.connecting = true;
+                    if connected {
+                        self.start_tls(id);
+                    }
+                }
             }
             Err(why) => {
                 // SAFETY: the cycle's log.
                 log!(NGX_LOG_ERR, Worker::cycle_log(), "relay to {}: {why}", to.url);
+                self.app.relay_failed(id, why, &now());
+            }
+        }
+    }
+
+    /// A relay's connection is made: its TLS handshake starts.
+    fn start_tls(&mut self, id: ClientId) {
+        let Some(conn) = self.conn(id) else { return };
+        let Some(ssl) = rtmp_conf().and_then(|rc| rc.relay_ssl) else {
+            return self.app.relay_failed(id, "no TLS context".into(), &now());
+        };
+        match conn.start_tls(ssl, on_tls_done) {
+            tls::Handshake::Again => {}
+            tls::Handshake::Done => self.tls_done(id),
+            tls::Handshake::Failed(why) => {
+                // SAFETY: the connection's log.
+                log!(NGX_LOG_ERR, conn.log(), "relay: {why}");
+                self.app.relay_failed(id, why, &now());
+            }
+        }
+    }
+
+    /// A relay's TLS handshake is over: checked, it writes what waits (C0 C1).
+    fn tls_done(&mut self, id: ClientId) {
+        let Some(conn) = self.conn(id) else { return };
+        match conn.tls_done(&HANDLERS) {
+            Ok(()) => {
+                conn.connecting = false;
+                conn.expect_input();
+                self.write_one(id);
+            }
+            Err(why) => {
+                // SAFETY: the connection's log.
+                log!(NGX_LOG_ERR, conn.log(), "relay: {why}");
                 self.app.relay_failed(id, why, &now());
             }
         }
@@ -579,7 +634,8 @@ impl Worker {
                 }
                 return;
             }
-            match conn.writev(&slices) {
+            let wrote = if conn.is_tls() { conn.send_tls(&slices) } else { conn.writev(&slices) };
+            match wrote {
                 Ok(n) => {
                     slices.clear();
                     match self.app.written(id, n, &now) {
@@ -642,12 +698,18 @@ impl Worker {
         let mut writing = std::mem::take(&mut self.writing);
         let mut bufs = std::mem::take(&mut self.bufs);
         let mut outcomes = std::mem::take(&mut self.outcomes);
+        let mut tls_ids = Vec::new();
         for group in ids.chunks(cap) {
             writing.clear();
             self.batch.clear();
             for &id in group {
                 let Some(conn) = self.conn(id) else { continue };
                 if conn.connecting {
+                    continue;
+                }
+                if conn.is_tls() {
+                    // (Through nginx's TLS layer, not a plain sendmsg.)
+                    tls_ids.push(id);
                     continue;
                 }
                 bufs.clear();
@@ -731,6 +793,9 @@ impl Worker {
         self.writing = writing;
         self.bufs = bufs;
         self.outcomes = outcomes;
+        for id in tls_ids {
+            self.write_one(id);
+        }
     }
 }
 
