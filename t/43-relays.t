@@ -28,7 +28,7 @@ for my $case (
     ['push rtmp://127.0.0.1/a bogus=1;', qr/invalid value "bogus=1" in "push" directive.*unknown parameter/],
     ['pull rtmp://127.0.0.1/a static;', qr/static pull needs the local stream's name.*"pull" directive/],
     ['push rtmp://no-such-host.invalid/a;', qr/host not found: "no-such-host\.invalid" in "push" URL/],
-    ['push rtmps://127.0.0.1/a;', qr/"push" directive.*rtmps:\/\/ relays are not supported yet/],
+    ['push ftp://127.0.0.1/a;', qr/"push" directive.*only rtmp:\/\/ and rtmps:\/\/ URLs/],
 ) {
     my ($line, $want) = @$case;
     my $t = Test::Nginx::RTMP->new;
@@ -45,6 +45,8 @@ wait_for(sub { (slurp("$dir/dns-server.log") // '') =~ /ready/ }, 10) or BAIL_OU
 my $stat = 'location = /stat { rtmp_stat all; } location = /metrics { rtmp_stat all; rtmp_stat_format prometheus; }';
 $o->write_config(<<"EOF");
 rtmp {
+    log_format relay '\$command \$app \$name \$args';
+    access_log $dir/origin-access.log relay;
     server {
         listen 127.0.0.1:$O;
         application live {
@@ -56,7 +58,7 @@ rtmp {
         application src { live on; idle_streams off; }
     }
 }
-http { access_log off; server { listen 127.0.0.1:%%PORT_HTTP%%; $stat } }
+http { access_log off; server { listen 127.0.0.1:%%PORT_HTTP%%; $stat location /control { rtmp_control all; } } }
 EOF
 $o->run;
 
@@ -139,15 +141,20 @@ $f = plays("rtmp://127.0.0.1:$E1/live/cam", 2);
 cmp_ok($f, '>=', 30, "  and edge 1's players decode it again ($f frames)");
 ($push) = grep { $_->{url} =~ /:$E1\// } relays($o);
 cmp_ok($push->{reconnects}, '>=', 1, "  /stat counts $push->{reconnects} reconnection(s), last error \"$push->{last_error}\"");
+my $before = $push->{reconnects};
+my $dropped = HTTP::Tiny->new->get('http://127.0.0.1:' . $o->port('HTTP') . "/control/drop/subscriber?app=live&name=cam&addr=127.0.0.1:$E1");
+is($dropped->{content}, '1', '/control/drop/subscriber with the edge\'s address drops the push relay');
+ok(wait_for(sub { grep { $_->{url} =~ /:$E1\// && $_->{state} eq 'live' && $_->{reconnects} > $before } relays($o) }, 10), '  which reconnects');
 
 # Pull on demand from a list of origins whose first is down.
-$f = plays("rtmp://127.0.0.1:$E1/pulled/s", 4);
+$f = plays("rtmp://127.0.0.1:$E1/pulled/s?token=abc", 4);
 cmp_ok($f, '>=', 45, "a player of edge 1's pulled/s decodes the origin's src/s ($f frames)");
 like($e1->error_log, qr{relay: pulling "pulled/s" failed \(.*\), trying the next origin}, '  after the first origin (down) failed, the second one served');
 my ($pull) = grep { $_->{direction} eq 'pull' } relays($e1);
 ok($pull && $pull->{url} eq "rtmp://127.0.0.1:$O/src" && $pull->{reconnects} >= 1, '  /stat shows the pull from the second origin');
 ok(wait_for(sub { $e1->error_log =~ /relay: no players left, ending the pull/ }, 16), '  the pull ends after its last player left');
 ok(wait_for(sub { !grep { $_->{direction} eq 'pull' } relays($e1) }, 3), '  and is gone from /stat');
+like(slurp("$dir/origin-access.log") // '', qr/^PLAY src s token=abc$/m, '  the player\'s arguments went with the pull (the origin\'s on_play would see token=abc)');
 
 # Through nginx's resolver: a host name resolved when the pull connects.
 $f = plays("rtmp://127.0.0.1:$E2/named/s", 3);

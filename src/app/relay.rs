@@ -43,6 +43,10 @@ pub(super) struct Task {
     lines: Vec<usize>,
     /// The line tried now.
     at: usize,
+    /// The arguments of the client that started it (its publisher, or a pull's first
+    /// player), passed on where the remote name is the local one (`?token=...` reaches
+    /// the other server's `on_publish`/`on_play`).
+    args: String,
     client: Option<ClientId>,
     /// Whether the connection now open got the stream going.
     live: bool,
@@ -225,21 +229,21 @@ impl App {
 
     /// A stream was published by `id`: its application's pushes start. (A pulled stream
     /// is not pushed on.)
-    pub(super) fn relay_published(&mut self, id: ClientId, key: &StreamKey, app: usize, now: &Now) {
+    pub(super) fn relay_published(&mut self, id: ClientId, key: &StreamKey, app: usize, args: &str, now: &Now) {
         if self.clients.get(id).is_some_and(|c| c.relay().is_some()) {
             return;
         }
         let Some(run) = self.conf.app(key.server, app) else { return };
         let lines: Vec<usize> = run.relays.pushes.iter().enumerate().filter(|(_, l)| l.applies_to(&key.name)).map(|(i, _)| i).collect();
         for i in lines {
-            let task = self.new_task(Mode::Publish, key.clone(), app, vec![i], false);
+            let task = self.new_task(Mode::Publish, key.clone(), app, vec![i], false, args);
             self.attempt(task, now);
         }
     }
 
     /// A player asked for `key`: if it is not live here and the application pulls it, a
     /// pull starts (once).
-    pub(super) fn relay_wanted(&mut self, key: &StreamKey, app: usize, now: &Now) {
+    pub(super) fn relay_wanted(&mut self, key: &StreamKey, app: usize, args: &str, now: &Now) {
         if self.is_live(key) || self.pulling(key) || self.relays.stopping {
             return;
         }
@@ -247,12 +251,12 @@ impl App {
         let lines: Vec<usize> =
             run.relays.pulls.iter().enumerate().filter(|(_, l)| !l.is_static && l.applies_to(&key.name)).map(|(i, _)| i).collect();
         if !lines.is_empty() {
-            let task = self.new_task(Mode::Play, key.clone(), app, lines, false);
+            let task = self.new_task(Mode::Play, key.clone(), app, lines, false, args);
             self.attempt(task, now);
         }
     }
 
-    fn new_task(&mut self, mode: Mode, key: StreamKey, app: usize, lines: Vec<usize>, is_static: bool) -> u64 {
+    fn new_task(&mut self, mode: Mode, key: StreamKey, app: usize, lines: Vec<usize>, is_static: bool, args: &str) -> u64 {
         self.relays.next += 1;
         let id = self.relays.next;
         self.relays.tasks.push(Task {
@@ -262,6 +266,7 @@ impl App {
             app,
             lines,
             at: 0,
+            args: args.to_owned(),
             client: None,
             live: false,
             retry_at: None,
@@ -296,7 +301,10 @@ impl App {
             return;
         }
         let Some(line) = self.line(t).cloned() else { return };
-        let (app, tc_url, stream) = line.names(&t.key.app, &t.key.name);
+        let (app, tc_url, mut stream) = line.names(&t.key.app, &t.key.name);
+        if line.play_path.is_none() && !t.args.is_empty() {
+            stream = format!("{stream}?{}", t.args);
+        }
         let core = &self.conf.servers[t.key.server].core;
         let seed = self.clients.next_id() ^ (now.ms << 20);
         let mut session = RelaySession::new(t.mode, &app, &tc_url, &stream, core.chunk_size as usize, core.max_message as usize, seed)
@@ -373,7 +381,7 @@ impl App {
                     for (i, l) in run.relays.pulls.iter().enumerate().filter(|(_, l)| l.is_static) {
                         let name = l.name.clone().expect("a static pull has a name");
                         let key = StreamKey { server, app: conf.servers[server].apps[app].name.clone(), name };
-                        let task = self.new_task(Mode::Play, key, app, vec![i], true);
+                        let task = self.new_task(Mode::Play, key, app, vec![i], true, "");
                         self.attempt(task, now);
                     }
                 }

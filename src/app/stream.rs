@@ -257,7 +257,7 @@ impl App {
             self.exec("exec_push", &exec.push, Owner::Push(sid), &vars, now);
         }
         self.ladder_start(sid, now);
-        self.relay_published(id, &key, app, now);
+        self.relay_published(id, &key, app, &args, now);
         self.noted(id, msid, false, name, args, now);
         self.tell_players(sid, true, now);
     }
@@ -283,8 +283,9 @@ impl App {
                 return;
             }
         }
+        let pull_args = args.clone();
         self.join(id, msid, key.clone(), name, args, now);
-        self.relay_wanted(&key, app, now);
+        self.relay_wanted(&key, app, &pull_args, now);
     }
 
     /// A player joins the stream's log: metadata, codec headers and the cached GOP first.
