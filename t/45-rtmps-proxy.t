@@ -58,7 +58,17 @@ rtmp {
         }
     }
 }
-http { access_log off; server { listen 127.0.0.1:%%PORT_HTTP%%; location = /stat { rtmp_stat all; } } }
+http {
+    access_log off;
+    server { listen 127.0.0.1:%%PORT_HTTP%%; location = /stat { rtmp_stat all; } }
+    server {
+        listen 127.0.0.1:%%PORT_HTTPS%% ssl;
+        ssl_certificate $dir/cert.pem;
+        ssl_certificate_key $dir/key.pem;
+        location = /allow { return 200; }
+        location = /deny { return 403; }
+    }
+}
 EOF
 $t->run;
 my ($rtmps, $pp) = ($t->port('RTMPS'), $t->port('PP'));
@@ -101,7 +111,8 @@ my $junk = Test::Nginx::RTMPClient->new(port => $pp);
 $junk->send_raw("PROXY TCP4 999.1.1.1 127.0.0.1 1 2\r\n");
 ok($junk->closed(3), 'a broken PROXY header: closed');
 
-# rtmps:// pushes from another nginx of ours.
+# rtmps:// pushes (and https:// callbacks) from another nginx of ours.
+my $https = $t->port('HTTPS');
 my $o = Test::Nginx::RTMP->new;
 $o->write_config(<<"EOF");
 rtmp {
@@ -111,6 +122,9 @@ rtmp {
         application good { live on; push rtmps://localhost:$rtmps/live; }
         application wrongname { live on; push rtmps://127.0.0.1:$rtmps/live; }
         application noverify { live on; relay_ssl_verify off; push rtmps://127.0.0.1:$rtmps/live; }
+        application cb_ok { live on; on_publish https://localhost:$https/allow; }
+        application cb_deny { live on; on_publish https://localhost:$https/deny; }
+        application cb_wrongname { live on; on_publish https://127.0.0.1:$https/allow; }
     }
 }
 EOF
@@ -129,6 +143,14 @@ cmp_ok($frames, '>=', 30, "the stream pushed over rtmps:// plays ($frames frames
 kill 'TERM', $opub;
 $o->reap($opub, 5);
 ok(wait_for(sub { (slurp("$dir/tls.log") // '') =~ /sni=localhost$/m }, 10), '  with SNI: the TLS terminator was asked for "localhost"') or diag(slurp("$dir/tls.log"));
+
+my %cb = (cb_ok => 'NetStream.Publish.Start', cb_deny => 'NetStream.Publish.Unauthorized', cb_wrongname => 'NetStream.Publish.Unauthorized');
+for my $app (sort keys %cb) {
+    my $cl = Test::Nginx::RTMPClient->new(port => $o->port('RTMP'));
+    $cl->connect_app($app);
+    is($cl->publish('k'), $cb{$app}, "an https:// on_publish ($app): $cb{$app}");
+}
+like($o->error_log, qr/the server's certificate is not for "127\.0\.0\.1" with https:\/\/127\.0\.0\.1:$https\/allow/, '  the certificate for another name is logged');
 
 my $o2 = Test::Nginx::RTMP->new;
 $o2->write_config(<<"EOF");

@@ -139,6 +139,8 @@ pub struct Call {
     pub timeout: u64,
     /// The most bytes of reply headers read.
     pub limit: usize,
+    /// `https://`: TLS to this server name, its certificate checked if `verify`.
+    pub tls: Option<(String, bool)>,
 }
 
 /// An outgoing relay connection to open for a client.

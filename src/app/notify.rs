@@ -53,6 +53,7 @@ impl App {
         let what = call.name();
         let number = c.number;
         let server = c.server;
+        let verify = c.app.and_then(|a| self.conf.app(server, a)).map_or(self.conf.servers[server].ssl_verify, |a| a.relays.ssl_verify);
         let srv = &self.conf.servers[server].notify;
         let (timeout, limit) = (srv.netcall_timeout(), srv.reply_limit());
         let target = match url.addr {
@@ -63,7 +64,8 @@ impl App {
         let call_id = self.next_call;
         self.next_call += 1;
         self.calls.insert(call_id, then.unwrap_or(Then::Nothing { what, number }));
-        self.effects.push_back(Effect::Call(Box::new(Call { id: call_id, target, url: url.text.clone(), request, timeout, limit })));
+        let tls = url.tls.then(|| (url.host.clone(), verify));
+        self.effects.push_back(Effect::Call(Box::new(Call { id: call_id, target, url: url.text.clone(), request, timeout, limit, tls })));
     }
 
     /// A callback's outcome.

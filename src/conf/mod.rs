@@ -309,6 +309,9 @@ pub struct ResolvedServer {
     pub notify: notify::NotifySettings,
     /// Whether the server has a `resolver` (its own or the `rtmp {}` block's).
     pub resolver: bool,
+    /// `relay_ssl_verify` of the server: `https://` callbacks of no application check
+    /// the server's certificate.
+    pub ssl_verify: bool,
     /// The server's `access_log` (its own or the `rtmp {}` block's; None: the default),
     /// for clients that never reach an application.
     pub access_log: Option<log::AccessLog>,
@@ -650,6 +653,7 @@ impl Rtmp {
                     max_connections: self.max_connections,
                     notify: s.notify.clone(),
                     resolver: s.resolver.is_some(),
+                    ssl_verify: s.relay.ssl_verify.unwrap_or(true),
                     access_log: s.access_log.clone(),
                 }
             })

@@ -104,6 +104,11 @@ impl NotifySettings {
         self.urls.iter_mut().zip(NAMES).filter_map(|(u, (name, _))| Some((name, u.as_deref_mut()?)))
     }
 
+    /// Whether any callback URL is `https://`.
+    pub fn any_tls(&self) -> bool {
+        self.urls.iter().flatten().any(|u| u.tls)
+    }
+
     pub fn url(&self, event: Event) -> Option<&Url> {
         self.urls[event as usize].as_deref()
     }

@@ -162,7 +162,12 @@ impl Resolved {
             .collect();
         let hls_sweeps = sweeps(apps.iter().flatten().filter_map(|a| a.hls.as_ref()));
         let exec_static: Vec<Command> = tree.levels().flat_map(|s| s.exec.own_static().iter().cloned()).collect();
-        let tls = servers.iter().flat_map(|s| &s.apps).any(|a| a.settings.relay.pushes.iter().chain(&a.settings.relay.pulls).any(|t| t.tls));
+        let tls = servers.iter().any(|s| s.notify.any_tls())
+            || servers.iter().flat_map(|s| &s.apps).any(|a| {
+                a.settings.relay.pushes.iter().chain(&a.settings.relay.pulls).any(|t| t.tls)
+                    || a.settings.notify.any_tls()
+                    || a.recorders.iter().any(|r| r.settings.notify.any_tls())
+            });
         let relay_ssl_trusted =
             tls.then(|| tree.main.relay.ssl_trusted.clone().unwrap_or_else(|| super::relay::DEFAULT_TRUSTED.to_owned()));
         Resolved {

@@ -21,6 +21,7 @@ use ngx::ffi::{
     NGX_LOG_ALERT, NGX_OK,
 };
 
+use super::tls;
 use crate::notify::{parse_reply, Outcome};
 
 /// What the caller does with the outcome.
@@ -85,6 +86,10 @@ struct Call {
     started: usize,
     outcome: Option<Outcome>,
     done: Option<Done>,
+    /// `https://`: (server name, verify) until the TLS handshake starts, then kept for
+    /// its check.
+    tls: Option<(String, bool)>,
+    tls_started: bool,
     /// Posted when the call is over, to run `done` outside of whatever ended it.
     finished: ngx_event_t,
 }
@@ -97,7 +102,7 @@ pub enum Target {
 
 /// Starts a call: `request` to `to` (`url` is for messages), at most `timeout` ms in all
 /// (resolving, connecting, sending, reading), a reply's headers at most `limit` bytes.
-pub unsafe fn start(to: Target, url: &str, request: Vec<u8>, timeout: u64, limit: usize, done: Done) {
+pub unsafe fn start(to: Target, url: &str, request: Vec<u8>, timeout: u64, limit: usize, tls: Option<(String, bool)>, done: Done) {
     let p = Box::into_raw(Box::new(Call {
         conn: ptr::null_mut(),
         url: url.to_owned(),
@@ -109,6 +114,8 @@ pub unsafe fn start(to: Target, url: &str, request: Vec<u8>, timeout: u64, limit
         started: ngx_current_msec,
         outcome: None,
         done: Some(done),
+        tls,
+        tls_started: false,
         finished: core::mem::zeroed(),
     }));
     let call = &mut *p;
@@ -142,6 +149,13 @@ unsafe fn connect(p: *mut Call, addr: SocketAddr) {
         return finish(p, Err(format!("cannot connect to {}", call.url)));
     };
     call.conn = c;
+    if call.tls.is_some() {
+        // (nginx's TLS layer allocates from the connection's pool.)
+        (*c).pool = ngx::ffi::ngx_create_pool(1024, (*ngx_cycle).log);
+        if (*c).pool.is_null() {
+            return finish(p, Err("out of memory".into()));
+        }
+    }
     (*c).data = p as *mut c_void;
     (*(*c).read).handler = Some(on_readable);
     (*(*c).write).handler = Some(on_writable);
@@ -191,6 +205,23 @@ unsafe fn write(c: *mut ngx_connection_t) {
         if let Some(e) = socket_error(c) {
             return finish(p, Err(format!("cannot connect to {}: {e}", call.url)));
         }
+        if !call.tls_started {
+            if let Some((name, _)) = &call.tls {
+                call.tls_started = true;
+                let Some(ssl) = super::conf::rtmp_conf().and_then(|rc| rc.relay_ssl) else {
+                    return finish(p, Err("no TLS context".into()));
+                };
+                match tls::start(ssl.as_ptr(), c, name, on_tls_done) {
+                    tls::Handshake::Again => return,
+                    tls::Handshake::Done => {
+                        if let Err(why) = tls_checked(c, call) {
+                            return finish(p, Err(why));
+                        }
+                    }
+                    tls::Handshake::Failed(why) => return finish(p, Err(format!("{why} with {}", call.url))),
+                }
+            }
+        }
         let send = (*c).send.expect("nginx sets send on peer connections");
         while call.sent < call.request.len() {
             let rest = &call.request[call.sent..];
@@ -208,6 +239,25 @@ unsafe fn write(c: *mut ngx_connection_t) {
         }
     }
     read(c);
+}
+
+/// nginx's TLS layer is done with the handshake: our handlers are back; checked, the
+/// request goes.
+unsafe extern "C" fn on_tls_done(c: *mut ngx_connection_t) {
+    guarded(c, || unsafe {
+        (*(*c).read).handler = Some(on_readable);
+        (*(*c).write).handler = Some(on_writable);
+        let p = (*c).data as *mut Call;
+        match tls_checked(c, &*p) {
+            Ok(()) => write(c),
+            Err(why) => finish(p, Err(why)),
+        }
+    });
+}
+
+unsafe fn tls_checked(c: *mut ngx_connection_t, call: &Call) -> Result<(), String> {
+    let (name, verify) = call.tls.as_ref().map_or(("", false), |(n, v)| (n.as_str(), *v));
+    tls::check(c, name, verify).map_err(|why| format!("{why} with {}", call.url))
 }
 
 unsafe fn read(c: *mut ngx_connection_t) {
@@ -260,7 +310,12 @@ unsafe fn finish(p: *mut Call, outcome: Outcome) {
     let c = core::mem::replace(&mut call.conn, ptr::null_mut());
     if !c.is_null() {
         (*c).data = ptr::null_mut();
+        tls::shutdown(c);
+        let pool = (*c).pool;
         ngx_close_connection(c);
+        if !pool.is_null() {
+            ngx::ffi::ngx_destroy_pool(pool);
+        }
     }
     call.outcome = Some(outcome);
     ngx_post_event(&raw mut call.finished, &raw mut ngx_posted_events);

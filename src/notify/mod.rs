@@ -20,6 +20,8 @@ pub const FLASHVER_MAX: usize = 31;
 pub struct Url {
     /// As written in the configuration (for logs).
     pub text: String,
+    /// `https://`: TLS (through the `rtmps://` relays' context and checks).
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// Path and query, at least "/".
@@ -30,12 +32,13 @@ pub struct Url {
 
 impl Url {
     /// Parses a callback URL. The `http://` prefix may be left out, as with
-    /// nginx-rtmp-module; other schemes are refused (there is no TLS client here).
+    /// nginx-rtmp-module; `https://` is ours; other schemes are refused.
     pub fn parse(text: &str) -> Result<Url, String> {
-        let rest = match text.find("://") {
-            Some(i) if text[..i].eq_ignore_ascii_case("http") => &text[i + 3..],
-            Some(i) => return Err(format!("\"{}://\" URLs are not supported, only \"http://\"", &text[..i])),
-            None => text,
+        let (rest, tls) = match text.find("://") {
+            Some(i) if text[..i].eq_ignore_ascii_case("http") => (&text[i + 3..], false),
+            Some(i) if text[..i].eq_ignore_ascii_case("https") => (&text[i + 3..], true),
+            Some(i) => return Err(format!("\"{}://\" URLs are not supported, only \"http://\" and \"https://\"", &text[..i])),
+            None => (text, false),
         };
         if rest.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err("a URL cannot contain spaces or control characters".into());
@@ -60,11 +63,12 @@ impl Url {
             return Err("no host".into());
         }
         let port = match port {
+            None if tls => 443,
             None => 80,
             Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("invalid port \"{p}\""))?,
         };
         let addr = host.parse::<std::net::IpAddr>().ok().map(|ip| SocketAddr::new(ip, port));
-        Ok(Url { text: text.to_owned(), host: host.to_owned(), port, path, addr })
+        Ok(Url { text: text.to_owned(), tls, host: host.to_owned(), port, path, addr })
     }
 
     /// Resolves the host name now (blocking: for configuration time only).
@@ -235,10 +239,11 @@ pub fn form(client: &Client, call: &Call) -> String {
 
 /// The whole HTTP request: `POST` with the form as body, or `GET` with it as the query.
 pub fn request(method: Method, url: &Url, form: &str) -> Vec<u8> {
+    let default_port = if url.tls { 443 } else { 80 };
     let host = match (url.host.contains(':'), url.port) {
-        (false, 80) => url.host.clone(),
+        (false, p) if p == default_port => url.host.clone(),
         (false, p) => format!("{}:{p}", url.host),
-        (true, 80) => format!("[{}]", url.host),
+        (true, p) if p == default_port => format!("[{}]", url.host),
         (true, p) => format!("[{}]:{p}", url.host),
     };
     let (line, body) = match method {

@@ -78,7 +78,10 @@ fn urls() {
     assert_eq!((u.port, u.path.as_str()), (80, "/cb"));
     let u = Url::parse("HTTP://[::1]:81").unwrap();
     assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 81, "/"));
-    for bad in ["https://127.0.0.1/x", "http://127.0.0.1:0/", "http://127.0.0.1:99999/", "http:///x", "http://a b/", "http://[::1/"] {
+    let u = Url::parse("https://auth.example.com/on_publish").unwrap();
+    assert!(u.tls && u.port == 443);
+    assert!(String::from_utf8(crate::notify::request(Method::Get, &u, "a=1")).unwrap().contains("\r\nHost: auth.example.com\r\n"));
+    for bad in ["ftp://127.0.0.1/x", "http://127.0.0.1:0/", "http://127.0.0.1:99999/", "http:///x", "http://a b/", "http://[::1/"] {
         assert!(Url::parse(bad).is_err(), "{bad}");
     }
 }
