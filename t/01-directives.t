@@ -172,7 +172,7 @@ my @invalid = (
     ['hls_variant _x BANDWIDTH;', 'hls_variant'],
     ['hls_variant a/b BANDWIDTH=1;', 'hls_variant'],
     ['hls_fragments_per_key -1;', 'hls_fragments_per_key'],
-    ['on_publish https://127.0.0.1/auth;', 'on_publish'],
+    ['on_publish ftp://127.0.0.1/auth;', 'on_publish'],
     ['on_play http://127.0.0.1:0/;', 'on_play'],
     ['on_connect http://no-such-host.invalid/x;', 'on_connect'],
     ['notify_method put;',     'notify_method'],

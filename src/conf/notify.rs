@@ -176,7 +176,7 @@ mod tests {
     fn errors_name_the_directive() {
         let mut s = NotifySettings::default();
         for (name, arg, want) in [
-            ("on_publish", "https://127.0.0.1/x", "in \"on_publish\" URL"),
+            ("on_publish", "ftp://127.0.0.1/x", "in \"on_publish\" URL"),
             ("on_play", "http://127.0.0.1:70000/", "invalid port"),
             ("notify_method", "put", "\"notify_method\""),
             ("netcall_timeout", "0", "\"netcall_timeout\""),
