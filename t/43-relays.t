@@ -72,6 +72,7 @@ rtmp {
             pull rtmp://127.0.0.1:$down/src;
             pull rtmp://127.0.0.1:$O/src;
             pull_reconnect 1s;
+            pull_idle_timeout 2s;
         }
     }
 }
@@ -152,7 +153,7 @@ cmp_ok($f, '>=', 45, "a player of edge 1's pulled/s decodes the origin's src/s (
 like($e1->error_log, qr{relay: pulling "pulled/s" failed \(.*\), trying the next origin}, '  after the first origin (down) failed, the second one served');
 my ($pull) = grep { $_->{direction} eq 'pull' } relays($e1);
 ok($pull && $pull->{url} eq "rtmp://127.0.0.1:$O/src" && $pull->{reconnects} >= 1, '  /stat shows the pull from the second origin');
-ok(wait_for(sub { $e1->error_log =~ /relay: no players left, ending the pull/ }, 16), '  the pull ends after its last player left');
+ok(wait_for(sub { $e1->error_log =~ /relay: no players left, ending the pull/ }, 8), '  the pull ends after its last player left (pull_idle_timeout 2s)');
 ok(wait_for(sub { !grep { $_->{direction} eq 'pull' } relays($e1) }, 3), '  and is gone from /stat');
 like(slurp("$dir/origin-access.log") // '', qr/^PLAY src s token=abc$/m, '  the player\'s arguments went with the pull (the origin\'s on_play would see token=abc)');
 
@@ -176,7 +177,7 @@ ok(wait_for(sub { $e1->error_log =~ m{relay: pulling "pulled/none" failed \(NetS
 ok($pull && $pull->{last_error} eq 'NetStream.Play.StreamNotFound', "  /stat says why ($pull->{state})");
 kill 'TERM', $none;
 $e1->reap($none, 5);
-ok(wait_for(sub { !grep { $_->{name} eq 'none' } relays($e1) }, 16), '  and it ends once its player left');
+ok(wait_for(sub { !grep { $_->{name} eq 'none' } relays($e1) }, 8), '  and it ends once its player left');
 
 kill 'TERM', $pub;
 $o->reap($pub, 5);

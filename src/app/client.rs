@@ -31,7 +31,7 @@ pub struct Relay {
     pub mode: Mode,
     pub key: crate::live::StreamKey,
     pub url: String,
-    /// When the pulled stream last had no player (a pull ends 10 s after its last player).
+    /// When the pulled stream last had no player (a pull ends `pull_idle_timeout` after its last player).
     pub idle_since: Option<u64>,
     /// The `push`/`pull` task it is a connection of (None: a notify redirect's relay).
     pub task: Option<u64>,

@@ -2,8 +2,8 @@
 //! publishes another server's stream into a local one. The `push` and `pull` directives
 //! make them (nginx-rtmp-module's way), kept as tasks that reconnect: a push follows its
 //! stream and reconnects with backoff; a pull starts on a stream's first player, tries
-//! its origins in order, and ends 10 s after its last player left (a `static` pull
-//! starts with the worker and never ends). A notify redirect to an `rtmp://` URL makes a
+//! its origins in order, and ends `pull_idle_timeout` after its last player left (a
+//! `static` pull starts with the worker and never ends). A notify redirect to an `rtmp://` URL makes a
 //! one-off relay. Relays make no callbacks of their own, and a pulled stream is not
 //! pushed on (as in nginx-rtmp-module: no relay loops).
 
@@ -16,9 +16,6 @@ use crate::live::StreamKey;
 use crate::rtmp::client::{parse_url, Client as RelaySession, ClientEvent, Mode};
 use crate::rtmp::session::ConnectInfo;
 use crate::stat;
-
-/// How long a pull relay stays without players.
-const PULL_IDLE_MS: u64 = 10_000;
 
 /// The longest wait between reconnections (unless `push_reconnect`/`pull_reconnect` is
 /// longer): the delay doubles after each failure up to this.
@@ -397,12 +394,16 @@ impl App {
     /// Ends pull relays whose stream has had no player for a while.
     fn end_idle_pulls(&mut self, now: &Now) {
         let mut idle = vec![];
-        let pulls: Vec<(ClientId, StreamKey, Option<u64>)> = self
+        let pulls: Vec<(ClientId, StreamKey, Option<u64>, u64)> = self
             .clients
             .iter()
-            .filter_map(|(id, c)| c.relay().filter(|r| r.mode == Mode::Play).map(|r| (id, r.key.clone(), r.task)))
+            .filter_map(|(id, c)| {
+                let r = c.relay().filter(|r| r.mode == Mode::Play)?;
+                let idle = c.app.and_then(|a| self.conf.app(c.server, a)).map_or(crate::conf::relay::PULL_IDLE_MS, |a| a.relays.pull_idle_timeout);
+                Some((id, r.key.clone(), r.task, idle))
+            })
             .collect();
-        for (id, key, task) in pulls {
+        for (id, key, task, idle_ms) in pulls {
             if task.is_some_and(|task| self.relays.tasks.iter().any(|t| t.id == task && t.is_static)) {
                 continue;
             }
@@ -410,7 +411,7 @@ impl App {
             let Some(r) = self.clients.get_mut(id).and_then(Client::relay_mut) else { continue };
             if watched {
                 r.idle_since = None;
-            } else if now.ms.saturating_sub(*r.idle_since.get_or_insert(now.ms)) >= PULL_IDLE_MS {
+            } else if now.ms.saturating_sub(*r.idle_since.get_or_insert(now.ms)) >= idle_ms {
                 idle.push((id, task));
             }
         }

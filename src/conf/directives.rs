@@ -184,6 +184,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"pull_reconnect", MAIN | SRV | APP, Take1, Core),
     d(c"session_relay", MAIN | SRV | APP, Take1, Core),
     d(c"relay_ssl_verify", MAIN | SRV | APP, Take1, Core),
+    d(c"pull_idle_timeout", MAIN | SRV | APP, Take1, Core),
     d(c"relay_ssl_trusted_certificate", MAIN, Take1, Core),
     d(c"rtmp_stat", HTTP_MAIN | HTTP_SRV | HTTP_LOC, OneMore, Core),
     d(c"rtmp_stat_stylesheet", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
@@ -223,7 +224,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 23, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, drain_timeout, handshake_timeout, exec_stall_timeout, transcode, transcode_ffmpeg, rtmp_stat_format, rtmp_hls_viewers, relay_ssl_verify, relay_ssl_trusted_certificate and ten whip_*");
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 24, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, drain_timeout, handshake_timeout, exec_stall_timeout, transcode, transcode_ffmpeg, rtmp_stat_format, rtmp_hls_viewers, relay_ssl_verify, pull_idle_timeout, relay_ssl_trusted_certificate and ten whip_*");
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);

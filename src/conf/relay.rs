@@ -164,6 +164,7 @@ pub struct RelaySettings {
     pub session_relay: Option<bool>,
     pub relay_buffer: Option<u64>,
     pub ssl_verify: Option<bool>,
+    pub pull_idle_timeout: Option<u64>,
     /// `relay_ssl_trusted_certificate` (the `rtmp {}` block's is used).
     pub ssl_trusted: Option<String>,
 }
@@ -174,6 +175,10 @@ pub const DEFAULT_TRUSTED: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// nginx-rtmp-module's default `push_reconnect` and `pull_reconnect`.
 pub const RECONNECT_MS: u64 = 3000;
+
+/// `pull_idle_timeout`'s default: long enough for a player that reconnects (a page
+/// reload, a network switch) to find the pull still there.
+pub const PULL_IDLE_MS: u64 = 10_000;
 
 impl RelaySettings {
     /// Applies `name` if it is a relay directive (false if it is not one).
@@ -191,6 +196,7 @@ impl RelaySettings {
             "pull" => self.pulls.push(Target::parse(name, args)?),
             "push_reconnect" => time(&mut self.push_reconnect)?,
             "pull_reconnect" => time(&mut self.pull_reconnect)?,
+            "pull_idle_timeout" => time(&mut self.pull_idle_timeout)?,
             "session_relay" => {
                 if self.session_relay.is_some() {
                     return Err(format!("\"{name}\" directive is duplicate"));
@@ -226,6 +232,7 @@ impl RelaySettings {
         self.session_relay = self.session_relay.or(outer.session_relay);
         self.relay_buffer = self.relay_buffer.or(outer.relay_buffer);
         self.ssl_verify = self.ssl_verify.or(outer.ssl_verify);
+        self.pull_idle_timeout = self.pull_idle_timeout.or(outer.pull_idle_timeout);
     }
 
     /// Every push and pull line, for resolving their hosts.
@@ -246,6 +253,8 @@ pub struct Relays {
     pub session_relay: bool,
     /// `relay_ssl_verify`: `rtmps://` relays check the server's certificate (default on).
     pub ssl_verify: bool,
+    /// How long a pull stays without players.
+    pub pull_idle_timeout: u64,
 }
 
 impl From<&RelaySettings> for Relays {
@@ -257,6 +266,7 @@ impl From<&RelaySettings> for Relays {
             pull_reconnect: s.pull_reconnect.unwrap_or(RECONNECT_MS),
             session_relay: s.session_relay.unwrap_or(false),
             ssl_verify: s.ssl_verify.unwrap_or(true),
+            pull_idle_timeout: s.pull_idle_timeout.unwrap_or(PULL_IDLE_MS),
         }
     }
 }
