@@ -1,9 +1,12 @@
 #!/usr/bin/perl
 # Soak: churn for a while and watch the worker's memory. One ffmpeg-like publisher (the
 # bench pacer) restarts every 20 s; players join, watch 0.5–3 s and leave, many at once;
-# raw clients connect and vanish. Prints the worker's RSS every 10 s and the error log's
-# alert/crit/emerg lines at the end: memory should level off, not climb.
-#   bench/soak.pl [SECONDS]
+# raw clients connect and vanish. Prints the worker's RSS and open files every 10 s and
+# the error log's alert/crit/emerg lines at the end: memory should level off, not climb.
+# With --full the stream also has HLS (with hls_cleanup), a recording cut every 20 s, and
+# a push to an edge (a second nginx of this module) whose players churn too; the edge's
+# worker is watched as well.
+#   bench/soak.pl [SECONDS] [--full]
 
 use strict;
 use warnings;
@@ -13,26 +16,41 @@ use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use File::Temp qw(tempdir);
 
-my $secs = shift // 120;
+my $full = grep { $_ eq '--full' } @ARGV;
+my ($secs) = (grep({ /^\d+$/ } @ARGV), 120);
 my $root = "$FindBin::Bin/..";
 my $input = "$root/bench/work/input.flv";
 -s $input or die "run bench/run.pl once first (it makes $input)\n";
 my $dir = tempdir(CLEANUP => 1);
 my $port = 30000 + int rand 20000;
-open my $cf, '>', "$dir/nginx.conf" or die;
-print $cf <<"CONF";
+my $edge_port = $port + 1;
+chmod 0777, $dir;
+mkdir "$dir/$_", 0777 for qw(hls rec edge);
+chmod 0777, "$dir/hls", "$dir/rec", "$dir/edge";
+my $extra = $full
+    ? "hls on; hls_path $dir/hls; hls_fragment 2s; hls_playlist_length 10s; record all; record_path $dir/rec; record_interval 20s; push rtmp://127.0.0.1:$edge_port/live;"
+    : '';
+sub start {
+    my ($d, $p, $app) = @_;
+    open my $cf, '>', "$d/nginx.conf" or die;
+    print $cf <<"CONF";
 load_module $root/target/release/libngx_rtmp_rs.so;
-error_log $dir/error.log info;
-pid $dir/nginx.pid;
+error_log $d/error.log info;
+pid $d/nginx.pid;
 events { worker_connections 4096; }
-rtmp { server { listen 127.0.0.1:$port; application live { live on; } } }
+rtmp { server { listen 127.0.0.1:$p; application live { live on; $app } } }
 CONF
-close $cf;
-system('nginx', '-p', "$dir/", '-c', "$dir/nginx.conf") == 0 or die;
-sleep 0.5;
-chomp(my $master = `cat $dir/nginx.pid`);
-my ($worker) = split ' ', `pgrep -P $master`;
-sub rss { `grep VmRSS /proc/$worker/status` =~ /(\d+)/ ? $1 : 0 }
+    close $cf;
+    system('nginx', '-p', "$d/", '-c', "$d/nginx.conf") == 0 or die;
+    sleep 0.5;
+    chomp(my $master = `cat $d/nginx.pid`);
+    my ($w) = split ' ', `pgrep -P $master`;
+    return $w;
+}
+my $worker = start($dir, $port, $extra);
+my $edge = $full ? start("$dir/edge", $edge_port, '') : undef;
+sub rss { `grep VmRSS /proc/$_[0]/status` =~ /(\d+)/ ? $1 : 0 }
+sub fds { my @f = glob("/proc/$_[0]/fd/*"); scalar @f }
 
 my %kids;
 sub spawn { my $pid = fork // die; if (!$pid) { open STDOUT, '>', '/dev/null'; open STDERR, '>&', \*STDOUT; exec @_ or exit 1 } $kids{$pid} = 1; $pid }
@@ -46,14 +64,17 @@ while (time - $start < $secs) {
     }
     for (1 .. 5) {
         my $t = 0.5 + rand 2.5;
-        spawn('timeout', $t, 'rtmpdump', '-q', '--live', '-r', "rtmp://127.0.0.1:$port/live/s", '-o', '/dev/null');
+        my $p = $full && rand() < 0.5 ? $edge_port : $port;
+        spawn('timeout', $t, 'rtmpdump', '-q', '--live', '-r', "rtmp://127.0.0.1:$p/live/s", '-o', '/dev/null');
         $joins++;
     }
     # raw clients that connect, send a partial handshake and vanish
     spawn('perl', '-MIO::Socket::IP', '-e', "my \$s = IO::Socket::IP->new(PeerAddr => '127.0.0.1:$port') or exit; print \$s \"\\x03\" . 'x' x 700;");
     while ((my $pid = waitpid(-1, WNOHANG)) > 0) { delete $kids{$pid} }
     if (time >= $next_report) {
-        printf "%4ds  worker RSS %6d kB  players joined %d  running clients %d\n", time - $start, rss(), $joins, scalar keys %kids;
+        my $files = $full ? sprintf('  hls files %d  recordings %d', scalar(() = glob("$dir/hls/*")), scalar(() = glob("$dir/rec/*"))) : '';
+        my $e = $edge ? sprintf('  edge RSS %6d kB fds %d', rss($edge), fds($edge)) : '';
+        printf "%5ds  worker RSS %6d kB fds %d%s  players joined %d  running clients %d%s\n", time - $start, rss($worker), fds($worker), $e, $joins, scalar keys %kids, $files;
         $next_report += 10;
     }
     sleep 0.2;
@@ -61,8 +82,9 @@ while (time - $start < $secs) {
 kill 'TERM', keys %kids;
 sleep 3;
 while ((my $pid = waitpid(-1, WNOHANG)) > 0) {}
-printf "end   worker RSS %6d kB after all clients left\n", rss();
+printf "end    worker RSS %6d kB fds %d after all clients left%s\n", rss($worker), fds($worker), $edge ? sprintf('; edge RSS %d kB fds %d', rss($edge), fds($edge)) : '';
 system('nginx', '-p', "$dir/", '-c', "$dir/nginx.conf", '-s', 'quit');
+system('nginx', '-p', "$dir/edge/", '-c', "$dir/edge/nginx.conf", '-s', 'quit') if $edge;
 sleep 1;
-my @bad = grep { /\[(alert|crit|emerg)\]/ } split /\n/, `cat $dir/error.log`;
+my @bad = grep { /\[(alert|crit|emerg)\]/ } split /\n/, `cat $dir/error.log` . ($edge ? `cat $dir/edge/error.log` : '');
 print @bad ? join("\n", 'alerts:', @bad) . "\n" : "no alert, crit or emerg in the error log\n";

@@ -27,8 +27,20 @@ pub fn handshake(data: &[u8]) {
 
 /// FLV tag bodies and the codec records in them (AVC, HEVC, AAC; Enhanced RTMP's
 /// `hvc1`, `av01`, `vp09`, `Opus` come through `Frame::parse`): the first byte picks the
-/// kind.
+/// kind. The same bytes as an FLV and an MP4 file played to a player (`play DIR`).
 pub fn media(data: &[u8]) {
+    for mp4 in [false, true] {
+        if let Ok(mut s) = crate::vod::open(Box::new(data.to_vec()), mp4) {
+            let _ = s.headers();
+            for _ in 0..10_000 {
+                if !matches!(s.next(), Ok(Some(_))) {
+                    break;
+                }
+            }
+            let _ = s.seek(u32::from(data.first().copied().unwrap_or(0)) * 100);
+            let _ = s.next();
+        }
+    }
     let Some((&k, body)) = data.split_first() else { return };
     let kind = match k % 3 {
         0 => MediaKind::Audio,

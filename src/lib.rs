@@ -18,6 +18,7 @@ pub mod notify;
 pub mod record;
 pub mod rtmp;
 pub mod stat;
+pub mod vod;
 pub mod whip;
 
 /// The WHIP sidecar thread (no nginx symbols: tested by `cargo test`, run by the glue).

@@ -246,7 +246,7 @@ my %implemented = map { $_ => 1 } qw(rtmp server listen application allow deny t
     rtmp_stat_stylesheet rtmp_control exec exec_push exec_pull exec_publish exec_publish_done exec_play
     exec_play_done exec_record_done exec_static respawn respawn_timeout exec_kill_signal exec_options
     busy play_time_fix publish_time_fix access_log log_format push pull push_reconnect pull_reconnect
-    session_relay relay_buffer),
+    session_relay relay_buffer play play_temp_path play_local_path),
     grep { /^hls/ } map { (split /\t/)[0] } do { open my $f, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!; <$f> };
 open my $tsv, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!;
 my $count = 0;

@@ -120,6 +120,10 @@ pub struct Client {
     pub log_names: Option<Box<(Box<str>, Box<str>)>>,
     /// Its PROXY protocol header, while it is expected (what came of it so far).
     pub proxy_header: Option<Box<Vec<u8>>>,
+    /// The file it plays (`play DIR`), on message stream `.0`.
+    pub vod: Option<Box<(u32, crate::vod::Playback)>>,
+    /// Where its `play` asked to start (ms; a file's players only).
+    pub play_start: u32,
 }
 
 /// Buffers one write takes from a client's output.
@@ -158,6 +162,8 @@ impl Client {
             log_cmd: 0,
             log_names: None,
             proxy_header: None,
+            vod: None,
+            play_start: 0,
         }
     }
 

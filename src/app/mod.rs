@@ -25,6 +25,7 @@ mod relay;
 mod rtmp;
 mod stat;
 mod stream;
+mod vod;
 pub mod write;
 
 #[cfg(test)]
@@ -72,6 +73,8 @@ impl Now {
 pub trait Storage {
     fn hls(&mut self) -> Box<dyn crate::hls::Files>;
     fn record(&mut self) -> Box<dyn crate::record::Files>;
+    /// A file to play (`play DIR`), for reading.
+    fn open_read(&mut self, path: &str) -> std::io::Result<Box<dyn crate::vod::ReadAt>>;
 }
 
 /// Log levels, as nginx has them.
@@ -93,6 +96,8 @@ pub enum Timer {
     Idle,
     /// `on_update`: the next round of calls.
     Update,
+    /// A file's player: its next frames are due.
+    Vod,
 }
 
 /// What kind of connection a client is.

@@ -262,9 +262,11 @@ impl App {
             Event::Play { msid, name, args, start, duration, reset } => {
                 self.log_command(id, super::log::PLAY, &name, &args);
                 let Some(key) = self.admit(id, msid, &name, Action::Play) else { return };
-                let c = self.clients.get(id).expect("admitted");
+                let c = self.clients.get_mut(id).expect("admitted");
+                // (librtmp's -1000 and -2000 ask for live or anything: the start.)
+                c.play_start = if start > 0.0 { start.min(f64::from(u32::MAX)) as u32 } else { 0 };
                 let app = &self.conf.servers[c.server].apps[c.app.expect("admitted")];
-                if !app.live().enabled {
+                if !app.live().enabled && app.settings.play.is_none() {
                     return self.refuse(id, msid, "NetStream.Play.StreamNotFound", "Live streaming is off in this application (live off)");
                 }
                 let n = app.settings.notify.clone();
@@ -278,7 +280,16 @@ impl App {
                 self.start_play(id, msid, key, name, args, now);
             }
             Event::Media { msid, kind, timestamp, payload } => self.media(id, msid, kind, timestamp, payload, now),
-            Event::CloseStream { msid } => self.end_stream(id, msid, now),
+            Event::CloseStream { msid } => {
+                if c.vod.as_ref().is_some_and(|v| v.0 == msid) {
+                    c.vod = None;
+                }
+                self.end_stream(id, msid, now)
+            }
+            Event::Pause { msid, pause } if c.vod.is_some() => {
+                self.vod_pause(id, msid, pause, now);
+            }
+            Event::Seek { msid, ms } => self.vod_seek(id, msid, ms, now),
             Event::Pause { msid, pause } => {
                 let Some(r) = c.roles.iter_mut().find(|r| r.msid == msid) else { return };
                 let (Some(cur), Some(s)) = (r.play.as_mut(), self.streams.get(r.stream)) else { return };
@@ -356,6 +367,7 @@ impl App {
                 }
             }
             Timer::Update => self.on_update(id, now),
+            Timer::Vod => self.vod_tick(id, now),
         }
     }
 

@@ -118,6 +118,11 @@ impl Storage for MemStorage {
     fn record(&mut self) -> Box<dyn crate::record::Files> {
         Box::new(RecordFile { fs: self.0.clone(), open: None })
     }
+    fn open_read(&mut self, path: &str) -> io::Result<Box<dyn crate::vod::ReadAt>> {
+        let fs = self.0.borrow();
+        let data = fs.files.get(path).ok_or(io::ErrorKind::NotFound)?;
+        Ok(Box::new(data.clone()))
+    }
 }
 
 /// An `rtmp {}` block's text (nginx's syntax, without comments or quotes) resolved as the

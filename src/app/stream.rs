@@ -268,6 +268,17 @@ impl App {
     pub(super) fn start_play(&mut self, id: ClientId, msid: u32, key: StreamKey, name: String, args: String, now: &Now) {
         let Some(c) = self.clients.get(id) else { return };
         let Some(run) = c.app.and_then(|a| self.conf.app(c.server, a)) else { return };
+        if !run.play.is_empty() {
+            let live = run.live.enabled;
+            if self.start_vod(id, msid, &key, now) {
+                return;
+            }
+            if !live {
+                return self.refuse(id, msid, "NetStream.Play.StreamNotFound", "No such file");
+            }
+        }
+        let Some(c) = self.clients.get(id) else { return };
+        let Some(run) = c.app.and_then(|a| self.conf.app(c.server, a)) else { return };
         let app = c.app.unwrap_or(0);
         if !run.live.idle_streams && !self.is_live(&key) && run.relays.pulls.is_empty() {
             return self.refuse(id, msid, "NetStream.Play.StreamNotFound", "No such stream (idle_streams off)");

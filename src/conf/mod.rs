@@ -92,6 +92,8 @@ pub struct Settings {
     pub relay: relay::RelaySettings,
     /// `resolver`: its arguments (nginx's own resolver is made from them by the glue).
     pub resolver: Option<Vec<String>>,
+    /// `play` directories (VOD), in order.
+    pub play: Option<Vec<String>>,
 }
 
 /// `meta on|copy|off`: what players get of the publisher's metadata.
@@ -177,6 +179,9 @@ impl Settings {
         if self.resolver.is_none() {
             self.resolver.clone_from(&outer.resolver);
         }
+        if self.play.is_none() {
+            self.play.clone_from(&outer.play);
+        }
     }
 }
 
@@ -258,6 +263,12 @@ impl Application {
     /// The application's HLS settings when `hls` is on; relative paths from `prefix`.
     pub fn hls(&self, prefix: &str) -> Option<crate::hls::Config> {
         self.settings.hls.resolve(prefix)
+    }
+
+    /// The `play` directories, relative ones taken from `prefix`.
+    pub fn play_dirs(&self, prefix: &str) -> Vec<String> {
+        let full = |p: &str| if p.starts_with('/') || prefix.is_empty() { p.to_owned() } else { format!("{}/{p}", prefix.trim_end_matches('/')) };
+        self.settings.play.iter().flatten().map(|p| full(p)).collect()
     }
 }
 
@@ -494,6 +505,20 @@ impl Rtmp {
                 }
                 s.resolver = Some(args.iter().map(|a| a.to_string()).collect());
             }
+            "play" => {
+                let s = self.settings_mut(pos);
+                if s.play.is_some() {
+                    return Err(dup());
+                }
+                for a in args {
+                    if a.contains("://") {
+                        return Err(invalid(name, a, "only local directories can be played from (http:// sources are not supported yet)"));
+                    }
+                }
+                s.play = Some(args.iter().map(|a| a.trim_end_matches('/').to_owned()).filter(|a| !a.is_empty()).collect());
+            }
+            // (Only for http:// sources, which are refused.)
+            "play_temp_path" | "play_local_path" => {}
             "allow" | "deny" => {
                 let rule = Rule::parse(name == "allow", args).map_err(|e| format!("{e} in \"{name}\" directive"))?;
                 self.settings_mut(pos).access.push(rule);

@@ -41,6 +41,8 @@ pub struct AppRun {
     pub access_logs: Vec<LogTo>,
     /// `push` and `pull` lines and their reconnect delays.
     pub relays: Arc<super::relay::Relays>,
+    /// `play` directories (VOD), full paths.
+    pub play: Arc<[String]>,
 }
 
 /// One `access_log`: a file of [`Resolved::access_files`] and a format of
@@ -156,6 +158,7 @@ impl Resolved {
                         ffmpeg: app.settings.transcode.ffmpeg().to_owned(),
                         access_logs,
                         relays: Arc::new((&app.settings.relay).into()),
+                        play: app.play_dirs(prefix).into(),
                     })
                     .collect()
             })

@@ -38,7 +38,7 @@ pub enum Tick {
     Batch,
 }
 
-const TICKS: [Tick; 4] = [Tick::App(Timer::Ping), Tick::App(Timer::Idle), Tick::App(Timer::Update), Tick::Batch];
+const TICKS: [Tick; 5] = [Tick::App(Timer::Ping), Tick::App(Timer::Idle), Tick::App(Timer::Update), Tick::Batch, Tick::App(Timer::Vod)];
 
 /// What a receive got.
 pub enum Recv {
@@ -57,7 +57,7 @@ pub struct Conn {
     /// `timeout`: how long without input (and with a send pending) it may go.
     timeout: u64,
     /// Timer events, made when first armed (most clients need one or two).
-    ticks: [Option<Box<ngx_event_t>>; 4],
+    ticks: [Option<Box<ngx_event_t>>; 5],
     timer_handler: Handler,
     /// An outgoing relay connection not connected yet: written once it is.
     pub connecting: bool,
@@ -84,7 +84,7 @@ impl Conn {
             c,
             id,
             timeout,
-            ticks: [None, None, None, None],
+            ticks: [None, None, None, None, None],
             timer_handler: h.timer,
             connecting: false,
             lowat: false,

@@ -21,6 +21,29 @@ impl Storage for Disk {
     fn record(&mut self) -> Box<dyn record::Files> {
         Box::new(RecordFile::default())
     }
+
+    fn open_read(&mut self, path: &str) -> io::Result<Box<dyn crate::vod::ReadAt>> {
+        let f = std::fs::File::open(path)?;
+        if !f.metadata()?.is_file() {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let len = f.metadata()?.len();
+        Ok(Box::new(ReadFile(f, len)))
+    }
+}
+
+/// A file played to a player (`play DIR`), read where asked (its length as it was
+/// when opened).
+struct ReadFile(std::fs::File, u64);
+
+impl crate::vod::ReadAt for ReadFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(&self.0, buf, offset)
+    }
+
+    fn len(&self) -> u64 {
+        self.1
+    }
 }
 
 /// `renameat2(a, b, RENAME_EXCHANGE)`: both files stay, each under the other's name.

@@ -63,6 +63,8 @@ pub enum Event {
     /// The client ended a stream (`deleteStream`, `closeStream`).
     CloseStream { msid: u32 },
     Pause { msid: u32, pause: bool },
+    /// `seek MS`: a player of a file asks to go to this time.
+    Seek { msid: u32, ms: f64 },
     /// `receiveAudio` / `receiveVideo`: a player turns a kind of media on or off.
     Receive { msid: u32, kind: MediaKind, on: bool },
 }
@@ -474,6 +476,10 @@ impl Session {
                 let pause = matches!(args.get(1), Some(Value::Boolean(true)));
                 self.events.push_back(Event::Pause { msid, pause });
             }
+            "seek" => {
+                let ms = args.get(1).and_then(Value::as_f64).filter(|m| m.is_finite()).unwrap_or(0.0);
+                self.events.push_back(Event::Seek { msid, ms });
+            }
             "receiveAudio" | "receiveVideo" => {
                 let kind = if name == "receiveAudio" { MediaKind::Audio } else { MediaKind::Video };
                 let on = !matches!(args.get(1), Some(Value::Boolean(false)));
@@ -557,6 +563,32 @@ impl Session {
     pub fn paused(&mut self, msid: u32, pause: bool) {
         let (code, what) = if pause { ("NetStream.Pause.Notify", "Paused") } else { ("NetStream.Unpause.Notify", "Unpaused") };
         msg::on_status(&mut self.out, msid, "status", code, &format!("{what} live"), self.cfg.chunk_size);
+    }
+
+    /// A file's player went to `ms` (`seek`): the stream restarts there.
+    pub fn seeked(&mut self, msid: u32, ms: u32) {
+        let cs = self.cfg.chunk_size;
+        msg::user_control(&mut self.out, msg::UC_STREAM_EOF, msid, cs);
+        msg::user_control(&mut self.out, msg::UC_STREAM_BEGIN, msid, cs);
+        msg::on_status(&mut self.out, msid, "status", "NetStream.Seek.Notify", &format!("Seeking {ms}."), cs);
+        msg::on_status(&mut self.out, msid, "status", "NetStream.Play.Start", "Start playing.", cs);
+    }
+
+    /// A file's player reached its end.
+    pub fn play_stopped(&mut self, msid: u32) {
+        let cs = self.cfg.chunk_size;
+        msg::on_status(&mut self.out, msid, "status", "NetStream.Play.Stop", "Stopped playing.", cs);
+        msg::user_control(&mut self.out, msg::UC_STREAM_EOF, msid, cs);
+    }
+
+    /// A frame of a file for its player (on message stream `msid`).
+    pub fn media_out(&mut self, msid: u32, kind: MediaKind, ts: u32, body: &[u8]) {
+        let (csid, type_id) = match kind {
+            MediaKind::Audio => (msg::CSID_AUDIO, msg::AUDIO),
+            MediaKind::Video => (msg::CSID_VIDEO, msg::VIDEO),
+            MediaKind::Data => (msg::CSID_DATA, msg::DATA_AMF0),
+        };
+        chunk::write(&mut self.out, csid, ts, type_id, msid, body, self.cfg.chunk_size);
     }
 
     pub fn accept_play(&mut self, msid: u32, name: &str) {
