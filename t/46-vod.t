@@ -16,14 +16,15 @@ use Test::Nginx::RTMP qw(wait_for probe decode_errors);
 use Test::Nginx::RTMPClient;
 
 my $bad = Test::Nginx::RTMP->new;
-$bad->write_config("rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; application a { play http://example.com/vod; } } }");
+$bad->write_config("rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; application a { play ftp://example.com/vod; } } }");
 my ($ok, $out) = $bad->test_config;
-ok(!$ok && $out =~ /invalid value "http:\/\/example\.com\/vod" in "play" directive.*not supported yet/, 'nginx -t refuses an http:// play source, naming it') or diag($out);
+ok(!$ok && $out =~ /invalid value "ftp:\/\/example\.com\/vod" in "play" directive/, 'nginx -t refuses an ftp:// play source, naming it') or diag($out);
 
 my $t = Test::Nginx::RTMP->new;
 my $dir = $t->dir;
-make_path("$dir/media", "$dir/empty");
+make_path("$dir/media", "$dir/empty", "$dir/tmp", "$dir/keep");
 chmod 0755, $dir, "$dir/media", "$dir/empty";
+chmod 0777, "$dir/tmp", "$dir/keep";
 # 20 s of test pattern, a keyframe every second, H.264 + AAC.
 my @enc = ('-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100', '-t', 20,
     '-c:v', 'libx264', '-preset', 'ultrafast', '-g', 30, '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k');
@@ -39,6 +40,18 @@ rtmp {
         listen 127.0.0.1:%%PORT_RTMP%%;
         application vod { play %%DIR%%/empty %%DIR%%/media; }
         application mixed { live on; play %%DIR%%/media; }
+        application remote {
+            play http://127.0.0.1:%%PORT_HTTP%%/none http://127.0.0.1:%%PORT_HTTP%%/media;
+            play_temp_path %%DIR%%/tmp;
+            play_local_path %%DIR%%/keep;
+        }
+    }
+}
+http {
+    access_log %%DIR%%/http.log;
+    server {
+        listen 127.0.0.1:%%PORT_HTTP%%;
+        location /media/ { alias %%DIR%%/media/; }
     }
 }
 CONF
@@ -107,6 +120,22 @@ my $took = time - $t0;
 ok(($rc == 0 || $rc == 2) && $took < 8, sprintf('a 2 s file plays to its end and the player is done (rtmpdump exit %d after %.1f s)', $rc, $took));
 cmp_ok(probe("$dir/short-out.flv")->{video}{frames} // 0, '>=', 55, '  with all of its frames');
 like($t->error_log, qr/play: the file ended/, '  (logged)');
+
+# From an HTTP location: fetched into play_temp_path, kept in play_local_path.
+my ($frames, $took2, $rf) = play("$url/remote/clip", 3);
+cmp_ok($frames, '>=', 80, "play http://...: the file is fetched and played ($frames frames in 3 s of media)");
+my $log = Test::Nginx::RTMP::slurp("$dir/http.log") // '';
+like($log, qr{"GET /none/clip\.flv HTTP/1\.0" 404.*\n.*"GET /media/clip\.flv HTTP/1\.0" 200}, '  the first location (404) was passed over for the second');
+ok(-s "$dir/keep/clip.flv" == -s "$dir/media/clip.flv", '  the whole file is kept in play_local_path');
+my @temp = glob("$dir/tmp/*");
+is(scalar @temp, 0, '  and nothing is left in play_temp_path');
+($frames) = play("$url/remote/clip", 2);
+my $gets = () = (Test::Nginx::RTMP::slurp("$dir/http.log") // '') =~ m{GET /media/clip\.flv}g;
+ok($frames >= 50 && $gets == 1, "  played again from play_local_path, not fetched again ($frames frames, $gets GET)");
+my $r = Test::Nginx::RTMPClient->new(port => $t->port('RTMP'));
+$r->connect_app('remote');
+is($r->play('nosuchfile'), 'NetStream.Play.StreamNotFound', '  a file no location has: NetStream.Play.StreamNotFound');
+undef $r;
 
 # Names that are no file.
 my $c = Test::Nginx::RTMPClient->new(port => $t->port('RTMP'));

@@ -75,6 +75,9 @@ pub trait Storage {
     fn record(&mut self) -> Box<dyn crate::record::Files>;
     /// A file to play (`play DIR`), for reading.
     fn open_read(&mut self, path: &str) -> std::io::Result<Box<dyn crate::vod::ReadAt>>;
+    /// A file fetched for a player (`play http://...`): kept under another name, or gone.
+    fn rename(&mut self, from: &str, to: &str) -> std::io::Result<()>;
+    fn remove(&mut self, path: &str);
 }
 
 /// Log levels, as nginx has them.
@@ -146,6 +149,9 @@ pub struct Call {
     pub limit: usize,
     /// `https://`: TLS to this server name, its certificate checked if `verify`.
     pub tls: Option<(String, bool)>,
+    /// A download (`play http://...`): a 200's body goes to this file, the read timeout
+    /// being `timeout` between reads rather than for the whole call.
+    pub download: Option<String>,
 }
 
 /// An outgoing relay connection to open for a client.

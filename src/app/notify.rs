@@ -19,6 +19,8 @@ pub enum Then {
     /// `on_publish` / `on_play`.
     Stream(ClientId),
     Update(ClientId),
+    /// A file fetched for a player (`play http://...`).
+    Fetch(Box<super::vod::Fetch>),
 }
 
 /// nginx-rtmp-module keeps a client's `flashVer` in 32 bytes; longer ones are cut there.
@@ -65,7 +67,7 @@ impl App {
         self.next_call += 1;
         self.calls.insert(call_id, then.unwrap_or(Then::Nothing { what, number }));
         let tls = url.tls.then(|| (url.host.clone(), verify));
-        self.effects.push_back(Effect::Call(Box::new(Call { id: call_id, target, url: url.text.clone(), request, timeout, limit, tls })));
+        self.effects.push_back(Effect::Call(Box::new(Call { id: call_id, target, url: url.text.clone(), request, timeout, limit, tls, download: None })));
     }
 
     /// A callback's outcome.
@@ -81,6 +83,7 @@ impl App {
             Then::Connect(id) if self.clients.contains(id) => self.connect_decided(id, outcome, now),
             Then::Stream(id) if self.clients.contains(id) => self.stream_decided(id, outcome, now),
             Then::Update(id) if self.clients.contains(id) => self.update_answered(id, outcome, now),
+            Then::Fetch(f) => self.fetched(*f, outcome, now),
             _ => {}
         }
     }

@@ -123,6 +123,15 @@ impl Storage for MemStorage {
         let data = fs.files.get(path).ok_or(io::ErrorKind::NotFound)?;
         Ok(Box::new(data.clone()))
     }
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        let mut fs = self.0.borrow_mut();
+        let data = fs.files.remove(from).ok_or(io::ErrorKind::NotFound)?;
+        fs.files.insert(to.to_owned(), data);
+        Ok(())
+    }
+    fn remove(&mut self, path: &str) {
+        self.0.borrow_mut().files.remove(path);
+    }
 }
 
 /// An `rtmp {}` block's text (nginx's syntax, without comments or quotes) resolved as the

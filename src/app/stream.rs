@@ -268,15 +268,25 @@ impl App {
     pub(super) fn start_play(&mut self, id: ClientId, msid: u32, key: StreamKey, name: String, args: String, now: &Now) {
         let Some(c) = self.clients.get(id) else { return };
         let Some(run) = c.app.and_then(|a| self.conf.app(c.server, a)) else { return };
-        if !run.play.is_empty() {
-            let live = run.live.enabled;
-            if self.start_vod(id, msid, &key, now) {
-                return;
-            }
-            if !live {
-                return self.refuse(id, msid, "NetStream.Play.StreamNotFound", "No such file");
+        if !run.play.sources.is_empty() {
+            match self.start_vod(id, msid, &key, &name, &args, 0, now) {
+                super::vod::VodStart::Playing | super::vod::VodStart::Fetching => return,
+                super::vod::VodStart::NotFound => return self.vod_not_found(id, msid, key, name, args, now),
             }
         }
+        self.start_live_play(id, msid, key, name, args, now);
+    }
+
+    /// A play no file answered: live, or (with `live off`) no such stream.
+    pub(super) fn vod_not_found(&mut self, id: ClientId, msid: u32, key: StreamKey, name: String, args: String, now: &Now) {
+        let live = self.clients.get(id).and_then(|c| c.app.and_then(|a| self.conf.app(c.server, a))).is_some_and(|r| r.live.enabled);
+        if !live {
+            return self.refuse(id, msid, "NetStream.Play.StreamNotFound", "No such file");
+        }
+        self.start_live_play(id, msid, key, name, args, now);
+    }
+
+    fn start_live_play(&mut self, id: ClientId, msid: u32, key: StreamKey, name: String, args: String, now: &Now) {
         let Some(c) = self.clients.get(id) else { return };
         let Some(run) = c.app.and_then(|a| self.conf.app(c.server, a)) else { return };
         let app = c.app.unwrap_or(0);

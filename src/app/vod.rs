@@ -2,12 +2,29 @@
 //! file in one of the application's directories (tried in order) plays that file to
 //! that one player, from its metadata and codec headers, in real time (a second ahead),
 //! from the keyframe at or before the `play`'s start; `seek` and `pause` work; at its
-//! end the player is told `NetStream.Play.Stop`. A name that is no file goes on to live
-//! streaming (or, with `live off`, `NetStream.Play.StreamNotFound`).
+//! end the player is told `NetStream.Play.Stop`. A `play http://...` location is asked
+//! for the file, which is written to `play_temp_path` (kept in `play_local_path` if set)
+//! and played once whole. A name that is no file goes on to live streaming (or, with
+//! `live off`, `NetStream.Play.StreamNotFound`).
 
+use super::notify::Then;
 use super::{App, ClientId, Effect, Now, Timer};
+use crate::conf::resolved::PlaySource;
 use crate::live::StreamKey;
 use crate::vod::{self, Playback};
+
+/// A file name in a URL's path: what is not unreserved is `%XX`.
+fn escape_path(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 /// How far ahead of real time a file is sent (the player's buffer fills at once).
 const AHEAD_MS: u64 = 1000;
@@ -17,24 +34,124 @@ const MAX_PER_TICK: usize = 400;
 /// A player whose queue holds this many writes is not given more until it reads.
 const MAX_QUEUED: usize = 16;
 
+/// A file being fetched for a player (`play http://...`): what to do once it is here.
+pub struct Fetch {
+    id: ClientId,
+    msid: u32,
+    key: StreamKey,
+    name: String,
+    args: String,
+    /// The source after the one fetched from (to try next if this fails).
+    next: usize,
+    temp: String,
+    /// Where it is kept once complete (`play_local_path`), if anywhere.
+    keep: Option<String>,
+    mp4: bool,
+}
+
+/// What a `play` of a file came to.
+pub(super) enum VodStart {
+    Playing,
+    /// A file is being fetched over HTTP; `fetched` goes on.
+    Fetching,
+    NotFound,
+}
+
 impl App {
-    /// Plays the file `key.name` names to `id` if the application has `play`
-    /// directories and one holds it; false if there is no such file.
-    pub(super) fn start_vod(&mut self, id: ClientId, msid: u32, key: &StreamKey, now: &Now) -> bool {
-        let Some(c) = self.clients.get(id) else { return false };
-        let Some(run) = c.app.and_then(|a| self.conf.app(c.server, a)) else { return false };
-        if run.play.is_empty() {
-            return false;
-        }
-        let start = c.play_start;
+    /// Plays the file `key.name` names to `id` from the application's `play` sources,
+    /// from source `from` on: a directory that has it, or a location it is fetched from.
+    pub(super) fn start_vod(&mut self, id: ClientId, msid: u32, key: &StreamKey, name: &str, args: &str, from: usize, now: &Now) -> VodStart {
+        let Some(c) = self.clients.get(id) else { return VodStart::NotFound };
+        let Some(run) = c.app.and_then(|a| self.conf.app(c.server, a)) else { return VodStart::NotFound };
+        let (server, number, timeout) = (c.server, c.number, self.conf.servers[c.server].core.timeout);
+        let play = run.play.clone();
+        let verify = run.relays.ssl_verify;
         let (file, mp4) = vod::file_name(&key.name);
-        let dirs = run.play.clone();
-        let Some((path, f)) = dirs.iter().find_map(|d| {
-            let path = format!("{d}/{file}");
-            self.storage.open_read(&path).ok().map(|f| (path, f))
-        }) else {
-            return false;
+        for (i, source) in play.sources.iter().enumerate().skip(from) {
+            match source {
+                PlaySource::Dir(d) => {
+                    let path = format!("{d}/{file}");
+                    if let Ok(f) = self.storage.open_read(&path) {
+                        self.play_file(id, msid, key, &path, f, mp4, now);
+                        return VodStart::Playing;
+                    }
+                }
+                PlaySource::Http(url) => {
+                    let keep = play.local_path.as_ref().map(|l| format!("{l}/{file}"));
+                    if let Some(path) = &keep {
+                        if let Ok(f) = self.storage.open_read(path) {
+                            self.play_file(id, msid, key, path, f, mp4, now);
+                            return VodStart::Playing;
+                        }
+                    }
+                    let path = format!("{}/{}", url.path.trim_end_matches('/'), escape_path(&file));
+                    let temp = format!("{}/ngx-rtmp-rs-vod-{number}-{i}-{}", play.temp_path, now.ms);
+                    self.info(id, format!("play: fetching \"{file}\" from {}", url.text));
+                    let target = match url.addr {
+                        Some(a) => super::Target::Addr(a),
+                        None => super::Target::Name { server, host: url.host.clone(), port: url.port },
+                    };
+                    let call_id = self.next_call;
+                    self.next_call += 1;
+                    let fetch = Fetch { id, msid, key: key.clone(), name: name.to_owned(), args: args.to_owned(), next: i + 1, temp: temp.clone(), keep, mp4 };
+                    self.calls.insert(call_id, Then::Fetch(Box::new(fetch)));
+                    let limit = self.conf.servers[server].notify.reply_limit();
+                    self.effects.push_back(Effect::Call(Box::new(super::Call {
+                        id: call_id,
+                        target,
+                        url: format!("{}/{}", url.text.trim_end_matches('/'), escape_path(&file)),
+                        request: crate::notify::get(url, &path),
+                        timeout,
+                        limit,
+                        tls: url.tls.then(|| (url.host.clone(), verify)),
+                        download: Some(temp),
+                    })));
+                    return VodStart::Fetching;
+                }
+            }
+        }
+        VodStart::NotFound
+    }
+
+    /// A file fetched for a player came (or did not).
+    pub(super) fn fetched(&mut self, f: Fetch, outcome: crate::notify::Outcome, now: &Now) {
+        let ok = matches!(&outcome, Ok(r) if r.status == 200);
+        if !self.clients.contains(f.id) {
+            self.storage.remove(&f.temp);
+            return;
+        }
+        if !ok {
+            self.storage.remove(&f.temp);
+            let why = match outcome {
+                Ok(r) => format!("HTTP {}", r.status),
+                Err(e) => e,
+            };
+            self.info(f.id, format!("play: fetching \"{}\" failed: {why}", f.key.name));
+            match self.start_vod(f.id, f.msid, &f.key, &f.name, &f.args, f.next, now) {
+                VodStart::Playing | VodStart::Fetching => {}
+                VodStart::NotFound => self.vod_not_found(f.id, f.msid, f.key, f.name, f.args, now),
+            }
+            return;
+        }
+        let path = match &f.keep {
+            Some(keep) if self.storage.rename(&f.temp, keep).is_ok() => keep.clone(),
+            _ => f.temp.clone(),
         };
+        match self.storage.open_read(&path) {
+            Ok(file) => self.play_file(f.id, f.msid, &f.key, &path, file, f.mp4, now),
+            Err(e) => self.refuse(f.id, f.msid, "NetStream.Play.StreamNotFound", &format!("The file cannot be read: {e}")),
+        }
+        if f.keep.as_deref() != Some(&path) {
+            // (Played from the open file: the name can go.)
+            self.storage.remove(&path);
+        }
+        self.ready(f.id);
+    }
+
+    /// Plays `file` (opened from `path`) to `id`.
+    #[allow(clippy::too_many_arguments)]
+    fn play_file(&mut self, id: ClientId, msid: u32, key: &StreamKey, path: &str, f: Box<dyn vod::ReadAt>, mp4: bool, now: &Now) {
+        let start = self.clients.get(id).map_or(0, |c| c.play_start);
         match vod::open(f, mp4).and_then(|s| Playback::new(s, start, now.ms)) {
             Err(e) => {
                 self.info(id, format!("play: cannot play file \"{path}\": {e}"));
@@ -56,7 +173,6 @@ impl App {
                 self.effects.push_back(Effect::Timer(id, Timer::Vod, 0));
             }
         }
-        true
     }
 
     /// A file's player: the frames due now (`Timer::Vod`).

@@ -92,8 +92,11 @@ pub struct Settings {
     pub relay: relay::RelaySettings,
     /// `resolver`: its arguments (nginx's own resolver is made from them by the glue).
     pub resolver: Option<Vec<String>>,
-    /// `play` directories (VOD), in order.
+    /// `play` directories and `http[s]://` locations (VOD), in order.
     pub play: Option<Vec<String>>,
+    /// `play_temp_path`, `play_local_path`.
+    pub play_temp_path: Option<String>,
+    pub play_local_path: Option<String>,
 }
 
 /// `meta on|copy|off`: what players get of the publisher's metadata.
@@ -182,6 +185,12 @@ impl Settings {
         if self.play.is_none() {
             self.play.clone_from(&outer.play);
         }
+        if self.play_temp_path.is_none() {
+            self.play_temp_path.clone_from(&outer.play_temp_path);
+        }
+        if self.play_local_path.is_none() {
+            self.play_local_path.clone_from(&outer.play_local_path);
+        }
     }
 }
 
@@ -265,10 +274,30 @@ impl Application {
         self.settings.hls.resolve(prefix)
     }
 
-    /// The `play` directories, relative ones taken from `prefix`.
-    pub fn play_dirs(&self, prefix: &str) -> Vec<String> {
+    /// The `play` sources (relative directories taken from `prefix`), and where files
+    /// fetched over HTTP go while played and once complete.
+    pub fn play(&self, prefix: &str) -> resolved::Play {
         let full = |p: &str| if p.starts_with('/') || prefix.is_empty() { p.to_owned() } else { format!("{}/{p}", prefix.trim_end_matches('/')) };
-        self.settings.play.iter().flatten().map(|p| full(p)).collect()
+        let sources = self
+            .settings
+            .play
+            .iter()
+            .flatten()
+            .map(|p| match p.contains("://").then(|| crate::notify::Url::parse(p).ok()).flatten() {
+                Some(mut url) => {
+                    // (A name is resolved now if it can be, as nginx does; else through
+                    // the server's `resolver` when a file is fetched.)
+                    let _ = url.resolve_now();
+                    resolved::PlaySource::Http(url)
+                }
+                None => resolved::PlaySource::Dir(full(p)),
+            })
+            .collect();
+        resolved::Play {
+            sources,
+            temp_path: full(self.settings.play_temp_path.as_deref().unwrap_or("/tmp")),
+            local_path: self.settings.play_local_path.as_deref().map(full),
+        }
     }
 }
 
@@ -512,13 +541,22 @@ impl Rtmp {
                 }
                 for a in args {
                     if a.contains("://") {
-                        return Err(invalid(name, a, "only local directories can be played from (http:// sources are not supported yet)"));
+                        let u = crate::notify::Url::parse(a).map_err(|e| invalid(name, a, &e))?;
+                        if u.path.contains('?') {
+                            return Err(invalid(name, a, "a location to play from has no query"));
+                        }
                     }
                 }
                 s.play = Some(args.iter().map(|a| a.trim_end_matches('/').to_owned()).filter(|a| !a.is_empty()).collect());
             }
-            // (Only for http:// sources, which are refused.)
-            "play_temp_path" | "play_local_path" => {}
+            "play_temp_path" | "play_local_path" => {
+                let s = self.settings_mut(pos);
+                let slot = if name == "play_temp_path" { &mut s.play_temp_path } else { &mut s.play_local_path };
+                if slot.is_some() {
+                    return Err(dup());
+                }
+                *slot = Some(arg.trim_end_matches('/').to_owned());
+            }
             "allow" | "deny" => {
                 let rule = Rule::parse(name == "allow", args).map_err(|e| format!("{e} in \"{name}\" directive"))?;
                 self.settings_mut(pos).access.push(rule);

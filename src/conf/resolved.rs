@@ -41,8 +41,25 @@ pub struct AppRun {
     pub access_logs: Vec<LogTo>,
     /// `push` and `pull` lines and their reconnect delays.
     pub relays: Arc<super::relay::Relays>,
-    /// `play` directories (VOD), full paths.
-    pub play: Arc<[String]>,
+    /// `play` (VOD).
+    pub play: Arc<Play>,
+}
+
+/// Where `play` finds files, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Play {
+    pub sources: Vec<PlaySource>,
+    /// `play_temp_path`: where a file fetched over HTTP is written while it comes.
+    pub temp_path: String,
+    /// `play_local_path`: where a fetched file is kept once complete (and looked for
+    /// first next time).
+    pub local_path: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum PlaySource {
+    Dir(String),
+    Http(Url),
 }
 
 /// One `access_log`: a file of [`Resolved::access_files`] and a format of
@@ -158,7 +175,7 @@ impl Resolved {
                         ffmpeg: app.settings.transcode.ffmpeg().to_owned(),
                         access_logs,
                         relays: Arc::new((&app.settings.relay).into()),
-                        play: app.play_dirs(prefix).into(),
+                        play: Arc::new(app.play(prefix)),
                     })
                     .collect()
             })

@@ -30,6 +30,14 @@ impl Storage for Disk {
         let len = f.metadata()?.len();
         Ok(Box::new(ReadFile(f, len)))
     }
+
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove(&mut self, path: &str) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// A file played to a player (`play DIR`), read where asked (its length as it was

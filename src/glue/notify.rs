@@ -22,7 +22,7 @@ use ngx::ffi::{
 };
 
 use super::tls;
-use crate::notify::{parse_reply, Outcome};
+use crate::notify::{parse_reply, Outcome, Reply};
 
 /// What the caller does with the outcome.
 pub type Done = Box<dyn FnOnce(Outcome)>;
@@ -90,9 +90,24 @@ struct Call {
     /// its check.
     tls: Option<(String, bool)>,
     tls_started: bool,
+    /// A download: where a 200's body goes.
+    sink: Option<Sink>,
     /// Posted when the call is over, to run `done` outside of whatever ended it.
     finished: ngx_event_t,
 }
+
+/// A download's file (`play http://...`).
+struct Sink {
+    path: String,
+    /// Open once a 200 came, with that reply.
+    file: Option<(std::fs::File, Reply)>,
+    written: u64,
+    /// `Content-Length`, when the reply has one.
+    length: Option<u64>,
+}
+
+/// The most a download writes.
+const MAX_DOWNLOAD: u64 = 64 << 30;
 
 /// Where a call goes: an address, or a host name for nginx's resolver (`resolver`).
 pub enum Target {
@@ -102,7 +117,7 @@ pub enum Target {
 
 /// Starts a call: `request` to `to` (`url` is for messages), at most `timeout` ms in all
 /// (resolving, connecting, sending, reading), a reply's headers at most `limit` bytes.
-pub unsafe fn start(to: Target, url: &str, request: Vec<u8>, timeout: u64, limit: usize, tls: Option<(String, bool)>, done: Done) {
+pub unsafe fn start(to: Target, url: &str, request: Vec<u8>, timeout: u64, limit: usize, tls: Option<(String, bool)>, download: Option<String>, done: Done) {
     let p = Box::into_raw(Box::new(Call {
         conn: ptr::null_mut(),
         url: url.to_owned(),
@@ -116,6 +131,7 @@ pub unsafe fn start(to: Target, url: &str, request: Vec<u8>, timeout: u64, limit
         done: Some(done),
         tls,
         tls_started: false,
+        sink: download.map(|path| Sink { path, file: None, written: 0, length: None }),
         finished: core::mem::zeroed(),
     }));
     let call = &mut *p;
@@ -264,6 +280,9 @@ unsafe fn read(c: *mut ngx_connection_t) {
     let p = (*c).data as *mut Call;
     let call = &mut *p;
     if (*(*c).read).timedout() != 0 {
+        if call.sink.is_some() {
+            return finish(p, Err(format!("{} sent nothing for {} ms", call.url, call.timeout)));
+        }
         return finish(p, Err(format!("no reply from {} within {} ms (netcall_timeout)", call.url, call.timeout)));
     }
     if call.sent < call.request.len() {
@@ -275,6 +294,9 @@ unsafe fn read(c: *mut ngx_connection_t) {
     }
     let recv = (*c).recv.expect("nginx sets recv on peer connections");
     let mut buf = [0u8; 4096];
+    if call.sink.as_ref().is_some_and(|s| s.file.is_some()) {
+        return download(c, p);
+    }
     loop {
         if call.reply.len() >= call.limit {
             return finish(p, Err(format!("reply headers from {} longer than {} bytes", call.url, call.limit)));
@@ -284,11 +306,75 @@ unsafe fn read(c: *mut ngx_connection_t) {
         if n > 0 {
             call.reply.extend_from_slice(&buf[..n as usize]);
             if let Some(outcome) = parse_reply(&call.reply, false) {
+                if let (Some(sink), Ok(reply)) = (call.sink.as_mut(), &outcome) {
+                    if reply.status == 200 {
+                        return match body_starts(sink, &call.reply, reply) {
+                            Ok(()) => download(c, p),
+                            Err(why) => finish(p, Err(why)),
+                        };
+                    }
+                }
                 return finish(p, outcome);
             }
         } else if n == 0 {
             let outcome = parse_reply(&call.reply, true).unwrap_or_else(|| Err("empty reply".into()));
             return finish(p, outcome);
+        } else if n == NGX_AGAIN as isize {
+            if ngx_handle_read_event((*c).read, 0) != NGX_OK as isize {
+                finish(p, Err("event error".into()));
+            }
+            return;
+        } else {
+            return finish(p, Err(format!("connection to {} failed", call.url)));
+        }
+    }
+}
+
+/// A download's 200 came: its file opens with what followed the headers.
+fn body_starts(sink: &mut Sink, reply_bytes: &[u8], reply: &Reply) -> Result<(), String> {
+    let end = reply_bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).unwrap_or(reply_bytes.len());
+    let head = String::from_utf8_lossy(&reply_bytes[..end]);
+    sink.length = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok());
+    let mut f = std::fs::File::create(&sink.path).map_err(|e| format!("cannot write {}: {e}", sink.path))?;
+    std::io::Write::write_all(&mut f, &reply_bytes[end..]).map_err(|e| format!("cannot write {}: {e}", sink.path))?;
+    sink.written = (reply_bytes.len() - end) as u64;
+    sink.file = Some((f, reply.clone()));
+    Ok(())
+}
+
+/// Reads a download's body into its file until the server closes (or `Content-Length`).
+unsafe fn download(c: *mut ngx_connection_t, p: *mut Call) {
+    let call = &mut *p;
+    let recv = (*c).recv.expect("nginx sets recv on peer connections");
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let Some(sink) = call.sink.as_mut() else { return };
+        let Some((file, reply)) = sink.file.as_mut() else { return };
+        if sink.length.is_some_and(|l| sink.written >= l) {
+            let reply = reply.clone();
+            return finish(p, Ok(reply));
+        }
+        let n = recv(c, buf.as_mut_ptr(), buf.len());
+        if n > 0 {
+            if let Err(e) = std::io::Write::write_all(file, &buf[..n as usize]) {
+                return finish(p, Err(format!("cannot write {}: {e}", sink.path)));
+            }
+            sink.written += n as u64;
+            if sink.written > MAX_DOWNLOAD {
+                return finish(p, Err(format!("a file over {MAX_DOWNLOAD} bytes")));
+            }
+            // (The read timeout is the time between reads now.)
+            ngx_add_timer((*c).read, call.timeout as _);
+        } else if n == 0 {
+            if sink.length.is_some_and(|l| sink.written < l) {
+                return finish(p, Err(format!("the file was cut at {} of {} bytes", sink.written, sink.length.unwrap_or(0))));
+            }
+            let reply = reply.clone();
+            return finish(p, Ok(reply));
         } else if n == NGX_AGAIN as isize {
             if ngx_handle_read_event((*c).read, 0) != NGX_OK as isize {
                 finish(p, Err("event error".into()));

@@ -395,7 +395,7 @@ impl Worker {
             });
         });
         // SAFETY: starts a call in nginx's event loop; its outcome comes from a posted event.
-        unsafe { notify::start(target, &call.url, call.request, call.timeout, call.limit, call.tls, done) };
+        unsafe { notify::start(target, &call.url, call.request, call.timeout, call.limit, call.tls, call.download, done) };
     }
 
     /// Opens a relay's connection, its host name first asked of the server's resolver.

@@ -237,15 +237,26 @@ pub fn form(client: &Client, call: &Call) -> String {
     f
 }
 
-/// The whole HTTP request: `POST` with the form as body, or `GET` with it as the query.
-pub fn request(method: Method, url: &Url, form: &str) -> Vec<u8> {
+/// `Host:` for a URL (the port left out when it is the scheme's).
+fn host_header(url: &Url) -> String {
     let default_port = if url.tls { 443 } else { 80 };
-    let host = match (url.host.contains(':'), url.port) {
+    match (url.host.contains(':'), url.port) {
         (false, p) if p == default_port => url.host.clone(),
         (false, p) => format!("{}:{p}", url.host),
         (true, p) if p == default_port => format!("[{}]", url.host),
         (true, p) => format!("[{}]:{p}", url.host),
-    };
+    }
+}
+
+/// A plain `GET` of `path` (already escaped) on `url`'s server: a file to play (`play
+/// http://...`).
+pub fn get(url: &Url, path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: ngx-rtmp-rs\r\nConnection: Close\r\n\r\n", host_header(url)).into_bytes()
+}
+
+/// The whole HTTP request: `POST` with the form as body, or `GET` with it as the query.
+pub fn request(method: Method, url: &Url, form: &str) -> Vec<u8> {
+    let host = host_header(url);
     let (line, body) = match method {
         Method::Post => (format!("POST {}", url.path), form),
         Method::Get => {
