@@ -103,6 +103,15 @@ ok(keys(%per_segment) >= 3 && $max == 1, sprintf('  origin B was asked once per 
 my $playlists = () = $origin_log =~ m{"GET /hls/two\.m3u8 HTTP}g;
 cmp_ok($playlists, '<=', 20, "  and $playlists times for the playlist in 8 s (cached 1 s), while the players asked about 800 times");
 
+# What the origins tell caches.
+my $origin_http = "http://127.0.0.1:$port{8082}";
+my $pl = HTTP::Tiny->new->get("$origin_http/hls/two.m3u8");
+is($pl->{headers}{'cache-control'}, 'public, max-age=1', 'origin B: a playlist may be cached for a second');
+my ($seg) = ($pl->{content} // '') =~ /^(\S+\.ts)$/m;
+my $sr = HTTP::Tiny->new->get("$origin_http/hls/" . ($seg // 'none.ts'));
+ok($sr->{status} == 200 && ($sr->{headers}{'cache-control'} // '') eq 'public, max-age=31536000, immutable', '  a segment for ever (immutable)');
+is($pl->{headers}{'content-type'}, 'application/vnd.apple.mpegurl', '  with the HLS content types');
+
 kill 'TERM', $one, $two;
 for my $name (sort keys %inst) {
     is(join("\n", $inst{$name}->alerts), '', "no alerts in $name");

@@ -88,6 +88,9 @@ rtmp {
 }
 CONF
 chmod 0777, $t->dir;
+# (Debian's own modules, e.g. libnginx-mod-stream, are enabled with a path relative to
+# the prefix, modules/...: under this test's prefix too.)
+symlink('/usr/lib/nginx/modules', $t->dir . '/modules') or die "symlink: $!";
 $t->run;
 my $pub = $t->ffmpeg_publish('rtmp://127.0.0.1:' . $t->port('RTMP') . '/live/pkg', 3);
 ok(defined $t->reap($pub, 20), 'ffmpeg publishes to the packaged module');
