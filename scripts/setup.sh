@@ -187,7 +187,7 @@ test)
     log "cargo test"
     cargo test --release --locked
     log "prove -r t/"
-    prove -r t/
+    prove --timer -r t/
     ;;
 *)
     echo "usage: $0 deps|build-deps|build|run|package|test" >&2

@@ -10,19 +10,9 @@
 use strict;
 use warnings;
 
-BEGIN {
-    if (!$ENV{NGX_RTMP_RS_NETNS}) {
-        if ($> == 0 && system('unshare -n true >/dev/null 2>&1') == 0 && system('sh', '-c', 'command -v ip >/dev/null') == 0) {
-            $ENV{NGX_RTMP_RS_NETNS} = 1;
-            exec('unshare', '-n', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', $^X, $0, @ARGV) or die "exec: $!";
-        }
-        print "1..0 # SKIP needs root, unshare -n and ip (iproute2) for a loopback-only network namespace\n";
-        exit 0;
-    }
-}
-
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use Test::Nginx::Netns;
 use HTTP::Tiny;
 use POSIX ();
 use Test::More;

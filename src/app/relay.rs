@@ -289,9 +289,15 @@ impl App {
     fn attempt(&mut self, task: u64, now: &Now) {
         let Some(i) = self.relays.tasks.iter().position(|t| t.id == task) else { return };
         let t = &self.relays.tasks[i];
+        if t.mode == Mode::Play && t.is_static && self.is_live(&t.key) && !self.relays.stopping {
+            // A local publisher has the static pull's name for now: it is tried again later.
+            let base = self.conf.app(t.key.server, t.app).map_or(crate::conf::relay::RECONNECT_MS, |a| a.relays.pull_reconnect);
+            self.relays.tasks[i].retry_at = Some(now.ms + base.max(MAX_BACKOFF_MS));
+            return;
+        }
         let drop = match t.mode {
             Mode::Publish => !self.is_live(&t.key),
-            Mode::Play => !t.is_static && self.players_of(&t.key) == 0 || self.is_live(&t.key),
+            Mode::Play => (!t.is_static && self.players_of(&t.key) == 0) || self.is_live(&t.key),
         };
         if drop || self.relays.stopping {
             self.relays.tasks.remove(i);
