@@ -134,7 +134,7 @@ impl HlsSettings {
             return None;
         }
         let d = hls::Config::default();
-        let full = |p: &str| if p.starts_with('/') || prefix.is_empty() { p.to_owned() } else { format!("{}/{p}", prefix.trim_end_matches('/')) };
+        let full = |p: &str| super::value::full_path(prefix, p);
         let path = full(self.path.as_deref().unwrap_or(""));
         let fragment = self.fragment.unwrap_or(d.fragment);
         Some(hls::Config {

@@ -277,7 +277,7 @@ impl Application {
     /// The `play` sources (relative directories taken from `prefix`), and where files
     /// fetched over HTTP go while played and once complete.
     pub fn play(&self, prefix: &str) -> resolved::Play {
-        let full = |p: &str| if p.starts_with('/') || prefix.is_empty() { p.to_owned() } else { format!("{}/{p}", prefix.trim_end_matches('/')) };
+        let full = |p: &str| value::full_path(prefix, p);
         let sources = self
             .settings
             .play

@@ -92,6 +92,16 @@ fn parse_time(s: &str, seconds: bool) -> Option<u64> {
     Some(if seconds { total / 1000 } else { total })
 }
 
+/// A path as written, taken from nginx's `prefix` when it is relative (as nginx resolves
+/// its own paths; an empty prefix leaves it as it is).
+pub fn full_path(prefix: &str, p: &str) -> String {
+    if p.starts_with('/') || prefix.is_empty() {
+        p.to_owned()
+    } else {
+        format!("{}/{p}", prefix.trim_end_matches('/'))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
