@@ -131,13 +131,32 @@ my $gst_ok = system('/usr/bin/python3 -c "import gi; gi.require_version(\'GstWeb
 SKIP: {
     skip 'chromium and GStreamer webrtcbin (python3-gi) are needed (scripts/setup.sh deps)', 33 unless $chromium && $gst_ok;
     my $t0 = time;
-    my $chr = $t->spawn("$dir/chromium.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
-        '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
-        '--disable-background-networking', '--disable-dev-shm-usage', '--no-first-run', '--mute-audio',
-        '--enable-logging=stderr', '--v=0', "--user-data-dir=$dir/chromium",
-        "$base/publish.html?key=web&autostart=1&seconds=14&report=1");
-    my $gst = $t->spawn("$dir/gst.log", '/usr/bin/python3', "$FindBin::Bin/data/whip-gst.py", "$base/secure/gst/whip", 12, '--token', 's3cret');
+    my $run = 0;
+    my ($chr, $gst);
+    my $start = sub {
+        $run++;
+        $chr = $t->spawn("$dir/chromium.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
+            '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
+            '--disable-background-networking', '--disable-dev-shm-usage', '--no-first-run', '--mute-audio',
+            '--enable-logging=stderr', '--v=0', "--user-data-dir=$dir/chromium-$run",
+            "$base/publish.html?key=web&autostart=1&seconds=14&report=1");
+        $gst = $t->spawn("$dir/gst.log", '/usr/bin/python3', "$FindBin::Bin/data/whip-gst.py", "$base/secure/gst/whip", 12, '--token', 's3cret');
+    };
     my $reports = sub { my $l = slurp("$dir/access.log") // ''; [map { s/\+/ /gr } $l =~ m{GET /report\?whip=([^ ]*)}g] };
+    $start->();
+    # Once in about 40 CI runs Chromium sent no offer within 20 s (it did not get as far as
+    # the page's POST, so the server had nothing to answer; the diagnostics were lost in the
+    # log). That one case is retried once, both publishers afresh, and said; an offer that
+    # was sent and did not connect is a failure.
+    if (!wait_for(sub { grep { $_ eq 'state connected' } @{ $reports->() } }, 20) && !grep { /^posted/ } @{ $reports->() }) {
+        diag("Chromium sent no offer in 20 s (reports: @{ $reports->() }); both publishers once more");
+        my @log = split /^/, slurp("$dir/chromium.log") // '';
+        diag(join '', @log[($#log > 14 ? $#log - 14 : 0) .. $#log]);
+        kill 'TERM', $gst, $chr;
+        $t->reap($gst, 15);
+        $t->reap($chr, 15);
+        $start->();
+    }
     ok(wait_for(sub { grep { $_ eq 'state connected' } @{ $reports->() } }, 20), 'Chromium: the publish page connects')
         or diag(join("\n", @{ $reports->() }), slurp("$dir/chromium.log"));
     my ($posted) = grep { /^posted/ } @{ $reports->() };
