@@ -1,7 +1,9 @@
 #!/usr/bin/perl
 # A module built against an nginx tree whose configure signature differs from the nginx
 # that will load it fails the build, loudly, instead of failing at the user's load_module.
-# (Builds the crate once more in a temporary target directory: about half a minute.)
+# (Builds the crate once more in a temporary target directory that starts as a copy of the
+# main build's: nginx-sys, ngx and the module are built again, about 35 s instead of the
+# 170 s of a build from nothing.)
 
 use strict;
 use warnings;
@@ -24,6 +26,11 @@ my $configure = qq{cd $dir/nginx && . ./conf_flags && }
     . qq{./configure \$(printf '%s\\n' "\${NGX_CONF_FLAGS[@]}" | grep -v -- --with-compat) >configure.log 2>&1};
 is(system('bash', '-c', $configure), 0, 'configured an nginx tree without --with-compat');
 
+my $main = ($ENV{CARGO_TARGET_DIR} // "$root/target") . '/release';
+if (-d $main) {
+    mkdir "$dir/target" or die "mkdir: $!";
+    system('cp', '-a', $main, "$dir/target/") == 0 or die "cannot copy $main";
+}
 my $env = "NGINX_BUILD_DIR=$dir/nginx/objs CARGO_TARGET_DIR=$dir/target";
 my $out = qx{cd $root && $env cargo build --release --offline 2>&1};
 isnt($?, 0, 'building the module against it fails');
