@@ -48,6 +48,13 @@ pub fn media(data: &[u8]) {
         _ => MediaKind::Data,
     };
     let f = Frame::parse(kind, u32::from(k) * 1000, Bytes::copy_from_slice(body));
+    // What a WHEP viewer would be sent of it, after a valid AVC configuration (so coded
+    // frames reach the NAL unit splitting) and after itself (a configuration of its own).
+    let mut prep = crate::whip::whep::Prep::new();
+    let avc = b"\x17\x00\x00\x00\x00\x01\x42\xc0\x1f\xff\xe1\x00\x04\x67\x42\xc0\x1f\x01\x00\x02\x68\xce";
+    let _ = prep.frame(&Frame::parse(MediaKind::Video, 0, Bytes::from_static(avc)));
+    let _ = prep.frame(&f);
+    let _ = prep.frame(&f);
     // (A truncated tag's `data_at` may lie past its end: `data()` is empty then. Found by
     // this target: fuzz/corpus/media/truncated-hevc.)
     let data = f.data();
@@ -86,7 +93,8 @@ pub fn text(data: &[u8]) {
             let _ = crate::whip::check_offer(rest);
         }
         3 => {
-            let _ = crate::whip::parse_path(&s);
+            let _ = crate::whip::parse_path(&s, "whip");
+            let _ = crate::whip::parse_path(&s, "whep");
             let _ = crate::whip::bearer(&s);
             let _ = crate::whip::is_session_id(&s);
         }

@@ -122,10 +122,11 @@ pub fn time(name: &str, arg: &str, zero_ok: bool) -> Result<u64, String> {
     }
 }
 
-/// `whip_publish APPLICATION [NAME]`: the application's name must be a plain name.
-pub fn publish_app(arg: &str) -> Result<String, String> {
+/// `whip_publish APPLICATION [NAME]` (and `whep_play`'s): the application's name must be
+/// a plain name.
+pub fn publish_app(directive: &str, arg: &str) -> Result<String, String> {
     if arg.is_empty() || arg.len() > 128 || !arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-        return Err(invalid("whip_publish", arg, "the application must be a name of letters, digits, \"-\", \"_\" and \".\""));
+        return Err(invalid(directive, arg, "the application must be a name of letters, digits, \"-\", \"_\" and \".\""));
     }
     Ok(arg.to_owned())
 }
@@ -156,7 +157,7 @@ mod tests {
         assert_eq!(time("whip_timeout", "5s", false), Ok(5000));
         assert!(time("whip_timeout", "0", false).is_err());
         assert_eq!(time("whip_keyframe_interval", "0", true), Ok(0));
-        assert!(publish_app("live").is_ok());
-        assert!(publish_app("a/b").is_err());
+        assert!(publish_app("whip_publish", "live").is_ok());
+        assert!(publish_app("whip_publish", "a/b").is_err());
     }
 }

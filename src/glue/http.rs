@@ -29,23 +29,23 @@ const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
 unsafe fn whip_directive(cf: *mut ngx_conf_t, lc: &mut LocConf, name: &'static str, words: &mut [ngx_str_t], args: &[&str]) -> Result<(), String> {
     use crate::conf::whip as w;
     let mc = super::whip::main_conf_of(cf);
-    if name == "whip_publish" {
+    if name == "whip_publish" || name == "whep_play" {
         if !lc.whip.is_null() {
             return Err(format!("\"{name}\" directive is duplicate"));
         }
-        let app = w::publish_app(args[0])?;
-        let name_cv = if words.len() > 2 { super::whip::compile_name(cf, &mut words[2])? } else { ptr::null_mut() };
+        let app = w::publish_app(name, args[0])?;
+        let name_cv = if words.len() > 2 { super::whip::compile_name(cf, name, &mut words[2])? } else { ptr::null_mut() };
         let cln = ngx::ffi::ngx_pool_cleanup_add((*cf).pool, 0);
         if cln.is_null() {
             return Err("out of memory".into());
         }
-        let p = Box::into_raw(Box::new(Publish { app, name: name_cv }));
+        let p = Box::into_raw(Box::new(Publish { app, name: name_cv, play: name == "whep_play" }));
         (*cln).handler = Some(loc::drop_publish);
         (*cln).data = p as *mut c_void;
         lc.whip = p;
         mc.enabled = true;
         let file = String::from_utf8_lossy((*(*cf).conf_file).file.name.as_bytes()).into_owned();
-        mc.apps.push(((*p).app.clone(), format!("{file}:{}", (*(*cf).conf_file).line)));
+        mc.apps.push((name, (*p).app.clone(), format!("{file}:{}", (*(*cf).conf_file).line)));
         (*core_loc_conf(cf)).handler = Some(super::whip::handler);
         return Ok(());
     }
@@ -86,7 +86,7 @@ pub unsafe extern "C" fn directive(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t,
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let name = DIRECTIVES[(*cmd).offset].name;
         let dup = || Err(format!("\"{name}\" directive is duplicate"));
-        if name.starts_with("whip_") {
+        if name.starts_with("whip_") || name == "whep_play" {
             return whip_directive(cf, lc, name, words, &args);
         }
         match name {

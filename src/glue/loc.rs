@@ -14,15 +14,17 @@ pub struct LocConf {
     pub stylesheet: ngx_str_t,
     /// `rtmp_hls_viewers`: 0 unset, 1 on, 2 off.
     pub hls_viewers: usize,
-    /// `whip_publish` (this location only, not inherited).
+    /// `whip_publish` or `whep_play` (this location only, not inherited).
     pub whip: *mut Publish,
 }
 
-/// A location's `whip_publish APPLICATION [NAME]`.
+/// A location's `whip_publish APPLICATION [NAME]` or `whep_play APPLICATION [NAME]`.
 pub struct Publish {
     pub app: String,
-    /// NAME (nginx variables allowed); none: the path segment before `/whip`.
+    /// NAME (nginx variables allowed); none: the path segment before `/whip` (`/whep`).
     pub name: *mut ngx_http_complex_value_t,
+    /// `whep_play`: sessions play the stream to the browser.
+    pub play: bool,
 }
 
 pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {

@@ -1,5 +1,5 @@
-//! WHIP in nginx: the `whip_publish` content handler (RFC 9725's POST, DELETE, OPTIONS,
-//! PATCH), the worker's sidecar (`crate::sidecar`) started in `init_process` and joined in
+//! WHIP and WHEP in nginx: the `whip_publish` and `whep_play` content handler (RFC 9725's
+//! POST, DELETE, OPTIONS, PATCH), the worker's sidecar (`crate::sidecar`) started in `init_process` and joined in
 //! `exit_process`, and the eventfd through which the sidecar wakes the event loop.
 //!
 //! A POST's offer is checked here (type, size, SDP, limits), then a socketpair is made:
@@ -44,7 +44,7 @@ pub struct MainConf {
     /// A `whip_publish` was written: the workers start the sidecar.
     pub enabled: bool,
     /// The applications of the `whip_publish` directives, with where they were written.
-    pub apps: Vec<(String, String)>,
+    pub apps: Vec<(&'static str, String, String)>,
 }
 
 /// The worker's WHIP state (nginx's thread only).
@@ -65,6 +65,8 @@ struct Worker {
 struct Pending {
     r: *mut ngx_http_request_t,
     ip: IpAddr,
+    /// A WHEP session (plays) rather than WHIP (publishes).
+    play: bool,
     /// The endpoint's path (the session URL is it + "/" + id), decoded as nginx compares
     /// it, and as the client wrote it (for `Location`).
     path: String,
@@ -128,17 +130,17 @@ unsafe fn main_conf_in(cycle: *mut ngx::ffi::ngx_cycle_t) -> Option<&'static Mai
 /// the `rtmp {}` block. The error names the directive and where it was written.
 pub unsafe fn check_apps(cycle: *mut ngx::ffi::ngx_cycle_t, rtmp: Option<&super::conf::RtmpConf>) -> Result<(), String> {
     let Some(mc) = main_conf_in(cycle) else { return Ok(()) };
-    for (app, at) in &mc.apps {
+    for (directive, app, at) in &mc.apps {
         let known = rtmp.is_some_and(|rc| rc.resolved.servers.iter().any(|s| s.apps.iter().any(|a| &a.name == app)));
         if !known {
-            return Err(format!("\"whip_publish\" names application \"{app}\", which no rtmp server has, in {at}"));
+            return Err(format!("\"{directive}\" names application \"{app}\", which no rtmp server has, in {at}"));
         }
     }
     Ok(())
 }
 
 /// Compiles `whip_publish`'s NAME (with variables).
-pub unsafe fn compile_name(cf: *mut ngx_conf_t, value: *mut ngx_str_t) -> Result<*mut ngx_http_complex_value_t, String> {
+pub unsafe fn compile_name(cf: *mut ngx_conf_t, directive: &str, value: *mut ngx_str_t) -> Result<*mut ngx_http_complex_value_t, String> {
     let cv = ngx::ffi::ngx_pcalloc((*cf).pool, core::mem::size_of::<ngx_http_complex_value_t>()) as *mut ngx_http_complex_value_t;
     if cv.is_null() {
         return Err("out of memory".into());
@@ -148,7 +150,7 @@ pub unsafe fn compile_name(cf: *mut ngx_conf_t, value: *mut ngx_str_t) -> Result
     ccv.value = value;
     ccv.complex_value = cv;
     if ngx::ffi::ngx_http_compile_complex_value(&mut ccv) != NGX_OK as isize {
-        return Err("invalid stream name in \"whip_publish\" directive".into());
+        return Err(format!("invalid stream name in \"{directive}\" directive"));
     }
     Ok(cv)
 }
@@ -325,7 +327,8 @@ unsafe fn handle_reply(log: *mut ngx::ffi::ngx_log_t, reply: Reply) {
         Reply::Answer { req, session, sdp } => {
             let Some(p) = WORKER.with(|w| w.borrow_mut().pending.remove(&req)) else { return };
             let location = format!("{}/{}", p.raw_path, session);
-            log!(NGX_LOG_INFO, (*(*p.r).connection).log, "whip: session {session} publishing ({})", p.path);
+            let (what, doing) = if p.play { ("whep", "playing") } else { ("whip", "publishing") };
+            log!(NGX_LOG_INFO, (*(*p.r).connection).log, "{what}: session {session} {doing} ({})", p.path);
             WORKER.with(|w| w.borrow_mut().sessions.insert(session.clone(), Live { ip: p.ip, path: p.path.clone() }));
             let links = WORKER.with(|w| whip::link_headers(&w.borrow().settings.ice_servers));
             let r = p.r;
@@ -336,13 +339,15 @@ unsafe fn handle_reply(log: *mut ngx::ffi::ngx_log_t, reply: Reply) {
         }
         Reply::Refused { req, status, reason } => {
             let Some(p) = WORKER.with(|w| w.borrow_mut().pending.remove(&req)) else { return };
-            log!(NGX_LOG_INFO, (*(*p.r).connection).log, "whip: offer refused ({status}): {reason}");
-            let rc = respond(p.r, status as usize, "text/plain", &[], format!("{reason}\n").as_bytes());
+            log!(NGX_LOG_INFO, (*(*p.r).connection).log, "{}: offer refused ({status}): {reason}", if p.play { "whep" } else { "whip" });
+            // (409: the stream is busy (WHIP) or not live yet (WHEP): worth trying again.)
+            let retry = if status == 409 { vec![("Retry-After", "2".to_owned())] } else { Vec::new() };
+            let rc = respond(p.r, status as usize, "text/plain", &retry, format!("{reason}\n").as_bytes());
             finish(p.r, rc);
         }
-        Reply::Ended { session, why } => {
+        Reply::Ended { session, why, play } => {
             WORKER.with(|w| w.borrow_mut().sessions.remove(&session));
-            log!(NGX_LOG_INFO, log, "whip: session {session} ended: {why}");
+            log!(NGX_LOG_INFO, log, "{}: session {session} ended: {why}", if play { "whep" } else { "whip" });
         }
         Reply::Log(m) => {
             log!(NGX_LOG_WARN, log, "{m}");
@@ -405,10 +410,11 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
 
 unsafe fn handle(r: *mut ngx_http_request_t) -> ngx_int_t {
     let Some(publish) = super::loc::whip_publish(r) else { return ngx::ffi::NGX_DECLINED as isize };
+    let word = if publish.play { "whep" } else { "whip" };
     let uri = String::from_utf8_lossy((*r).uri.as_bytes()).into_owned();
     let method = (*r).method as u32;
     let allow = |r, methods: &str| respond(r, 405, "text/plain", &[("Allow", methods.into())], b"method not allowed\n");
-    match whip::parse_path(&uri) {
+    match whip::parse_path(&uri, word) {
         Path::Endpoint { name } => match method {
             NGX_HTTP_OPTIONS => {
                 discard(r);
@@ -441,7 +447,7 @@ unsafe fn handle(r: *mut ngx_http_request_t) -> ngx_int_t {
                             s.send(Cmd::Delete { session: id.to_owned() });
                         }
                     });
-                    log!(NGX_LOG_INFO, (*(*r).connection).log, "whip: session {id} ended by DELETE");
+                    log!(NGX_LOG_INFO, (*(*r).connection).log, "{word}: session {id} ended by DELETE");
                     respond(r, 200, "text/plain", &[], b"")
                 }
                 NGX_HTTP_OPTIONS => respond(r, 204, "text/plain", &[
@@ -456,7 +462,8 @@ unsafe fn handle(r: *mut ngx_http_request_t) -> ngx_int_t {
         }
         Path::Other => {
             discard(r);
-            respond(r, 404, "text/plain", &[], b"not a WHIP endpoint: POST to .../STREAM/whip\n")
+            let why = if publish.play { "not a WHEP endpoint: POST to .../STREAM/whep\n" } else { "not a WHIP endpoint: POST to .../STREAM/whip\n" };
+            respond(r, 404, "text/plain", &[], why.as_bytes())
         }
     }
 }
@@ -655,15 +662,16 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
         rtmp: theirs,
         app: ctx.publish.app.clone(),
         stream: whip::publish_name(&ctx.name, token.as_deref()),
-        tc_url: format!("whip://{host}/{}", ctx.publish.app),
+        tc_url: format!("{}://{host}/{}", if ctx.publish.play { "whep" } else { "whip" }, ctx.publish.app),
         candidate,
+        play: ctx.publish.play,
     };
     let sent = WORKER.with(|w| w.borrow().sidecar.as_ref().is_some_and(|s| s.send(Cmd::Offer(Box::new(o)))));
     if !sent {
         return respond(r, 503, "text/plain", &[], b"WHIP is not available in this worker\n");
     }
     let path = ctx.uri.trim_end_matches('/').to_owned();
-    WORKER.with(|w| w.borrow_mut().pending.insert(req, Pending { r, ip, path, raw_path: ctx.raw_path.clone() }));
+    WORKER.with(|w| w.borrow_mut().pending.insert(req, Pending { r, ip, play: ctx.publish.play, path, raw_path: ctx.raw_path.clone() }));
     ctx.req = req;
     NGX_DONE as isize
 }

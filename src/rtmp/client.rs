@@ -49,6 +49,7 @@ pub struct Client {
     flash_ver: String,
     page_url: String,
     swf_url: String,
+    fourcc: Vec<String>,
     /// What `play` asks for: its start (ms; -1000 live only, -2000 live or recorded) and
     /// duration (ms; None: to the end).
     start: f64,
@@ -102,6 +103,7 @@ impl Client {
             flash_ver: "ngx-rtmp-rs relay".to_owned(),
             page_url: String::new(),
             swf_url: String::new(),
+            fourcc: Vec::new(),
             start: -1000.0,
             duration: None,
             chunk_size,
@@ -117,6 +119,13 @@ impl Client {
     /// The `flashVer` sent in `connect` (what `/stat` and `on_connect` show for us).
     pub fn with_flash_ver(mut self, flash_ver: &str) -> Self {
         self.flash_ver = flash_ver.to_owned();
+        self
+    }
+
+    /// Enhanced RTMP's `fourCcList` in `connect`: the codecs this player takes besides the
+    /// legacy ones (a WHEP viewer announces `Opus`, so a WHIP stream's Opus reaches it as is).
+    pub fn with_fourcc(mut self, list: &[&str]) -> Self {
+        self.fourcc = list.iter().map(|s| (*s).to_owned()).collect();
         self
     }
 
@@ -180,6 +189,9 @@ impl Client {
             }
             if !self.page_url.is_empty() {
                 fields.push(("pageUrl", Value::str(&self.page_url)));
+            }
+            if !self.fourcc.is_empty() {
+                fields.push(("fourCcList", Value::StrictArray(self.fourcc.iter().map(|f| Value::str(f)).collect())));
             }
             let connect = Value::object(&fields);
             self.command(0, &[Value::str("connect"), Value::Number(1.0), connect]);

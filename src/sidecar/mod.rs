@@ -14,6 +14,7 @@
 //! refused to the WHIP client, and the kernel's socket buffer is the bounded queue between
 //! the sidecar and the worker.
 
+mod play;
 mod session;
 
 use std::collections::{HashMap, VecDeque};
@@ -48,6 +49,8 @@ pub struct Offer {
     pub tc_url: String,
     /// The address put in the answer's candidate.
     pub candidate: IpAddr,
+    /// WHEP: the session plays the stream to the peer (else WHIP: publishes it).
+    pub play: bool,
 }
 
 pub enum Cmd {
@@ -62,8 +65,8 @@ pub enum Reply {
     Answer { req: u64, session: String, sdp: String },
     /// Answer the request with this HTTP status and reason.
     Refused { req: u64, status: u16, reason: String },
-    /// A session ended (why, for the log).
-    Ended { session: String, why: String },
+    /// A session ended (why, for the log; `play`: a WHEP session).
+    Ended { session: String, why: String, play: bool },
     /// Something for the worker's error log (warn level).
     Log(String),
 }
@@ -176,7 +179,7 @@ async fn main_loop(settings: Settings, sock: Arc<UdpSocket>, local: SocketAddr, 
     let mut routes: HashMap<String, Route> = HashMap::new();
     let mut by_ufrag: HashMap<String, String> = HashMap::new();
     let mut by_addr: HashMap<SocketAddr, String> = HashMap::new();
-    let (gone_tx, mut gone_rx) = mpsc::unbounded_channel::<(String, String)>();
+    let (gone_tx, mut gone_rx) = mpsc::unbounded_channel::<(String, String, bool)>();
     let mut buf = vec![0u8; 2048];
     loop {
         tokio::select! {
@@ -200,7 +203,14 @@ async fn main_loop(settings: Settings, sock: Arc<UdpSocket>, local: SocketAddr, 
                     };
                     let gone = gone_tx.clone();
                     let req = o.req;
-                    let task = tokio::task::spawn_local(async move { s.run(*o, input, stopped).await });
+                    let play = o.play;
+                    let task = tokio::task::spawn_local(async move {
+                        if o.play {
+                            s.run_play(*o, input, stopped).await
+                        } else {
+                            s.run(*o, input, stopped).await
+                        }
+                    });
                     // The session's end (or its panic, which ends only that session) frees
                     // its routes; a request still waiting gets its answer (the worker
                     // ignores it if it had one).
@@ -213,7 +223,7 @@ async fn main_loop(settings: Settings, sock: Arc<UdpSocket>, local: SocketAddr, 
                                 "internal error (panic) in the session".into()
                             }
                         };
-                        let _ = gone.send((id, why));
+                        let _ = gone.send((id, why, play));
                     });
                 }
                 Some(Cmd::Delete { session }) => {
@@ -242,7 +252,7 @@ async fn main_loop(settings: Settings, sock: Arc<UdpSocket>, local: SocketAddr, 
                 }
                 let _ = route.tx.try_send(session::Input::Datagram(from, BytesMut::from(data), Instant::now()));
             }
-            Some((id, why)) = gone_rx.recv() => {
+            Some((id, why, play)) = gone_rx.recv() => {
                 if let Some(r) = routes.remove(&id) {
                     by_ufrag.remove(&r.ufrag);
                     for a in r.addrs {
@@ -250,7 +260,7 @@ async fn main_loop(settings: Settings, sock: Arc<UdpSocket>, local: SocketAddr, 
                     }
                 }
                 if !why.is_empty() {
-                    out.send(Reply::Ended { session: id, why });
+                    out.send(Reply::Ended { session: id, why, play });
                 }
             }
         }

@@ -53,18 +53,18 @@ pub struct Session {
 }
 
 /// Our chunk size towards the worker, and the largest message we accept from it.
-const CHUNK: usize = 60_000;
-const MAX_MESSAGE: usize = 1 << 20;
+pub(super) const CHUNK: usize = 60_000;
+pub(super) const MAX_MESSAGE: usize = 1 << 20;
 /// The largest access unit assembled (a 4K keyframe fits many times over).
 const MAX_AU: usize = 8 << 20;
 /// How long the worker has to accept the publish (its `on_publish` may take its time).
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// A write to the worker that takes longer than this means it stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keyframe requests no closer than this.
 const PLI_GAP: Duration = Duration::from_millis(500);
 
-fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str, pt: u8, fb: &[(&str, &str)]) -> RTCRtpCodecParameters {
+pub(super) fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str, pt: u8, fb: &[(&str, &str)]) -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
             mime_type: mime.to_owned(),
@@ -78,7 +78,13 @@ fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str, pt: u8, fb: &[(
 }
 
 impl Session {
-    fn peer_connection(&self, o: &Offer) -> Result<(RTCPeerConnection, String), String> {
+    /// The peer connection answering `o`: our codecs, ICE-lite with our one candidate;
+    /// `setup` adds the transceivers or tracks before the offer is applied.
+    pub(super) fn peer_connection(
+        &self,
+        o: &Offer,
+        setup: impl FnOnce(&mut RTCPeerConnection) -> Result<(), rtc::shared::error::Error>,
+    ) -> Result<(RTCPeerConnection, String), String> {
         let now = Instant::now();
         let mut me = MediaEngine::default();
         let e = |e: rtc::shared::error::Error| e.to_string();
@@ -101,10 +107,7 @@ impl Session {
             .with_interceptor_registry(registry)
             .build(now)
             .map_err(e)?;
-        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-            pc.add_transceiver_from_kind(kind, Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() }))
-                .map_err(e)?;
-        }
+        setup(&mut pc).map_err(e)?;
         let offer = RTCSessionDescription::offer(o.sdp.clone()).map_err(|e| format!("the offer was not accepted: {e}"))?;
         pc.set_remote_description(now, offer).map_err(|e| format!("the offer was not accepted: {e}"))?;
         let candidate = CandidateHostConfig {
@@ -134,16 +137,22 @@ impl Session {
             self.out.send(Reply::Refused { req, status, reason });
             String::new()
         };
-        let (mut pc, answer) = match self.peer_connection(&o) {
+        let recv_only = |pc: &mut RTCPeerConnection| {
+            for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                pc.add_transceiver_from_kind(kind, Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() }))?;
+            }
+            Ok(())
+        };
+        let (mut pc, answer) = match self.peer_connection(&o, recv_only) {
             Ok(x) => x,
             Err(why) => return refuse(400, why),
         };
         let Ok(rtmp) = o.rtmp.set_nonblocking(true).and_then(|_| UnixStream::from_std(o.rtmp)) else {
             return refuse(500, "internal error: the publish socket".into());
         };
-        let mut link = Link { keyframe_asked: false, rtmp, client: Client::new(Mode::Publish, &o.app, &o.tc_url, &o.stream, CHUNK, MAX_MESSAGE, seed()).with_flash_ver(crate::whip::FLASH_VER), rbuf: vec![0; 16 << 10] };
+        let mut link = Link { keyframe_asked: false, rtmp, client: Client::new(Mode::Publish, &o.app, &o.tc_url, &o.stream, CHUNK, MAX_MESSAGE, seed()).with_flash_ver(crate::whip::FLASH_VER), rbuf: vec![0; 16 << 10], media: Vec::new() };
         // Publish first: refused (on_publish, allow/deny, a busy stream) means no answer.
-        let msid = match tokio::time::timeout(PUBLISH_TIMEOUT, link.publish()).await {
+        let msid = match tokio::time::timeout(PUBLISH_TIMEOUT, link.start()).await {
             Ok(Ok(msid)) => msid,
             Ok(Err(code)) => return refuse(crate::whip::refusal_status(&code), format!("publishing was refused: {code}")),
             Err(_) => return refuse(504, "publishing was not accepted in time".into()),
@@ -243,23 +252,26 @@ impl Session {
         }
     }
 
-    fn end(&self, pc: &mut RTCPeerConnection, why: String) -> String {
+    pub(super) fn end(&self, pc: &mut RTCPeerConnection, why: String) -> String {
         let _ = pc.close();
         why
     }
 }
 
-/// The RTMP side: our client session over the socketpair to the worker.
-struct Link {
+/// The RTMP side: our client session over the socketpair to the worker (publishing for
+/// WHIP, playing for WHEP).
+pub(super) struct Link {
     /// The worker asked for a keyframe.
-    keyframe_asked: bool,
-    rtmp: UnixStream,
-    client: Client,
-    rbuf: Vec<u8>,
+    pub(super) keyframe_asked: bool,
+    pub(super) rtmp: UnixStream,
+    pub(super) client: Client,
+    pub(super) rbuf: Vec<u8>,
+    /// Media received (playing), for the session to take.
+    pub(super) media: Vec<(MediaKind, u32, Bytes)>,
 }
 
 impl Link {
-    async fn write(&mut self, b: &[u8]) -> Result<(), String> {
+    pub(super) async fn write(&mut self, b: &[u8]) -> Result<(), String> {
         match tokio::time::timeout(WRITE_TIMEOUT, self.rtmp.write_all(b)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err("the stream was ended by the server (dropped or refused)".into()),
@@ -275,7 +287,7 @@ impl Link {
     }
 
     /// Reads what is there: false at the end of the stream.
-    fn read_some(&mut self) -> Result<bool, String> {
+    pub(super) fn read_some(&mut self) -> Result<bool, String> {
         loop {
             match self.rtmp.try_read(&mut self.rbuf) {
                 Ok(0) => return Ok(false),
@@ -285,6 +297,7 @@ impl Link {
                         match ev {
                             ClientEvent::Failed(code) => return Err(format!("the server ended the stream: {code}")),
                             ClientEvent::KeyframeRequest => self.keyframe_asked = true,
+                            ClientEvent::Media { kind, timestamp, payload } => self.media.push((kind, timestamp, payload)),
                             _ => {}
                         }
                     }
@@ -295,8 +308,8 @@ impl Link {
         }
     }
 
-    /// Handshake, connect, createStream, publish: the stream id, or the refusal.
-    async fn publish(&mut self) -> Result<u32, String> {
+    /// Handshake, connect, createStream, publish or play: the stream id, or the refusal.
+    pub(super) async fn start(&mut self) -> Result<u32, String> {
         loop {
             if let Some(out) = self.client.take_output() {
                 self.write(&out).await?;
@@ -312,7 +325,8 @@ impl Link {
                 match ev {
                     ClientEvent::Ready { msid } => return Ok(msid),
                     ClientEvent::Failed(code) => return Err(code),
-                    ClientEvent::Media { .. } | ClientEvent::KeyframeRequest => {}
+                    ClientEvent::Media { kind, timestamp, payload } => self.media.push((kind, timestamp, payload)),
+                    ClientEvent::KeyframeRequest => {}
                 }
             }
         }
@@ -573,6 +587,6 @@ fn opus_tag(packet_type: u8, data: &[u8]) -> Vec<u8> {
     b
 }
 
-fn seed() -> u64 {
+pub(super) fn seed() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
 }

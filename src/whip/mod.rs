@@ -5,6 +5,7 @@
 
 pub mod h264;
 pub mod stun;
+pub mod whep;
 #[cfg(feature = "nginx")]
 pub mod aac;
 
@@ -13,9 +14,11 @@ use crate::conf::whip::IceServer;
 /// The `flashVer` a WHIP session's publish connection says (in `/stat`, callbacks): the
 /// worker knows its publisher can be asked for keyframes.
 pub const FLASH_VER: &str = "WHIP ngx-rtmp-rs";
+/// The `flashVer` of a WHEP session's play connection (a viewer in `/stat`).
+pub const WHEP_FLASH_VER: &str = "WHEP ngx-rtmp-rs";
 
 
-/// What a WHIP URL names.
+/// What a WHIP (or WHEP: `word` is `whep`) URL names.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Path<'a> {
     /// `.../NAME/whip`: the endpoint offers are POSTed to.
@@ -26,12 +29,12 @@ pub enum Path<'a> {
 }
 
 /// Reads a request path (without its query).
-pub fn parse_path(uri: &str) -> Path<'_> {
+pub fn parse_path<'a>(uri: &'a str, word: &str) -> Path<'a> {
     let uri = uri.strip_suffix('/').unwrap_or(uri);
     let parts: Vec<&str> = uri.rsplit('/').take(3).collect();
     match parts.as_slice() {
-        ["whip", name, ..] if !name.is_empty() => Path::Endpoint { name },
-        [id, "whip", name] if !name.is_empty() && !id.is_empty() => Path::Session { name, id },
+        [w, name, ..] if *w == word && !name.is_empty() => Path::Endpoint { name },
+        [id, w, name] if *w == word && !name.is_empty() && !id.is_empty() => Path::Session { name, id },
         _ => Path::Other,
     }
 }
@@ -173,13 +176,15 @@ a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01
 
     #[test]
     fn paths() {
-        assert_eq!(parse_path("/cam1/whip"), Path::Endpoint { name: "cam1" });
-        assert_eq!(parse_path("/x/cam1/whip/"), Path::Endpoint { name: "cam1" });
-        assert_eq!(parse_path("/cam1/whip/abc"), Path::Session { name: "cam1", id: "abc" });
-        assert_eq!(parse_path("/whip"), Path::Other);
-        assert_eq!(parse_path("//whip"), Path::Other);
-        assert_eq!(parse_path("/a/b/c"), Path::Other);
-        assert_eq!(parse_path(""), Path::Other);
+        assert_eq!(parse_path("/cam1/whip", "whip"), Path::Endpoint { name: "cam1" });
+        assert_eq!(parse_path("/x/cam1/whip/", "whip"), Path::Endpoint { name: "cam1" });
+        assert_eq!(parse_path("/cam1/whip/abc", "whip"), Path::Session { name: "cam1", id: "abc" });
+        assert_eq!(parse_path("/whip", "whip"), Path::Other);
+        assert_eq!(parse_path("//whip", "whip"), Path::Other);
+        assert_eq!(parse_path("/a/b/c", "whip"), Path::Other);
+        assert_eq!(parse_path("", "whip"), Path::Other);
+        assert_eq!(parse_path("/cam1/whep/abc", "whep"), Path::Session { name: "cam1", id: "abc" });
+        assert_eq!(parse_path("/cam1/whep", "whip"), Path::Other);
     }
 
     #[test]
