@@ -225,6 +225,7 @@ JS
     like($list, qr/^\d+ 127\.0\.0\.1 RTMP publisher$/m, '  and the publisher');
     is(js("document.getElementById('control').dataset.state"), 'ok', '  and /control as available');
     like(js("document.querySelector('$card a.watch').getAttribute('href')"), qr/^player\.html\?stream=s$/, '  and links to player.html?stream=s');
+    like(js("document.querySelector('$card a.watch-rtc').getAttribute('href')"), qr{/watch\.html\?stream=s$}, '  and to watch.html?stream=s (WebRTC)');
 
     # Drop the player: two clicks (the first arms the button).
     my $drop = "$card tr[data-role=player] button[data-action=drop]";

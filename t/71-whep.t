@@ -1,0 +1,140 @@
+#!/usr/bin/perl
+# WHEP playback with real clients, inside a network namespace with only loopback: the
+# project's default config; ffmpeg publishes H.264 + AAC over RTMP, a WHIP publisher
+# (GStreamer, H.264 + Opus) publishes another stream, and headless Chromium watches
+# each with the watch page (nginx-conf/www/watch.html): frames decoded keep growing,
+# the WHIP stream's Opus audio arrives, /stat lists the viewer as a player,
+# /control/drop ends it. Then the HTTP side: 409 with Retry-After for a stream that is
+# not live, CORS, DELETE.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx::Netns 'default_route';
+use HTTP::Tiny;
+use Test::More;
+use Test::Nginx::RTMP qw(wait_for slurp);
+use Time::HiRes qw(time sleep);
+
+my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
+plan skip_all => 'chromium is needed (scripts/setup.sh deps)' unless $chromium;
+my $gst_ok = system('/usr/bin/python3 -c "import gi; gi.require_version(\'GstWebRTC\', \'1.0\')" 2>/dev/null') == 0;
+
+# A whep_play naming an application no rtmp server has fails nginx -t, naming it.
+{
+    my $bad = Test::Nginx::RTMP->new;
+    $bad->write_config("rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; application live { live on; } } }\n"
+        . "http { server { listen 127.0.0.1:%%PORT_HTTP%%; location /w { whep_play nope; } } }\n");
+    my ($ok, $out) = $bad->test_config;
+    ok(!$ok && $out =~ /"whep_play" names application "nope", which no rtmp server has/, 'nginx -t: whep_play of an unknown application is refused, naming it')
+        or diag($out);
+}
+
+my $t = Test::Nginx::RTMP->new->write_default_config;
+my $dir = $t->dir;
+# (The watch page's progress reports are logged here: the default config does not log them.)
+my $conf = slurp("$dir/nginx.conf");
+$conf =~ s/access_log off;//;
+$t->write_file('nginx.conf', $conf);
+$t->run;
+my ($rtmp, $whip) = ($t->port('RTMP'), $t->port('WHIP'));
+my $base = "http://127.0.0.1:$whip";
+my $http = HTTP::Tiny->new(timeout => 10);
+my $access = "$dir/run/access.log";
+
+# The watch page's progress lines for one stream (it reports GET /report?whep=LINE).
+my $reports = sub {
+    my ($key) = @_;
+    my $l = slurp($access) // '';
+    return [map { s/\+/ /gr =~ s/%([0-9A-F]{2})/chr hex $1/gier } $l =~ m{GET /report\?whep=([^ ]*) [^\n]*watch\.html\?stream=\Q$key\E}g];
+};
+my $frames = sub { my ($r) = @_; my @f = map { /^stats frames=(\d+)/ ? $1 : () } @$r; return @f ? $f[-1] : 0 };
+my $watch = sub {
+    my ($key, $n, %o) = @_;
+    return $t->spawn("$dir/chromium-$n.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
+        '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
+        '--disable-background-networking', '--disable-dev-shm-usage', '--no-first-run', '--mute-audio',
+        '--enable-logging=stderr', '--v=0', "--user-data-dir=$dir/chromium-$n",
+        "$base/watch.html?stream=$key&report=1" . ($o{seconds} ? "&seconds=$o{seconds}" : ''));
+};
+
+# --- the HTTP side first: a stream that is not live ------------------------------------------
+my $offer = slurp("$FindBin::Bin/data/whip-offer.sdp");
+my $r = $http->request('POST', "$base/nothing/whep", { headers => { 'Content-Type' => 'application/sdp' }, content => $offer });
+is($r->{status}, 409, 'an offer for a stream that is not live: 409');
+is($r->{headers}{'retry-after'} // '', '2', '  with Retry-After: 2 (the watch page tries again then)');
+$r = $http->request('OPTIONS', "$base/x/whep");
+is($r->{status}, 204, 'OPTIONS: 204');
+is($r->{headers}{'access-control-allow-origin'} // '', '*', '  with CORS headers');
+$r = $http->request('POST', "$base/x/whep", { headers => { 'Content-Type' => 'text/plain' }, content => 'x' });
+is($r->{status}, 415, 'a wrong content type: 415');
+$r = $http->request('DELETE', "$base/x/whep/0123456789abcdef0123456789abcdef");
+is($r->{status}, 404, 'DELETE of an unknown session: 404');
+
+# --- ffmpeg publishes over RTMP (H.264 + AAC); Chromium watches over WHEP -------------------
+my $pub = $t->ffmpeg_publish("rtmp://127.0.0.1:$rtmp/live/cam", 60, gop => 30);
+ok(wait_for(sub { ($http->get("http://127.0.0.1:" . $t->port('HTTP') . '/stat')->{content} // '') =~ /<name>cam<\/name>.*?<publishing\/>/s }, 15),
+    'ffmpeg publishes live/cam');
+my $t0 = time;
+my $c1 = $watch->('cam', 1);
+ok(wait_for(sub { grep { $_ eq 'state connected' } @{ $reports->('cam') } }, 20), 'Chromium: the watch page connects over WHEP')
+    or diag(join("\n", @{ $reports->('cam') }), slurp("$dir/chromium-1.log") // '');
+diag(sprintf('connected %.1f s after Chromium started', time - $t0));
+my ($posted) = grep { /^posted/ } @{ $reports->('cam') };
+is($posted, 'posted 201', '  its offer was answered 201 Created');
+ok(wait_for(sub { $frames->($reports->('cam')) > 0 }, 10), '  video frames are decoded')
+    or diag(join("\n", @{ $reports->('cam') }));
+my $f1 = $frames->($reports->('cam'));
+sleep 5;
+my $f2 = $frames->($reports->('cam'));
+cmp_ok($f2 - $f1, '>=', 100, "  and keep coming: $f1 then $f2 five seconds later (30 fps)");
+ok(!grep({ /^fallback/ } @{ $reports->('cam') }), '  the page did not fall back to HLS');
+
+my $stat = $http->get("http://127.0.0.1:" . $t->port('HTTP') . '/stat')->{content} // '';
+like($stat, qr{<name>cam</name>.*?<flashver>WHEP ngx-rtmp-rs</flashver>}s, '/stat lists the WHEP viewer as a client of the stream');
+my ($id) = $stat =~ m{<name>cam</name>.*?<client>\s*<id>(\d+)</id>(?:(?!</client>).)*WHEP}s;
+ok($id, "  (client $id)");
+SKIP: {
+    skip 'no client id', 1 unless $id;
+    my $d = $http->get("http://127.0.0.1:" . $t->port('HTTP') . "/control/drop/client?app=live&name=cam&clientid=$id");
+    ok(wait_for(sub { ($t->error_log // '') =~ /whep: session \w+ ended: .*(ended by the server|UnpublishNotify|dropped)/ }, 10),
+        '/control/drop/client ends the WHEP session') or diag($d->{status}, ' ', $d->{content});
+}
+kill 'TERM', $c1;
+$t->reap($c1, 10);
+
+# The page's fall-back: without WebRTC it plays the stream's HLS (hls.js, port 8888).
+my $c3 = $t->spawn("$dir/chromium-3.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
+    '--autoplay-policy=no-user-gesture-required', '--disable-dev-shm-usage', '--no-first-run', '--mute-audio',
+    "--user-data-dir=$dir/chromium-3", "$base/watch.html?stream=cam&report=1&nowebrtc=1&hls=" . "http://127.0.0.1:" . $t->port('HTTP') . '/hls/cam.m3u8');
+my $hls_time = sub { my @x = map { /^hls time=([\d.]+)/ ? $1 : () } @{ $reports->('cam') }; @x ? $x[-1] : 0 };
+ok(wait_for(sub { $hls_time->() > 2 }, 25), sprintf('without WebRTC the page falls back to HLS, which plays (%.1f s)', $hls_time->()))
+    or diag(join("\n", @{ $reports->('cam') }));
+kill 'TERM', $c3;
+$t->reap($c3, 10);
+
+# --- a WHIP publisher (Opus) watched over WHEP: the audio arrives as is --------------------
+SKIP: {
+    skip 'GStreamer webrtcbin (python3-gi) is needed', 3 unless $gst_ok;
+    my $gst = $t->spawn("$dir/gst.log", '/usr/bin/python3', "$FindBin::Bin/data/whip-gst.py", "$base/gst/whip", 20);
+    ok(wait_for(sub { (slurp("$dir/gst.log") // '') =~ /WHIP state connected/ }, 20), 'GStreamer publishes gst over WHIP')
+        or diag(slurp("$dir/gst.log"));
+    my $c2 = $watch->('gst', 2, seconds => 6);
+    ok(wait_for(sub { $frames->($reports->('gst')) >= 30 }, 20), 'Chromium plays the WHIP stream over WHEP: frames decoded')
+        or diag(join("\n", @{ $reports->('gst') }), slurp("$dir/chromium-2.log") // '');
+    my ($last) = reverse grep { /^stats/ } @{ $reports->('gst') };
+    my ($abytes) = ($last // '') =~ /audio_bytes=(\d+)/;
+    cmp_ok($abytes // 0, '>', 10_000, "  and its Opus audio arrives ($last)");
+    ok(wait_for(sub { grep { /^stopped 200/ } @{ $reports->('gst') } }, 15), '  the page ends its session with DELETE (200)')
+        or diag(join("\n", @{ $reports->('gst') }));
+    kill 'TERM', $c2, $gst;
+    $t->reap($c2, 10);
+    $t->reap($gst, 15);
+}
+
+kill 'TERM', $pub;
+$t->reap($pub, 10);
+unlike($t->error_log // '', qr/\[(alert|emerg)\]|panic/, 'no alert, no panic in the error log');
+done_testing;
