@@ -43,6 +43,9 @@ fn main() {
     // libavcodec-dev / libavutil-dev to build, libavcodec59 / libavutil57 to run).
     println!("cargo:rerun-if-changed=src/whip/opus_aac.c");
     cc::Build::new().file("src/whip/opus_aac.c").warnings(true).extra_warnings(true).compile("opus_aac");
+    // WHEP's AAC-to-Opus transcoder: the same over libavcodec and libswresample (to 48 kHz).
+    println!("cargo:rerun-if-changed=src/whip/aac_opus.c");
+    cc::Build::new().file("src/whip/aac_opus.c").warnings(true).extra_warnings(true).compile("aac_opus");
     // Batched writes to players (io_uring, with raw system calls: no liburing needed).
     println!("cargo:rerun-if-changed=src/glue/uring.c");
     cc::Build::new().file("src/glue/uring.c").warnings(true).extra_warnings(true).compile("ngx_rtmp_uring");
@@ -51,6 +54,7 @@ fn main() {
     cc::Build::new().file("src/glue/spawn.c").warnings(true).extra_warnings(true).compile("ngx_rtmp_spawn");
     println!("cargo:rustc-link-lib=dylib=avcodec");
     println!("cargo:rustc-link-lib=dylib=avutil");
+    println!("cargo:rustc-link-lib=dylib=swresample");
     println!("cargo:rerun-if-env-changed=NGINX_BINARY");
     println!("cargo:rerun-if-env-changed=DEP_NGINX_BUILD_DIR");
     println!("cargo:rerun-if-changed=build.rs");

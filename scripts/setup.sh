@@ -23,7 +23,7 @@ cd "$ROOT"
 # Debian packages: build (nginx headers, bindgen's libclang, a C compiler), run (nginx)
 # and test (real clients).
 BUILD_PKGS=(nginx nginx-dev libclang-dev libpcre2-dev libssl-dev zlib1g-dev
-            libavcodec-dev libavutil-dev build-essential pkg-config curl ca-certificates)
+            libavcodec-dev libavutil-dev libswresample-dev build-essential pkg-config curl ca-certificates)
 TEST_PKGS=(ffmpeg rtmpdump perl procps gstreamer1.0-tools gstreamer1.0-plugins-good
            gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav chromium
            python3 python3-prometheus-client python3-gi gir1.2-gst-plugins-bad-1.0

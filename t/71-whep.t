@@ -3,7 +3,8 @@
 # project's default config; ffmpeg publishes H.264 + AAC over RTMP, a WHIP publisher
 # (GStreamer, H.264 + Opus) publishes another stream, and headless Chromium watches
 # each with the watch page (nginx-conf/www/watch.html): frames decoded keep growing,
-# the WHIP stream's Opus audio arrives, /stat lists the viewer as a player,
+# the RTMP stream's AAC plays as Opus (not silence), the WHIP stream's Opus arrives as
+# is, /stat lists the viewer as a player,
 # /control/drop ends it. Then the HTTP side: 409 with Retry-After for a stream that is
 # not live, CORS, DELETE.
 
@@ -91,6 +92,12 @@ sleep 5;
 my $f2 = $frames->($reports->('cam'));
 cmp_ok($f2 - $f1, '>=', 100, "  and keep coming: $f1 then $f2 five seconds later (30 fps)");
 ok(!grep({ /^fallback/ } @{ $reports->('cam') }), '  the page did not fall back to HLS');
+# The publisher's AAC (a 440 Hz sine at ffmpeg's default 1/8 amplitude, RMS 0.088) comes
+# as Opus: the page measures the decoded audio with an AnalyserNode.
+my $rms = sub { my @r = map { /audio_rms=([\d.]+)/ ? $1 : () } @{ $reports->($_[0]) }; @r ? $r[-1] : 0 };
+ok(wait_for(sub { $rms->('cam') > 0.03 }, 10), sprintf('  its AAC audio plays as Opus, not silence: RMS %.3f', $rms->('cam')))
+    or diag(join("\n", grep { /^stats/ } @{ $reports->('cam') }));
+cmp_ok($rms->('cam'), '<', 0.2, '  at the level it was published');
 
 my $stat = $http->get("http://127.0.0.1:" . $t->port('HTTP') . '/stat')->{content} // '';
 like($stat, qr{<name>cam</name>.*?<flashver>WHEP ngx-rtmp-rs</flashver>}s, '/stat lists the WHEP viewer as a client of the stream');
@@ -117,7 +124,7 @@ $t->reap($c3, 10);
 
 # --- a WHIP publisher (Opus) watched over WHEP: the audio arrives as is --------------------
 SKIP: {
-    skip 'GStreamer webrtcbin (python3-gi) is needed', 3 unless $gst_ok;
+    skip 'GStreamer webrtcbin (python3-gi) is needed', 4 unless $gst_ok;
     my $gst = $t->spawn("$dir/gst.log", '/usr/bin/python3', "$FindBin::Bin/data/whip-gst.py", "$base/gst/whip", 20);
     ok(wait_for(sub { (slurp("$dir/gst.log") // '') =~ /WHIP state connected/ }, 20), 'GStreamer publishes gst over WHIP')
         or diag(slurp("$dir/gst.log"));
@@ -126,7 +133,7 @@ SKIP: {
         or diag(join("\n", @{ $reports->('gst') }), slurp("$dir/chromium-2.log") // '');
     my ($last) = reverse grep { /^stats/ } @{ $reports->('gst') };
     my ($abytes) = ($last // '') =~ /audio_bytes=(\d+)/;
-    cmp_ok($abytes // 0, '>', 10_000, "  and its Opus audio arrives ($last)");
+    cmp_ok($abytes // 0, '>', 10_000, "  and its Opus audio arrives as is ($last)");
     ok(wait_for(sub { grep { /^stopped 200/ } @{ $reports->('gst') } }, 15), '  the page ends its session with DELETE (200)')
         or diag(join("\n", @{ $reports->('gst') }));
     kill 'TERM', $c2, $gst;

@@ -29,6 +29,8 @@ pub struct Settings {
     /// `whip_keyframe_interval`: ask the browser for a keyframe this often (ms, 0: only
     /// at the start and after loss). Browsers send keyframes only when asked.
     pub keyframe_interval: u64,
+    /// `whep_audio_bitrate`: the Opus bit rate of AAC transcoded for WHEP viewers (bit/s).
+    pub whep_audio_bitrate: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +52,7 @@ impl Default for Settings {
             ice_timeout: 15_000,
             idle_timeout: 10_000,
             keyframe_interval: 2_000,
+            whep_audio_bitrate: 96_000,
         }
     }
 }
@@ -122,6 +125,18 @@ pub fn time(name: &str, arg: &str, zero_ok: bool) -> Result<u64, String> {
     }
 }
 
+/// `whep_audio_bitrate RATE`: bit/s, `k` for thousands (as ffmpeg's `-b:a`), 16k to 256k.
+pub fn audio_bitrate(arg: &str) -> Result<u32, String> {
+    let (digits, scale) = match arg.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 1000),
+        None => (arg, 1),
+    };
+    match parse_num(digits).and_then(|n| n.checked_mul(scale)) {
+        Some(b) if (16_000..=256_000).contains(&b) => Ok(b as u32),
+        _ => Err(invalid("whep_audio_bitrate", arg, "it must be a bit rate from 16k to 256k")),
+    }
+}
+
 /// `whip_publish APPLICATION [NAME]` (and `whep_play`'s): the application's name must be
 /// a plain name.
 pub fn publish_app(directive: &str, arg: &str) -> Result<String, String> {
@@ -158,6 +173,10 @@ mod tests {
         assert!(time("whip_timeout", "0", false).is_err());
         assert_eq!(time("whip_keyframe_interval", "0", true), Ok(0));
         assert!(publish_app("whip_publish", "live").is_ok());
+        assert_eq!(audio_bitrate("96k"), Ok(96_000));
+        assert_eq!(audio_bitrate("128000"), Ok(128_000));
+        assert!(audio_bitrate("8k").unwrap_err().contains("whep_audio_bitrate"));
+        assert!(audio_bitrate("1m").is_err());
         assert!(publish_app("whip_publish", "a/b").is_err());
     }
 }

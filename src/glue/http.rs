@@ -66,6 +66,7 @@ unsafe fn whip_directive(cf: *mut ngx_conf_t, lc: &mut LocConf, name: &'static s
         "whip_ice_timeout" => s.ice_timeout = w::time(name, args[0], false)?,
         "whip_timeout" => s.idle_timeout = w::time(name, args[0], false)?,
         "whip_keyframe_interval" => s.keyframe_interval = w::time(name, args[0], true)?,
+        "whep_audio_bitrate" => s.whep_audio_bitrate = w::audio_bitrate(args[0])?,
         _ => return Err(format!("\"{name}\" directive has no handler")),
     }
     Ok(())
@@ -86,7 +87,7 @@ pub unsafe extern "C" fn directive(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t,
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let name = DIRECTIVES[(*cmd).offset].name;
         let dup = || Err(format!("\"{name}\" directive is duplicate"));
-        if name.starts_with("whip_") || name == "whep_play" {
+        if name.starts_with("whip_") || name.starts_with("whep_") {
             return whip_directive(cf, lc, name, words, &args);
         }
         match name {

@@ -1,6 +1,7 @@
 //! WHIP and WHEP in nginx: the `whip_publish` and `whep_play` content handler (RFC 9725's
-//! POST, DELETE, OPTIONS, PATCH), the worker's sidecar (`crate::sidecar`) started in `init_process` and joined in
-//! `exit_process`, and the eventfd through which the sidecar wakes the event loop.
+//! POST, DELETE, OPTIONS, PATCH), the worker's sidecar (`crate::sidecar`) started in
+//! `init_process` and joined in `exit_process`, and the eventfd through which the sidecar
+//! wakes the event loop. A WHEP offer takes the same path with a play connection.
 //!
 //! A POST's offer is checked here (type, size, SDP, limits), then a socketpair is made:
 //! the worker's end becomes an ordinary RTMP connection of the server that has the

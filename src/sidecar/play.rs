@@ -2,7 +2,8 @@
 //! RTMP play of the stream from the worker over a socketpair. So a WHEP viewer is just
 //! another player: `on_play` (with the bearer token as an argument), allow/deny play,
 //! `/stat`, `/control/drop`, the GOP cache (a new viewer starts on the current keyframe)
-//! and `out_queue` (a viewer that cannot keep up) apply unchanged.
+//! and `out_queue` (a viewer that cannot keep up) apply unchanged. An RTMP publisher's AAC
+//! is transcoded to Opus (`whip::opus`), per session.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ use super::session::{seed, Input, Link, Session, CHUNK, MAX_MESSAGE, PUBLISH_TIM
 use super::{Offer, Reply};
 use crate::media::Frame;
 use crate::rtmp::client::{Client, Mode};
+use crate::whip::opus::Encoder;
 use crate::whip::whep::{Out, Prep};
 
 /// How long a stream has to show its video configuration before the offer is answered
@@ -33,9 +35,10 @@ const LIVE_WAIT: Duration = Duration::from_millis(1500);
 /// RTP payloads no larger than this (a common WebRTC MTU budget).
 const MTU: usize = 1200;
 /// Media held from the last keyframe until the viewer is connected (a bound whatever
-/// the stream: beyond it, the viewer starts at the next keyframe).
+/// the stream: beyond it, the viewer starts at the next keyframe). 8 MB is a 2 s GOP at
+/// 32 Mbit/s; every session being set up may hold that much (`whip_max_sessions` of them).
 const MAX_HELD: usize = 1024;
-const MAX_HELD_BYTES: usize = 16 << 20;
+const MAX_HELD_BYTES: usize = 8 << 20;
 
 /// One outgoing track: its sender, SSRC, negotiated payload type, next sequence number.
 struct Track {
@@ -69,27 +72,51 @@ fn track(kind: RtpCodecKind, ssrc: u32, mime: &str, clock_rate: u32, channels: u
     )
 }
 
-/// What the viewer is sent: the two tracks and the H.264 payloader.
+/// What the viewer is sent: the two tracks, the H.264 payloader, and the AAC-to-Opus
+/// transcoder (made at the stream's first AAC, again if its configuration changes).
 struct Sender {
     video: Track,
     audio: Track,
     h264: H264Payloader,
+    aac: Option<(Bytes, Encoder)>,
+    /// `whep_audio_bitrate`.
+    bitrate: u32,
 }
 
 impl Sender {
-    fn send(&mut self, pc: &mut RTCPeerConnection, now: Instant, out: &Out) {
+    /// Sends one piece of the stream; returns what the log should say of a failure.
+    fn send(&mut self, pc: &mut RTCPeerConnection, now: Instant, out: &Out) -> Option<String> {
         match out {
             Out::Video { ts, annexb, .. } => {
-                let Ok(payloads) = self.h264.payload(MTU, annexb) else { return };
+                let Ok(payloads) = self.h264.payload(MTU, annexb) else { return None };
                 let n = payloads.len();
                 for (i, p) in payloads.into_iter().enumerate() {
                     self.video.send(pc, now, *ts, i + 1 == n, p);
                 }
             }
             Out::Opus { ts, packet } => self.audio.send(pc, now, *ts, false, packet.clone()),
-            // (AAC is not transcoded to Opus yet: the audio track stays silent.)
-            Out::Aac { .. } => {}
+            Out::Aac { ts, asc, frame } => {
+                if self.aac.as_ref().is_none_or(|(a, _)| a != asc) {
+                    // Opus with the source's channels (mono stays mono).
+                    let channels = crate::media::config::aac(asc).map_or(2, |c| if c.channels == 1 { 1 } else { 2 });
+                    match Encoder::new(asc, channels, self.bitrate) {
+                        Ok(e) => self.aac = Some((asc.clone(), e)),
+                        Err(why) => {
+                            self.aac = None;
+                            return Some(why);
+                        }
+                    }
+                }
+                let (_, e) = self.aac.as_mut()?;
+                // (A frame that does not decode loses itself only.)
+                if e.push(*ts, frame).is_ok() {
+                    while let Some((t, p)) = e.pull() {
+                        self.audio.send(pc, now, t, false, Bytes::from(p));
+                    }
+                }
+            }
         }
+        None
     }
 }
 
@@ -125,10 +152,11 @@ impl Held {
     }
 }
 
-/// The HTTP status for a play the worker refused.
+/// The HTTP status for a play the worker refused: a stream not published (with
+/// `idle_streams off`) is not live yet, as the 409 of a stream that sends nothing.
 fn refusal_status(code: &str) -> u16 {
     match code {
-        "NetStream.Play.StreamNotFound" => 404,
+        "NetStream.Play.StreamNotFound" => 409,
         _ => 403,
     }
 }
@@ -163,6 +191,8 @@ impl Session {
             video: Track { sender: vid, ssrc: ssrcs.0, pt: vpt, seq: seed() as u16 },
             audio: Track { sender: aid, ssrc: ssrcs.1, pt: apt, seq: (seed() >> 16) as u16 },
             h264: H264Payloader::default(),
+            aac: None,
+            bitrate: self.settings.whep_audio_bitrate,
         };
 
         let Ok(rtmp) = o.rtmp.set_nonblocking(true).and_then(|_| UnixStream::from_std(o.rtmp)) else {
@@ -209,7 +239,13 @@ impl Session {
         let started = Instant::now();
         let mut connected = false;
         let mut last_heard = Instant::now();
-        let mut aac_noted = false;
+        // What went wrong with the audio, said once per session.
+        let mut noted = false;
+        let note = |noted: &mut bool, why: String| {
+            if !std::mem::replace(noted, true) {
+                self.out.send(Reply::Log(format!("whep: session {}: the stream's audio is not sent: {why}", self.id)));
+            }
+        };
         loop {
             while let Some(w) = pc.poll_write() {
                 let _ = self.sock.send_to(&w.message, w.transport.peer_addr).await;
@@ -222,7 +258,9 @@ impl Session {
                             // The viewer starts on the held keyframe, then live.
                             let now = Instant::now();
                             for o in std::mem::take(&mut held.outs) {
-                                tx.send(&mut pc, now, &o);
+                                if let Some(why) = tx.send(&mut pc, now, &o) {
+                                    note(&mut noted, why);
+                                }
                             }
                         }
                         RTCPeerConnectionState::Failed => return self.end(&mut pc, "the connection failed".into()),
@@ -237,12 +275,10 @@ impl Session {
             let now = Instant::now();
             for (kind, ts, payload) in link.media.drain(..) {
                 let Some(o) = prep.frame(&Frame::parse(kind, ts, payload)) else { continue };
-                if matches!(o, Out::Aac { .. }) && !aac_noted {
-                    aac_noted = true;
-                    self.out.send(Reply::Log(format!("whep: session {}: the stream's audio is AAC, not sent (no AAC-to-Opus yet)", self.id)));
-                }
                 if connected {
-                    tx.send(&mut pc, now, &o);
+                    if let Some(why) = tx.send(&mut pc, now, &o) {
+                        note(&mut noted, why);
+                    }
                 } else {
                     held.push(o);
                 }

@@ -8,6 +8,8 @@ pub mod stun;
 pub mod whep;
 #[cfg(feature = "nginx")]
 pub mod aac;
+#[cfg(feature = "nginx")]
+pub mod opus;
 
 use crate::conf::whip::IceServer;
 
