@@ -212,13 +212,18 @@ http {
     }
 
     # WHIP (WebRTC ingest): POST offers to /STREAM_KEY/whip; the stream joins "live"
-    # (the same stream key checks as RTMP). Media on one UDP port.
+    # (the same stream key checks as RTMP). WHEP (WebRTC playback) on the same server
+    # and UDP port. Media on one UDP port.
     whip_udp_listen $WHIP_UDP_PORT;
     $whip_candidate
     server {
         listen $WHIP_PORT;
         location ~ ^/[^/]+/whip(/[^/]*)?\$ {
             whip_publish live;
+        }
+        # WHEP (WebRTC playback): /watch.html?stream=STREAM_KEY, offers to /STREAM_KEY/whep.
+        location ~ ^/[^/]+/whep(/[^/]*)?\$ {
+            whep_play live;
         }
         location / {
             root $WWW_DIR;
