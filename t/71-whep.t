@@ -122,6 +122,20 @@ ok(wait_for(sub { $hls_time->() > 2 }, 25), sprintf('without WebRTC the page fal
 kill 'TERM', $c3;
 $t->reap($c3, 10);
 
+# --- a stream with B-frames (x264's own default) is refused, saying why -------------------
+my $bf = $t->spawn("$dir/bf.log", 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi',
+    '-i', 'testsrc2=size=320x240:rate=30', '-c:v', 'libx264', '-preset', 'veryfast', '-bf', '2', '-g', '30',
+    '-pix_fmt', 'yuv420p', '-t', '30', '-f', 'flv', "rtmp://127.0.0.1:$rtmp/live/bf");
+ok(wait_for(sub { ($http->get("http://127.0.0.1:" . $t->port('HTTP') . '/stat')->{content} // '') =~ /<name>bf<\/name>.*?<publishing\/>/s }, 15),
+    'ffmpeg publishes live/bf with B-frames');
+sleep 1;
+$r = $http->request('POST', "$base/bf/whep", { headers => { 'Content-Type' => 'application/sdp' }, content => $offer });
+is($r->{status}, 406, 'an offer for it is refused: 406');
+like($r->{content} // '', qr/B-frames.*-bf 0/, '  saying why and what to do');
+like($t->error_log // '', qr/whep: offer refused \(406\): the stream has B-frames/, '  and in the error log');
+kill 'TERM', $bf;
+$t->reap($bf, 10);
+
 # --- a WHIP publisher (Opus) watched over WHEP: the audio arrives as is --------------------
 SKIP: {
     skip 'GStreamer webrtcbin (python3-gi) is needed', 4 unless $gst_ok;

@@ -32,6 +32,14 @@ use crate::whip::whep::{Out, Prep};
 /// How long a stream has to show its video configuration before the offer is answered
 /// 409 (not live). A live stream's comes at once (the worker keeps it for new players).
 const LIVE_WAIT: Duration = Duration::from_millis(1500);
+/// Then how long, at most, and how many frames are looked at for B-frames before the
+/// offer is answered (the GOP cache gives many at once; without it, 4 frames come in
+/// 130 ms at 30 fps).
+const BFRAME_LOOK: Duration = Duration::from_millis(500);
+const BFRAME_FRAMES: u64 = 4;
+/// Why a stream with B-frames is refused (the response's body and the log).
+const BFRAMES: &str = "the stream has B-frames, which browsers' WebRTC decoders cannot show in order: \
+    publish without them (x264: -bf 0 or -tune zerolatency; OBS: B-frames 0) or play the stream's HLS";
 /// RTP payloads no larger than this (a common WebRTC MTU budget).
 const MTU: usize = 1200;
 /// Media held from the last keyframe until the viewer is connected (a bound whatever
@@ -212,19 +220,28 @@ impl Session {
         let mut prep = Prep::new();
         let mut held = Held::default();
         let live_by = Instant::now() + LIVE_WAIT;
+        let mut looked_by = None;
         loop {
             for (kind, ts, payload) in link.media.drain(..) {
                 if let Some(o) = prep.frame(&Frame::parse(kind, ts, payload)) {
                     held.push(o);
                 }
             }
-            if prep.has_video_config() {
-                break;
+            if prep.bframes {
+                return refuse(406, BFRAMES.into());
             }
             if let Some(why) = prep.refused_video {
                 return refuse(415, format!("{why}: WHEP plays H.264"));
             }
-            match tokio::time::timeout_at(live_by.into(), link.rtmp.readable()).await {
+            if prep.has_video_config() {
+                let by = *looked_by.get_or_insert_with(|| Instant::now() + BFRAME_LOOK);
+                if prep.video_frames >= BFRAME_FRAMES || Instant::now() >= by {
+                    break;
+                }
+            }
+            let deadline = looked_by.unwrap_or(live_by);
+            match tokio::time::timeout_at(deadline.into(), link.rtmp.readable()).await {
+                Err(_) if looked_by.is_some() => break,
                 Err(_) => return refuse(409, "the stream is not live".into()),
                 Ok(Err(_)) => return refuse(500, "the play socket failed".into()),
                 Ok(Ok(())) => match link.read_some() {
@@ -274,7 +291,12 @@ impl Session {
             while pc.poll_read().is_some() {}
             let now = Instant::now();
             for (kind, ts, payload) in link.media.drain(..) {
-                let Some(o) = prep.frame(&Frame::parse(kind, ts, payload)) else { continue };
+                let o = prep.frame(&Frame::parse(kind, ts, payload));
+                if prep.bframes {
+                    // (Never frames silently dropped: the viewer is told by the end.)
+                    return self.end(&mut pc, BFRAMES.into());
+                }
+                let Some(o) = o else { continue };
                 if connected {
                     if let Some(why) = tx.send(&mut pc, now, &o) {
                         note(&mut noted, why);

@@ -31,6 +31,13 @@ pub struct Prep {
     asc: Option<Bytes>,
     /// Why video is not passed on (for the session's log), once.
     pub refused_video: Option<&'static str>,
+    /// Coded H.264 frames seen, and the last one's presentation time.
+    pub video_frames: u64,
+    last_pts: Option<i64>,
+    /// A frame came to be presented before the one decoded ahead of it: the stream has
+    /// B-frames, which browsers' WebRTC decoders do not take (they show frames in decode
+    /// order). Such frames are never passed on (`frame` answers None from then on).
+    pub bframes: bool,
 }
 
 impl Prep {
@@ -52,6 +59,15 @@ impl Prep {
                 None
             }
             (MediaKind::Video, Codec::Avc, Part::Coded) => {
+                let pts = i64::from(f.timestamp) + i64::from(f.cts);
+                self.video_frames += 1;
+                if self.last_pts.is_some_and(|l| pts < l) {
+                    self.bframes = true;
+                }
+                self.last_pts = Some(pts);
+                if self.bframes {
+                    return None;
+                }
                 let cfg = self.avc.as_ref()?;
                 let mut au = BytesMut::with_capacity(data.len() + 64);
                 if f.keyframe {
@@ -77,7 +93,6 @@ impl Prep {
                         return None;
                     }
                 }
-                let pts = i64::from(f.timestamp) + i64::from(f.cts);
                 Some(Out::Video { ts: (pts as u32).wrapping_mul(90), keyframe: f.keyframe, annexb: au.freeze() })
             }
             (MediaKind::Video, Codec::Hevc | Codec::Av1 | Codec::Vp9, _) => {
@@ -139,11 +154,30 @@ mod tests {
         want.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x88, 0x84]);
         assert_eq!(&annexb[..], &want[..]);
         // An inter frame: its slice only.
-        let Some(Out::Video { keyframe, annexb, .. }) = p.frame(&video(1033, &[0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a])) else { panic!() };
+        let Some(Out::Video { keyframe, annexb, .. }) = p.frame(&video(1050, &[0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a])) else { panic!() };
         assert!(!keyframe);
         assert_eq!(&annexb[..], &[0, 0, 0, 1, 0x41, 0x9a]);
         // A length running past the end: the frame is dropped, nothing panics.
         assert_eq!(p.frame(&video(1066, &[0x27, 1, 0, 0, 0, 0, 0, 0, 9, 0x41])), None);
+    }
+
+    #[test]
+    fn b_frames_are_seen_and_not_passed_on() {
+        let mut p = Prep::new();
+        p.frame(&video(0, &avc_header()));
+        // Decode order I P B: presentation times 80, 200, 120 (cts 80, 120, 0).
+        assert!(p.frame(&video(0, &[0x17, 1, 0, 0, 80, 0, 0, 0, 2, 0x65, 0x88])).is_some());
+        assert!(p.frame(&video(80, &[0x27, 1, 0, 0, 120, 0, 0, 0, 2, 0x41, 0x9a])).is_some());
+        assert!(!p.bframes);
+        assert_eq!(p.frame(&video(120, &[0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x01, 0x9e])), None);
+        assert!(p.bframes && p.video_frames == 3);
+        // A constant composition offset without reordering is not B-frames.
+        let mut q = Prep::new();
+        q.frame(&video(0, &avc_header()));
+        for i in 0..5u8 {
+            q.frame(&video(u32::from(i) * 33, &[0x27, 1, 0, 0, 66, 0, 0, 0, 2, 0x41, 0x9a]));
+        }
+        assert!(!q.bframes);
     }
 
     #[test]
