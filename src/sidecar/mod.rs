@@ -14,6 +14,7 @@
 //! refused to the WHIP client, and the kernel's socket buffer is the bounded queue between
 //! the sidecar and the worker.
 
+mod audio;
 mod play;
 mod session;
 

@@ -3,7 +3,7 @@
 //! another player: `on_play` (with the bearer token as an argument), allow/deny play,
 //! `/stat`, `/control/drop`, the GOP cache (a new viewer starts on the current keyframe)
 //! and `out_queue` (a viewer that cannot keep up) apply unchanged. An RTMP publisher's AAC
-//! is transcoded to Opus (`whip::opus`), per session.
+//! is transcoded to Opus once per stream (`audio.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -22,11 +22,11 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
+use super::audio::Audio;
 use super::session::{seed, Input, Link, Session, CHUNK, MAX_MESSAGE, PUBLISH_TIMEOUT};
 use super::{Offer, Reply};
 use crate::media::Frame;
 use crate::rtmp::client::{Client, Mode};
-use crate::whip::opus::Encoder;
 use crate::whip::whep::{Out, Prep};
 
 /// How long a stream has to show its video configuration before the offer is answered
@@ -86,9 +86,8 @@ struct Sender {
     video: Track,
     audio: Track,
     h264: H264Payloader,
-    aac: Option<(Bytes, Encoder)>,
-    /// `whep_audio_bitrate`.
-    bitrate: u32,
+    /// AAC as Opus, from the stream's shared transcoder.
+    aac: Audio,
 }
 
 impl Sender {
@@ -103,26 +102,14 @@ impl Sender {
                 }
             }
             Out::Opus { ts, packet } => self.audio.send(pc, now, *ts, false, packet.clone()),
-            Out::Aac { ts, asc, frame } => {
-                if self.aac.as_ref().is_none_or(|(a, _)| a != asc) {
-                    // Opus with the source's channels (mono stays mono).
-                    let channels = crate::media::config::aac(asc).map_or(2, |c| if c.channels == 1 { 1 } else { 2 });
-                    match Encoder::new(asc, channels, self.bitrate) {
-                        Ok(e) => self.aac = Some((asc.clone(), e)),
-                        Err(why) => {
-                            self.aac = None;
-                            return Some(why);
-                        }
+            Out::Aac { ts, asc, frame } => match self.aac.frame(*ts, asc, frame) {
+                Ok(packets) => {
+                    for (t, p) in packets {
+                        self.audio.send(pc, now, t, false, p);
                     }
                 }
-                let (_, e) = self.aac.as_mut()?;
-                // (A frame that does not decode loses itself only.)
-                if e.push(*ts, frame).is_ok() {
-                    while let Some((t, p)) = e.pull() {
-                        self.audio.send(pc, now, t, false, Bytes::from(p));
-                    }
-                }
-            }
+                Err(why) => return Some(why),
+            },
         }
         None
     }
@@ -199,8 +186,7 @@ impl Session {
             video: Track { sender: vid, ssrc: ssrcs.0, pt: vpt, seq: seed() as u16 },
             audio: Track { sender: aid, ssrc: ssrcs.1, pt: apt, seq: (seed() >> 16) as u16 },
             h264: H264Payloader::default(),
-            aac: None,
-            bitrate: self.settings.whep_audio_bitrate,
+            aac: Audio::new(format!("{}/{}", o.app, o.stream.split('?').next().unwrap_or("")), self.settings.whep_audio_bitrate),
         };
 
         let Ok(rtmp) = o.rtmp.set_nonblocking(true).and_then(|_| UnixStream::from_std(o.rtmp)) else {

@@ -138,8 +138,9 @@ impl Drop for Encoder {
     }
 }
 
+/// AAC test material for this file's tests and the sidecar's (`cfg(test)` only).
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use crate::whip::aac::Transcoder;
 
@@ -149,7 +150,7 @@ mod tests {
         fn oa_test_aac_decode(asc: *const u8, asclen: c_int, data: *const u8, lens: *const c_int, n: c_int, out: *mut f32, cap: c_int, channels: *mut c_int) -> c_int;
     }
 
-    fn opus_sine(freq: f64, frames: usize) -> Vec<Vec<u8>> {
+    pub fn opus_sine(freq: f64, frames: usize) -> Vec<Vec<u8>> {
         let mut buf = vec![0u8; frames * 2000 + 4000];
         let mut lens = vec![0 as c_int; frames + 8];
         // SAFETY: `buf` and `lens` are writable for the capacities passed.
@@ -159,8 +160,9 @@ mod tests {
         lens[..n as usize].iter().map(|&l| { off += l as usize; buf[off - l as usize..off].to_vec() }).collect()
     }
 
-    /// Opus packets (20 ms apart) to AAC frames, through the WHIP transcoder.
-    fn to_aac(packets: &[Vec<u8>]) -> (Vec<u8>, Vec<(u64, Vec<u8>)>) {
+    /// Opus packets (20 ms apart) to AAC frames, through the WHIP transcoder: the
+    /// AudioSpecificConfig and (ms, frame).
+    pub fn to_aac(packets: &[Vec<u8>]) -> (Vec<u8>, Vec<(u64, Vec<u8>)>) {
         let mut t = Transcoder::new(2, 128_000).unwrap();
         let mut out = Vec::new();
         for (i, p) in packets.iter().enumerate() {
@@ -172,7 +174,12 @@ mod tests {
         (t.asc(), out)
     }
 
-    fn decode(asc: &[u8], aus: &[(u64, Vec<u8>)]) -> Vec<f32> {
+    /// `frames` Opus packets' worth of a 440 Hz sine as AAC.
+    pub fn aac_sine(frames: usize) -> (Vec<u8>, Vec<(u64, Vec<u8>)>) {
+        to_aac(&opus_sine(440.0, frames))
+    }
+
+    pub fn decode(asc: &[u8], aus: &[(u64, Vec<u8>)]) -> Vec<f32> {
         let data: Vec<u8> = aus.iter().flat_map(|(_, a)| a.iter().copied()).collect();
         let lens: Vec<c_int> = aus.iter().map(|(_, a)| a.len() as c_int).collect();
         let mut pcm = vec![0f32; aus.len() * 1024 + 1024];
@@ -183,6 +190,12 @@ mod tests {
         pcm.truncate(n as usize);
         pcm
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
 
     fn rms(x: &[f32]) -> f64 {
         (x.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / x.len() as f64).sqrt()
@@ -197,7 +210,7 @@ mod tests {
     fn aac_becomes_opus_that_decodes_to_the_same_sine_with_steady_timestamps() {
         // A 440 Hz sine: Opus → AAC (the WHIP path), then AAC → Opus (this one), then
         // back to AAC to listen to it.
-        let (asc, aus) = to_aac(&opus_sine(440.0, 150));
+        let (asc, aus) = aac_sine(150);
         let mut e = Encoder::new(&asc, 2, 96_000).unwrap();
         let mut packets = Vec::new();
         for (ms, au) in &aus {
@@ -222,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_jump_in_the_stream_starts_a_new_timeline_and_garbage_is_an_error() {
-        let (asc, aus) = to_aac(&opus_sine(440.0, 50));
+        let (asc, aus) = aac_sine(50);
         let mut e = Encoder::new(&asc, 2, 64_000).unwrap();
         for (ms, au) in &aus[..20] {
             e.push(*ms as u32 * 48, au).unwrap();
