@@ -87,6 +87,10 @@ my ($posted) = grep { /^posted/ } @{ $reports->('cam') };
 is($posted, 'posted 201', '  its offer was answered 201 Created');
 ok(wait_for(sub { $frames->($reports->('cam')) > 0 }, 10), '  video frames are decoded')
     or diag(join("\n", @{ $reports->('cam') }));
+my ($first) = map { /^first_frame ms=(\d+)/ ? $1 : () } @{ $reports->('cam') };
+# (The offer comes in the middle of a one-second GOP: the first picture is the GOP
+# cache's keyframe, not the next one, which could be up to 1 s away.)
+ok(defined $first && $first < 1000, sprintf('  the first picture shows %s ms after the offer was sent', $first // '?'));
 my $f1 = $frames->($reports->('cam'));
 sleep 5;
 my $f2 = $frames->($reports->('cam'));
