@@ -116,6 +116,24 @@ SKIP: {
 kill 'TERM', $c1;
 $t->reap($c1, 10);
 
+# A second, independent WHEP implementation (GStreamer's webrtcbin) decodes it, while eight
+# more webrtcbin viewers (depayloading only) play it at the same time (with Chromium's,
+# ten from one address: whip_max_sessions_per_ip's default).
+SKIP: {
+    skip 'GStreamer webrtcbin (python3-gi) is needed', 3 unless $gst_ok;
+    my @v = map {
+        $t->spawn("$dir/whep-gst-$_.log", '/usr/bin/python3', "$FindBin::Bin/data/whep-gst.py", "$base/cam/whep", 6, $_ ? ('--no-decode') : ())
+    } 0 .. 8;
+    my @rc = map { $t->reap($_, 30) } @v;
+    my @counts = map { [(slurp("$dir/whep-gst-$_.log") // '') =~ /counts video=(\d+) audio=(\d+)/] } 0 .. 8;
+    is($rc[0], 0, sprintf('GStreamer webrtcbin decodes it over WHEP: %d video frames, %d audio buffers in 6 s', @{ $counts[0] }[0, 1]))
+        or diag(slurp("$dir/whep-gst-0.log"));
+    cmp_ok($counts[0][0] // 0, '>=', 120, "  at the stream's frame rate");
+    my @short = grep { ($counts[$_][0] // 0) < 120 || ($counts[$_][1] // 0) < 200 || ($rc[$_] // 1) != 0 } 1 .. 8;
+    ok(!@short, 'eight more viewers at once each get every frame and the audio: ' . join(' ', map { ($_->[0] // 0) . '/' . ($_->[1] // 0) } @counts[1 .. 8]))
+        or diag(map { slurp("$dir/whep-gst-$_.log") } @short);
+}
+
 # The page's fall-back: without WebRTC it plays the stream's HLS (hls.js, port 8888).
 my $c3 = $t->spawn("$dir/chromium-3.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
     '--autoplay-policy=no-user-gesture-required', '--disable-dev-shm-usage', '--no-first-run', '--mute-audio',
