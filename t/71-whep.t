@@ -120,10 +120,17 @@ $t->reap($c1, 10);
 # more webrtcbin viewers (depayloading only) play it at the same time (with Chromium's,
 # ten from one address: whip_max_sessions_per_ip's default).
 SKIP: {
-    skip 'GStreamer webrtcbin (python3-gi) is needed', 3 unless $gst_ok;
+    skip 'GStreamer webrtcbin (python3-gi) is needed', 5 unless $gst_ok;
     my @v = map {
         $t->spawn("$dir/whep-gst-$_.log", '/usr/bin/python3', "$FindBin::Bin/data/whep-gst.py", "$base/cam/whep", 6, $_ ? ('--no-decode') : ())
     } 0 .. 8;
+    # A ninth stops dead a second in (SIGSTOP: its socket fills, its packets are lost on
+    # its path, and it sends nothing more): the others are not disturbed, and its session
+    # ends at whip_timeout (10 s) for silence.
+    my $dead = $t->spawn("$dir/whep-gst-dead.log", '/usr/bin/python3', "$FindBin::Bin/data/whep-gst.py", "$base/cam/whep", 60, '--no-decode');
+    ok(wait_for(sub { (slurp("$dir/whep-gst-dead.log") // '') =~ /state connected/ }, 10), 'a ninth viewer connects, then stops dead');
+    kill 'STOP', $dead;
+    my $stopped_at = time;
     my @rc = map { $t->reap($_, 30) } @v;
     my @counts = map { [(slurp("$dir/whep-gst-$_.log") // '') =~ /counts video=(\d+) audio=(\d+)/] } 0 .. 8;
     is($rc[0], 0, sprintf('GStreamer webrtcbin decodes it over WHEP: %d video frames, %d audio buffers in 6 s', @{ $counts[0] }[0, 1]))
@@ -132,6 +139,10 @@ SKIP: {
     my @short = grep { ($counts[$_][0] // 0) < 120 || ($counts[$_][1] // 0) < 200 || ($rc[$_] // 1) != 0 } 1 .. 8;
     ok(!@short, 'eight more viewers at once each get every frame and the audio: ' . join(' ', map { ($_->[0] // 0) . '/' . ($_->[1] // 0) } @counts[1 .. 8]))
         or diag(map { slurp("$dir/whep-gst-$_.log") } @short);
+    ok(wait_for(sub { ($t->error_log // '') =~ /whep: session \w+ ended: nothing from the viewer for 10000 ms/ }, 20),
+        sprintf("  the dead viewer's session ends for silence, %.0f s after it stopped", time - $stopped_at));
+    kill 'KILL', $dead;
+    $t->reap($dead, 10);
 }
 
 # The page's fall-back: without WebRTC it plays the stream's HLS (hls.js, port 8888).
