@@ -105,6 +105,10 @@ cmp_ok($rms->('cam'), '<', 0.2, '  at the level it was published');
 
 my $stat = $http->get("http://127.0.0.1:" . $t->port('HTTP') . '/stat')->{content} // '';
 like($stat, qr{<name>cam</name>.*?<flashver>WHEP ngx-rtmp-rs</flashver>}s, '/stat lists the WHEP viewer as a client of the stream');
+my $metrics = $http->get("http://127.0.0.1:" . $t->port('HTTP') . '/metrics')->{content} // '';
+like($metrics, qr/^rtmp_whep_sessions 1$/m, '/metrics: rtmp_whep_sessions 1 (the viewer playing)');
+like($metrics, qr/^rtmp_whep_sessions_total [1-9]/m, '  rtmp_whep_sessions_total counts it');
+like($metrics, qr/^rtmp_whip_sessions_total 0$/m, '  and WHIP counts no WHEP session');
 my ($id) = $stat =~ m{<name>cam</name>.*?<client>\s*<id>(\d+)</id>(?:(?!</client>).)*WHEP}s;
 ok($id, "  (client $id)");
 SKIP: {
@@ -178,9 +182,8 @@ SKIP: {
     my $c2 = $watch->('gst', 2, seconds => 6);
     ok(wait_for(sub { $frames->($reports->('gst')) >= 30 }, 20), 'Chromium plays the WHIP stream over WHEP: frames decoded')
         or diag(join("\n", @{ $reports->('gst') }), slurp("$dir/chromium-2.log") // '');
-    my ($last) = reverse grep { /^stats/ } @{ $reports->('gst') };
-    my ($abytes) = ($last // '') =~ /audio_bytes=(\d+)/;
-    cmp_ok($abytes // 0, '>', 10_000, "  and its Opus audio arrives as is ($last)");
+    my $abytes = sub { my ($l) = reverse grep { /^stats/ } @{ $reports->('gst') }; (($l // '') =~ /audio_bytes=(\d+)/)[0] // 0 };
+    ok(wait_for(sub { $abytes->() > 10_000 }, 10), sprintf('  and its Opus audio arrives as is (%d bytes)', $abytes->()));
     ok(wait_for(sub { grep { /^stopped 200/ } @{ $reports->('gst') } }, 15), '  the page ends its session with DELETE (200)')
         or diag(join("\n", @{ $reports->('gst') }));
     kill 'TERM', $c2, $gst;

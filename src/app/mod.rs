@@ -110,6 +110,8 @@ pub enum Kind {
     Rtmp,
     /// A WHIP session publishing through its socketpair (an RTMP client of ours).
     Whip,
+    /// A WHEP session playing through its socketpair.
+    Whep,
 }
 
 /// A new connection.

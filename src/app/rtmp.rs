@@ -34,8 +34,10 @@ impl App {
         }
         let id = self.clients.insert(c);
         self.totals.naccepted += 1;
-        if a.kind == Kind::Whip {
-            self.totals.health.whip_sessions_total += 1;
+        match a.kind {
+            Kind::Whip => self.totals.health.whip_sessions_total += 1,
+            Kind::Whep => self.totals.health.whep_sessions_total += 1,
+            Kind::Rtmp => {}
         }
         self.info(id, "client connected".into());
         self.effects.push_back(Effect::Deadline(id, Some(deadline)));

@@ -67,6 +67,7 @@ impl App {
         snap.health = t.health.clone();
         snap.health.recordings = self.streams.iter().flat_map(|(_, s)| &s.outputs).filter(|o| o.recording_now()).count() as u64;
         snap.health.whip_sessions = self.clients.iter().filter(|(_, c)| c.kind == super::Kind::Whip && c.publishes()).count() as u64;
+        snap.health.whep_sessions = self.clients.iter().filter(|(_, c)| c.kind == super::Kind::Whep && !c.roles.is_empty()).count() as u64;
         snap.naccepted = t.naccepted;
         snap.bytes_in = t.bytes_in;
         snap.bytes_out = t.bytes_out_gone + self.clients.iter().map(|(_, c)| c.bytes_out).sum::<u64>();

@@ -645,7 +645,7 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
     if mine.set_nonblocking(true).is_err() {
         return respond(r, 503, "text/plain", &[], b"cannot start a session now\n");
     }
-    if let Err(why) = accept_local(mine.into_raw_fd(), &ctx.publish.app, c) {
+    if let Err(why) = accept_local(mine.into_raw_fd(), &ctx.publish.app, c, ctx.publish.play) {
         log!(NGX_LOG_ERR, (*c).log, "whip: {why}");
         return respond(r, 500, "text/plain", &[], format!("{why}\n").as_bytes());
     }

@@ -17,7 +17,7 @@ use crate::app::Kind;
 ///
 /// # Safety
 /// `fd` is an open socket the caller gives up; `http` is an open connection.
-pub unsafe fn accept_local(fd: i32, app: &str, http: *mut ngx_connection_t) -> Result<(), String> {
+pub unsafe fn accept_local(fd: i32, app: &str, http: *mut ngx_connection_t, play: bool) -> Result<(), String> {
     let close_fd = |fd| drop(std::fs::File::from_raw_fd(fd));
     let Some(rc) = rtmp_conf() else {
         close_fd(fd);
@@ -69,6 +69,6 @@ pub unsafe fn accept_local(fd: i32, app: &str, http: *mut ngx_connection_t) -> R
     (*c).number = core::sync::atomic::AtomicUsize::from_ptr(ngx::ffi::ngx_connection_counter as *mut usize)
         .fetch_add(1, core::sync::atomic::Ordering::SeqCst) as _;
     (*(*c).write).set_ready(1);
-    rtmp::init(c, Kind::Whip);
+    rtmp::init(c, if play { Kind::Whep } else { Kind::Whip });
     Ok(())
 }

@@ -91,6 +91,9 @@ pub struct Health {
     /// WHIP sessions publishing now, and since the worker started.
     pub whip_sessions: u64,
     pub whip_sessions_total: u64,
+    /// WHEP sessions playing now, and since the worker started.
+    pub whep_sessions: u64,
+    pub whep_sessions_total: u64,
 }
 
 /// A `push` or `pull` relay of one stream.

@@ -303,8 +303,8 @@ pub fn json(snap: &Snapshot, sections: Sections) -> Vec<u8> {
     }
     let _ = write!(
         o,
-        "}},\"hls_segments\":{},\"hls_errors\":{},\"recordings\":{},\"record_files\":{},\"record_errors\":{},\"whip_sessions\":{},\"whip_sessions_total\":{}}}}}\n",
-        h.hls_segments, h.hls_errors, h.recordings, h.record_files, h.record_errors, h.whip_sessions, h.whip_sessions_total
+        "}},\"hls_segments\":{},\"hls_errors\":{},\"recordings\":{},\"record_files\":{},\"record_errors\":{},\"whip_sessions\":{},\"whip_sessions_total\":{},\"whep_sessions\":{},\"whep_sessions_total\":{}}}}}\n",
+        h.hls_segments, h.hls_errors, h.recordings, h.record_files, h.record_errors, h.whip_sessions, h.whip_sessions_total, h.whep_sessions, h.whep_sessions_total
     );
     o.into_bytes()
 }
@@ -349,6 +349,8 @@ pub fn prometheus(snap: &Snapshot) -> Vec<u8> {
         ("rtmp_record_errors_total", "counter", "Recordings that failed (the recording stops, the stream goes on).", h.record_errors),
         ("rtmp_whip_sessions", "gauge", "WHIP sessions publishing now.", h.whip_sessions),
         ("rtmp_whip_sessions_total", "counter", "WHIP sessions since the worker started.", h.whip_sessions_total),
+        ("rtmp_whep_sessions", "gauge", "WHEP sessions playing now.", h.whep_sessions),
+        ("rtmp_whep_sessions_total", "counter", "WHEP sessions since the worker started.", h.whep_sessions_total),
     ] {
         head(&mut o, name, kind, help);
         let _ = writeln!(o, "{name} {v}");

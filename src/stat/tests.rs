@@ -115,6 +115,8 @@ fn reference_snapshot() -> Snapshot {
             recordings: 1,
             whip_sessions: 2,
             whip_sessions_total: 5,
+            whep_sessions: 1,
+            whep_sessions_total: 3,
             ..Default::default()
         },
     }
@@ -124,12 +126,12 @@ fn reference_snapshot() -> Snapshot {
 fn health_in_json_and_prometheus() {
     let j = String::from_utf8(json(&reference_snapshot(), Sections::ALL)).unwrap();
     assert!(
-        j.ends_with(r#""health":{"client_errors":{"protocol":3,"timeout":1,"slow":0,"refused":2,"idle":0},"hls_segments":40,"hls_errors":0,"recordings":1,"record_files":0,"record_errors":0,"whip_sessions":2,"whip_sessions_total":5}}
+        j.ends_with(r#""health":{"client_errors":{"protocol":3,"timeout":1,"slow":0,"refused":2,"idle":0},"hls_segments":40,"hls_errors":0,"recordings":1,"record_files":0,"record_errors":0,"whip_sessions":2,"whip_sessions_total":5,"whep_sessions":1,"whep_sessions_total":3}}
 "#),
         "{j}"
     );
     let p = String::from_utf8(prometheus(&reference_snapshot())).unwrap();
-    for line in ["rtmp_client_errors_total{reason=\"protocol\"} 3\n", "rtmp_client_errors_total{reason=\"refused\"} 2\n", "rtmp_hls_segments_total 40\n", "rtmp_recordings 1\n", "rtmp_whip_sessions 2\n", "rtmp_whip_sessions_total 5\n"] {
+    for line in ["rtmp_client_errors_total{reason=\"protocol\"} 3\n", "rtmp_client_errors_total{reason=\"refused\"} 2\n", "rtmp_hls_segments_total 40\n", "rtmp_recordings 1\n", "rtmp_whip_sessions 2\n", "rtmp_whip_sessions_total 5\n", "rtmp_whep_sessions 1\n", "rtmp_whep_sessions_total 3\n"] {
         assert!(p.contains(line), "{line} in {p}");
     }
 }
