@@ -26,17 +26,18 @@ make_path($WORK);
 $SIG{PIPE} = 'IGNORE';
 
 # The input: 20 s of 1280x720 30 fps H.264 at ~2.4 Mbit/s (keyframe every 2 s) + 128
-# kbit/s AAC, made once (another size and rate with size => 'WxH', kbps => N). Returns
-# (path, bytes per second).
+# kbit/s AAC, made once (another size and rate with size => 'WxH', kbps => N; without
+# B-frames with bframes => 0, as WebRTC viewers need). Returns (path, bytes per second).
 sub input_flv {
     my (%o) = @_;
     my ($size, $kbps) = ($o{size} // '1280x720', $o{kbps} // 2400);
-    my $input = $size eq '1280x720' && $kbps == 2400 ? "$WORK/input.flv" : "$WORK/input-$size-$kbps.flv";
+    my $nob = defined $o{bframes} && $o{bframes} == 0;
+    my $input = $size eq '1280x720' && $kbps == 2400 && !$nob ? "$WORK/input.flv" : "$WORK/input-$size-$kbps" . ($nob ? '-nob' : '') . '.flv';
     unless (-s $input) {
         system('ffmpeg', '-hide_banner', '-loglevel', 'error', '-y',
             '-f', 'lavfi', '-i', "testsrc2=size=$size:rate=30", '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
             '-t', '20', '-c:v', 'libx264', '-preset', 'veryfast', '-b:v', "${kbps}k", '-maxrate', "${kbps}k", '-bufsize', "${kbps}k",
-            '-g', '60', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '128k', '-f', 'flv', $input) == 0 or die 'ffmpeg failed';
+            '-g', '60', ($nob ? ('-bf', '0') : ()), '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '128k', '-f', 'flv', $input) == 0 or die 'ffmpeg failed';
     }
     return ($input, (-s $input) / 20);
 }

@@ -5,7 +5,12 @@ Offers to receive H.264 and Opus, POSTs the offer to URL, plays what comes for S
 seconds (decoding it, or with --no-decode only depayloading it), then ends the session
 with DELETE.
 
-Usage: whep-gst.py URL SECONDS [--no-decode]
+Usage: whep-gst.py URL SECONDS [--no-decode] [--log-received FILE] [--latency MS]
+
+--log-received FILE writes, for each video picture, "MS WALLCLOCK": its RTP time in
+milliseconds (the server's RTMP timestamp plus composition time) and when its last
+packet left webrtcbin (after SRTP and webrtcbin's jitter buffer, --latency ms, 200 by
+default) on this machine's clock: for bench/whep.pl.
 
 Prints, one line each, on stdout:
   WHEP posted STATUS LOCATION          the answer to the POST (201 and its Location)
@@ -23,6 +28,7 @@ was refused; 1 otherwise. SIGTERM ends early (with DELETE).
 import argparse
 import signal
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,9 +38,18 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstSdp", "1.0")
 gi.require_version("GstWebRTC", "1.0")
-from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
+gi.require_version("GstRtp", "1.0")
+from gi.repository import GLib, Gst, GstRtp, GstSdp, GstWebRTC  # noqa: E402
 
 HTTP_TIMEOUT = 10
+# Looked up here, on the main thread: PyGObject loads enum attributes lazily, and a
+# first lookup from two streaming threads at once (both tracks' pad-added) can fail
+# ("type object 'PadProbeType' has no attribute 'BUFFER'", seen with 20 clients).
+PROBE_BUFFER = Gst.PadProbeType.BUFFER
+LINK_OK = Gst.PadLinkReturn.OK
+MAP_READ = Gst.MapFlags.READ
+PROBE_OK = Gst.PadProbeReturn.OK
+RTPBuffer = GstRtp.RTPBuffer
 VIDEO_CAPS = "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1"
 AUDIO_CAPS = "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,encoding-params=(string)2"
 
@@ -54,6 +69,10 @@ class Client:
         self.pipe = Gst.Pipeline.new("whep")
         self.webrtc = Gst.ElementFactory.make("webrtcbin", "webrtc")
         self.webrtc.set_property("bundle-policy", "max-bundle")
+        if args.latency is not None:
+            self.webrtc.set_property("latency", args.latency)
+        self.received = open(args.log_received, "w", buffering=1) if args.log_received else None
+        self.rtp_ext = None   # (last 32-bit RTP time, its extension)
         self.pipe.add(self.webrtc)
         self.ice = self.webrtc.get_property("ice-agent")
         host = urllib.parse.urlsplit(args.url).hostname or "127.0.0.1"
@@ -156,15 +175,35 @@ class Client:
             desc = "queue ! rtpopusdepay ! " + ("" if self.args.no_decode else "opusdec ! ") + sink
         bin_ = Gst.parse_bin_from_description(desc, True)
         # Count what reaches the sink.
-        bin_.get_by_name("out").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self.count, kind)
+        bin_.get_by_name("out").get_static_pad("sink").add_probe(PROBE_BUFFER, self.count, kind)
+        if kind == "video" and self.received:
+            pad.add_probe(PROBE_BUFFER, self.on_rtp)
         self.pipe.add(bin_)
         bin_.sync_state_with_parent()
-        if pad.link(bin_.get_static_pad("sink")) != Gst.PadLinkReturn.OK:
+        if pad.link(bin_.get_static_pad("sink")) != LINK_OK:
             GLib.idle_add(self.fail, "cannot link the %s pad" % kind)
+
+    def on_rtp(self, _pad, info):
+        ok, rtp = RTPBuffer.map(info.get_buffer(), MAP_READ)
+        if not ok:
+            return PROBE_OK
+        ts, marker = rtp.get_timestamp(), rtp.get_marker()
+        rtp.unmap()
+        if marker:
+            # The RTP time unwrapped from the first picture's (the server's is its
+            # millisecond timestamp times 90).
+            if self.rtp_ext is None:
+                self.rtp_ext = (ts, ts)
+            last, ext = self.rtp_ext
+            d = (ts - last) & 0xFFFFFFFF
+            ext += d - (1 << 32) if d >= 1 << 31 else d
+            self.rtp_ext = (ts, ext)
+            self.received.write("%.3f %.6f\n" % (ext / 90.0, time.time()))
+        return PROBE_OK
 
     def count(self, _pad, _info, kind):
         self.counts[kind] += 1
-        return Gst.PadProbeReturn.OK
+        return PROBE_OK
 
     def run(self):
         self.pipe.set_state(Gst.State.PLAYING)
@@ -181,6 +220,8 @@ def main():
     ap.add_argument("url")
     ap.add_argument("seconds", type=float)
     ap.add_argument("--no-decode", action="store_true")
+    ap.add_argument("--log-received")
+    ap.add_argument("--latency", type=int)
     args = ap.parse_args()
     Gst.init(None)
     sys.exit(Client(args).run())
