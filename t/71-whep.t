@@ -38,6 +38,8 @@ my $dir = $t->dir;
 # (The watch page's progress reports are logged here: the default config does not log them.)
 my $conf = slurp("$dir/nginx.conf");
 $conf =~ s/access_log off;//;
+# (Ten WHEP sessions from one address at most, checked below.)
+$conf =~ s/(whip_udp_listen [^;]+;)/$1\n    whep_max_sessions_per_ip 10;/ or die 'no whip_udp_listen';
 $t->write_file('nginx.conf', $conf);
 $t->run;
 my ($rtmp, $whip) = ($t->port('RTMP'), $t->port('WHIP'));
@@ -124,17 +126,24 @@ $t->reap($c1, 10);
 # more webrtcbin viewers (depayloading only) play it at the same time (with Chromium's,
 # ten from one address: whip_max_sessions_per_ip's default).
 SKIP: {
-    skip 'GStreamer webrtcbin (python3-gi) is needed', 5 unless $gst_ok;
+    skip 'GStreamer webrtcbin (python3-gi) is needed', 8 unless $gst_ok;
     my @v = map {
         $t->spawn("$dir/whep-gst-$_.log", '/usr/bin/python3', "$FindBin::Bin/data/whep-gst.py", "$base/cam/whep", 6, $_ ? ('--no-decode') : ())
     } 0 .. 8;
-    # A ninth stops dead a second in (SIGSTOP: its socket fills, its packets are lost on
+    # A tenth stops dead a second in (SIGSTOP: its socket fills, its packets are lost on
     # its path, and it sends nothing more): the others are not disturbed, and its session
     # ends at whip_timeout (10 s) for silence.
     my $dead = $t->spawn("$dir/whep-gst-dead.log", '/usr/bin/python3', "$FindBin::Bin/data/whep-gst.py", "$base/cam/whep", 60, '--no-decode');
-    ok(wait_for(sub { (slurp("$dir/whep-gst-dead.log") // '') =~ /state connected/ }, 10), 'a ninth viewer connects, then stops dead');
+    ok(wait_for(sub { (slurp("$dir/whep-gst-dead.log") // '') =~ /state connected/ }, 10), 'a tenth viewer connects, then stops dead');
     kill 'STOP', $dead;
     my $stopped_at = time;
+    # Ten WHEP sessions from this address: an eleventh is refused (WHEP's own limit,
+    # set to 10 above; WHIP's is apart).
+    ok(wait_for(sub { ($http->get("http://127.0.0.1:" . $t->port('HTTP') . '/metrics')->{content} // '') =~ /^rtmp_whep_sessions 10$/m }, 10),
+        'ten WHEP sessions at once');
+    my $more = $http->request('POST', "$base/cam/whep", { headers => { 'Content-Type' => 'application/sdp' }, content => $offer });
+    is($more->{status}, 429, 'an eleventh from the same address: 429');
+    like($more->{content} // '', qr/whep_max_sessions_per_ip/, '  naming whep_max_sessions_per_ip');
     my @rc = map { $t->reap($_, 30) } @v;
     my @counts = map { [(slurp("$dir/whep-gst-$_.log") // '') =~ /counts video=(\d+) audio=(\d+)/] } 0 .. 8;
     is($rc[0], 0, sprintf('GStreamer webrtcbin decodes it over WHEP: %d video frames, %d audio buffers in 6 s', @{ $counts[0] }[0, 1]))

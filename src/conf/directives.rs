@@ -202,6 +202,8 @@ pub const DIRECTIVES: &[Directive] = &[
     // WebRTC playback (WHEP): the endpoint, on the same sidecar and UDP port.
     d(c"whep_play", HTTP_LOC, Take12, Core),
     d(c"whep_audio_bitrate", HTTP_MAIN | HTTP_SRV, Take1, Core),
+    d(c"whep_max_sessions", HTTP_MAIN | HTTP_SRV, Take1, Core),
+    d(c"whep_max_sessions_per_ip", HTTP_MAIN | HTTP_SRV, Take1, Core),
     d(c"whip_udp_listen", HTTP_MAIN | HTTP_SRV, Take1, Core),
     d(c"whip_candidate", HTTP_MAIN | HTTP_SRV, Take1, Core),
     d(c"whip_ice_server", HTTP_MAIN | HTTP_SRV, OneMore, Core),
@@ -227,7 +229,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 26, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, drain_timeout, handshake_timeout, exec_stall_timeout, transcode, transcode_ffmpeg, rtmp_stat_format, rtmp_hls_viewers, relay_ssl_verify, pull_idle_timeout, relay_ssl_trusted_certificate ten whip_*, whep_play and whep_audio_bitrate");
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 28, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, drain_timeout, handshake_timeout, exec_stall_timeout, transcode, transcode_ffmpeg, rtmp_stat_format, rtmp_hls_viewers, relay_ssl_verify, pull_idle_timeout, relay_ssl_trusted_certificate ten whip_*, whep_play, whep_audio_bitrate and two whep_max_*");
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);

@@ -31,6 +31,9 @@ pub struct Settings {
     pub keyframe_interval: u64,
     /// `whep_audio_bitrate`: the Opus bit rate of AAC transcoded for WHEP viewers (bit/s).
     pub whep_audio_bitrate: u32,
+    /// `whep_max_sessions`, `whep_max_sessions_per_ip`: WHEP's own limits.
+    pub whep_max_sessions: usize,
+    pub whep_max_per_ip: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +56,8 @@ impl Default for Settings {
             idle_timeout: 10_000,
             keyframe_interval: 2_000,
             whep_audio_bitrate: 96_000,
+            whep_max_sessions: 500,
+            whep_max_per_ip: 50,
         }
     }
 }
@@ -100,7 +105,7 @@ pub fn ice_server(args: &[&str]) -> Result<IceServer, String> {
     Ok(IceServer { url: url.to_owned(), username, credential })
 }
 
-/// A positive count (`whip_max_sessions`, `whip_max_sessions_per_ip`).
+/// A positive count (`whip_max_sessions`, `whip_max_sessions_per_ip`, and WHEP's).
 pub fn count(name: &str, arg: &str) -> Result<usize, String> {
     match parse_num(arg) {
         Some(n) if (1..=1_000_000).contains(&n) => Ok(n as usize),

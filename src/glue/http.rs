@@ -67,6 +67,8 @@ unsafe fn whip_directive(cf: *mut ngx_conf_t, lc: &mut LocConf, name: &'static s
         "whip_timeout" => s.idle_timeout = w::time(name, args[0], false)?,
         "whip_keyframe_interval" => s.keyframe_interval = w::time(name, args[0], true)?,
         "whep_audio_bitrate" => s.whep_audio_bitrate = w::audio_bitrate(args[0])?,
+        "whep_max_sessions" => s.whep_max_sessions = w::count(name, args[0])?,
+        "whep_max_sessions_per_ip" => s.whep_max_per_ip = w::count(name, args[0])?,
         _ => return Err(format!("\"{name}\" directive has no handler")),
     }
     Ok(())

@@ -77,6 +77,8 @@ struct Pending {
 struct Live {
     ip: IpAddr,
     path: String,
+    /// A WHEP session.
+    play: bool,
 }
 
 thread_local! {
@@ -330,7 +332,7 @@ unsafe fn handle_reply(log: *mut ngx::ffi::ngx_log_t, reply: Reply) {
             let location = format!("{}/{}", p.raw_path, session);
             let (what, doing) = if p.play { ("whep", "playing") } else { ("whip", "publishing") };
             log!(NGX_LOG_INFO, (*(*p.r).connection).log, "{what}: session {session} {doing} ({})", p.path);
-            WORKER.with(|w| w.borrow_mut().sessions.insert(session.clone(), Live { ip: p.ip, path: p.path.clone() }));
+            WORKER.with(|w| w.borrow_mut().sessions.insert(session.clone(), Live { ip: p.ip, path: p.path.clone(), play: p.play }));
             let links = WORKER.with(|w| whip::link_headers(&w.borrow().settings.ice_servers));
             let r = p.r;
             let mut headers: Vec<(&'static str, String)> = vec![("Location", location), ("ETag", format!("\"{session}\""))];
@@ -611,21 +613,28 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
             None => return respond(r, 401, "text/plain", &[("WWW-Authenticate", "Bearer".into())], b"Authorization must be \"Bearer TOKEN\"\n"),
         },
     };
-    // Limits: sessions in all, and per client address (live and being set up).
+    // Limits: sessions in all, and per client address (live and being set up), WHIP's and
+    // WHEP's each their own (viewers behind one NAT are many more than publishers).
     let ip = client_ip(c);
+    let play = ctx.publish.play;
     let (total, from_ip) = WORKER.with(|w| {
         let w = w.borrow();
-        let total = w.sessions.len() + w.pending.len();
-        let from_ip = w.sessions.values().filter(|s| s.ip == ip).count() + w.pending.values().filter(|p| p.ip == ip).count();
+        let live = w.sessions.values().filter(|s| s.play == play);
+        let pending = w.pending.values().filter(|p| p.play == play);
+        let total = live.clone().count() + pending.clone().count();
+        let from_ip = live.filter(|s| s.ip == ip).count() + pending.filter(|p| p.ip == ip).count();
         (total, from_ip)
     });
-    if total >= settings.max_sessions {
-        log!(NGX_LOG_WARN, (*c).log, "whip: refused, whip_max_sessions ({}) reached", settings.max_sessions);
-        return respond(r, 503, "text/plain", &[("Retry-After", "10".into())], b"too many WHIP sessions (whip_max_sessions)\n");
+    let (what, max, max_ip) = if play { ("whep", settings.whep_max_sessions, settings.whep_max_per_ip) } else { ("whip", settings.max_sessions, settings.max_per_ip) };
+    if total >= max {
+        log!(NGX_LOG_WARN, (*c).log, "{what}: refused, {what}_max_sessions ({max}) reached");
+        let body = format!("too many {} sessions ({what}_max_sessions)\n", what.to_uppercase());
+        return respond(r, 503, "text/plain", &[("Retry-After", "10".into())], body.as_bytes());
     }
-    if from_ip >= settings.max_per_ip {
-        log!(NGX_LOG_WARN, (*c).log, "whip: refused {ip}, whip_max_sessions_per_ip ({}) reached", settings.max_per_ip);
-        return respond(r, 429, "text/plain", &[("Retry-After", "10".into())], b"too many WHIP sessions from this address (whip_max_sessions_per_ip)\n");
+    if from_ip >= max_ip {
+        log!(NGX_LOG_WARN, (*c).log, "{what}: refused {ip}, {what}_max_sessions_per_ip ({max_ip}) reached");
+        let body = format!("too many {} sessions from this address ({what}_max_sessions_per_ip)\n", what.to_uppercase());
+        return respond(r, 429, "text/plain", &[("Retry-After", "10".into())], body.as_bytes());
     }
     // The address in the answer must be one the UDP socket receives on.
     let candidate = settings.candidate.unwrap_or_else(|| local_ip(c).to_canonical());
