@@ -18,7 +18,6 @@ use rtc::rtp::packetizer::Payloader;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
@@ -250,9 +249,7 @@ impl Session {
             }
         };
         loop {
-            while let Some(w) = pc.poll_write() {
-                let _ = self.sock.send_to(&w.message, w.transport.peer_addr).await;
-            }
+            self.flush(&mut pc).await;
             while let Some(ev) = pc.poll_event() {
                 if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
                     match s {
@@ -310,12 +307,7 @@ impl Session {
                 i = input.recv() => match i {
                     Some(Input::Datagram(from, data, at)) => {
                         last_heard = Instant::now();
-                        let t = TaggedBytesMut {
-                            now: at,
-                            transport: TransportContext { local_addr: self.local, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
-                            message: data,
-                        };
-                        let _ = pc.handle_read(t);
+                        self.datagram(&mut pc, from, data, at);
                     }
                     None => return self.end(&mut pc, "the sidecar stopped".into()),
                 },
@@ -323,13 +315,8 @@ impl Session {
                     let _ = pc.handle_timeout(Instant::now());
                 }
                 r = link.rtmp.readable() => {
-                    if r.is_err() {
-                        return self.end(&mut pc, "the play socket failed".into());
-                    }
-                    match link.read_some() {
-                        Ok(true) => {}
-                        Ok(false) => return self.end(&mut pc, "the stream was ended by the server (dropped or refused)".into()),
-                        Err(e) => return self.end(&mut pc, e),
+                    if let Err(why) = link.readable(r, "play") {
+                        return self.end(&mut pc, why);
                     }
                 }
             }

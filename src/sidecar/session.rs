@@ -168,9 +168,7 @@ impl Session {
         let mut last_media = Instant::now();
         loop {
             // What the peer connection has to send, and what happened.
-            while let Some(w) = pc.poll_write() {
-                let _ = self.sock.send_to(&w.message, w.transport.peer_addr).await;
-            }
+            self.flush(&mut pc).await;
             while let Some(ev) = pc.poll_event() {
                 match ev {
                     RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => match s {
@@ -225,31 +223,36 @@ impl Session {
                 biased;
                 why = stop.recv() => return self.end(&mut pc, why.unwrap_or_else(|| "the sidecar stopped".into())),
                 i = input.recv() => match i {
-                    Some(Input::Datagram(from, data, at)) => {
-                        let t = TaggedBytesMut {
-                            now: at,
-                            transport: TransportContext { local_addr: self.local, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
-                            message: data,
-                        };
-                        let _ = pc.handle_read(t);
-                    }
+                    Some(Input::Datagram(from, data, at)) => self.datagram(&mut pc, from, data, at),
                     None => return self.end(&mut pc, "the sidecar stopped".into()),
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     let _ = pc.handle_timeout(Instant::now());
                 }
                 r = link.rtmp.readable() => {
-                    if r.is_err() {
-                        return self.end(&mut pc, "the publish socket failed".into());
-                    }
-                    match link.read_some() {
-                        Ok(true) => {}
-                        Ok(false) => return self.end(&mut pc, "the stream was ended by the server (dropped or refused)".into()),
-                        Err(e) => return self.end(&mut pc, e),
+                    if let Err(why) = link.readable(r, "publish") {
+                        return self.end(&mut pc, why);
                     }
                 }
             }
         }
+    }
+
+    /// Sends what the peer connection has to send.
+    pub(super) async fn flush(&self, pc: &mut RTCPeerConnection) {
+        while let Some(w) = pc.poll_write() {
+            let _ = self.sock.send_to(&w.message, w.transport.peer_addr).await;
+        }
+    }
+
+    /// A datagram routed to this session, into its peer connection.
+    pub(super) fn datagram(&self, pc: &mut RTCPeerConnection, from: SocketAddr, data: BytesMut, at: Instant) {
+        let t = TaggedBytesMut {
+            now: at,
+            transport: TransportContext { local_addr: self.local, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
+            message: data,
+        };
+        let _ = pc.handle_read(t);
     }
 
     pub(super) fn end(&self, pc: &mut RTCPeerConnection, why: String) -> String {
@@ -284,6 +287,20 @@ impl Link {
             self.write(&out).await?;
         }
         self.write(&b).await
+    }
+
+    /// The socket to the worker became readable (`r`): reads what is there; the
+    /// session's end (why) when the socket failed (`what`: publish or play), closed or
+    /// the server ended the stream.
+    pub(super) fn readable(&mut self, r: std::io::Result<()>, what: &str) -> Result<(), String> {
+        if r.is_err() {
+            return Err(format!("the {what} socket failed"));
+        }
+        match self.read_some() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the stream was ended by the server (dropped or refused)".into()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads what is there: false at the end of the stream.

@@ -47,8 +47,8 @@ unsafe extern "C" {
     fn oa_free(t: *mut Oa);
 }
 
-/// FFmpeg's text for an AVERROR code.
-fn av_error(code: c_int) -> String {
+/// FFmpeg's text for an AVERROR code (both transcoders' errors).
+pub(crate) fn av_error(code: c_int) -> String {
     let mut buf = [0 as c_char; 128];
     // SAFETY: `buf` is writable for its length; av_strerror NUL-terminates within it.
     unsafe { oa_strerror(code, buf.as_mut_ptr(), buf.len()) };

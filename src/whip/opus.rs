@@ -14,6 +14,8 @@ use std::ffi::{c_char, c_int, CStr};
 use std::marker::{PhantomData, PhantomPinned};
 use std::ptr::NonNull;
 
+use super::aac::av_error;
+
 /// Opus's clock, and the resampler's output rate.
 const RATE: u32 = 48_000;
 /// A frame further than this from the expected time restarts the timeline (48 kHz samples).
@@ -28,7 +30,7 @@ struct Ao {
     _marker: PhantomData<(*mut u8, PhantomPinned)>,
 }
 
-// SAFETY: these match the prototypes in aac_opus.c (and oa_strerror in opus_aac.c): int =
+// SAFETY: these match the prototypes in aac_opus.c: int =
 // c_int, size_t = usize, int64_t = i64, uint8_t = u8. Every function takes the handle
 // returned by `ao_new`, alive until `ao_free`, and buffers valid for the lengths passed.
 unsafe extern "C" {
@@ -36,15 +38,6 @@ unsafe extern "C" {
     fn ao_push(t: *mut Ao, aac: *const u8, len: c_int) -> c_int;
     fn ao_pull(t: *mut Ao, out: *mut u8, cap: c_int, pts: *mut i64) -> c_int;
     fn ao_free(t: *mut Ao);
-    fn oa_strerror(code: c_int, buf: *mut c_char, len: usize);
-}
-
-fn av_error(code: c_int) -> String {
-    let mut buf = [0 as c_char; 128];
-    // SAFETY: `buf` is writable for its length; av_strerror NUL-terminates within it.
-    unsafe { oa_strerror(code, buf.as_mut_ptr(), buf.len()) };
-    // SAFETY: zero-initialised and NUL-terminated by av_strerror, all within `buf`.
-    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
 }
 
 /// One AAC stream to Opus. Used from a single thread at a time.
