@@ -246,7 +246,8 @@ my %implemented = map { $_ => 1 } qw(rtmp server listen application allow deny t
     rtmp_stat_stylesheet rtmp_control exec exec_push exec_pull exec_publish exec_publish_done exec_play
     exec_play_done exec_record_done exec_static respawn respawn_timeout exec_kill_signal exec_options
     busy play_time_fix publish_time_fix access_log log_format push pull push_reconnect pull_reconnect
-    session_relay relay_buffer play play_temp_path play_local_path),
+    session_relay relay_buffer play play_temp_path play_local_path rtmp_auto_push
+    rtmp_auto_push_reconnect rtmp_socket_dir),
     grep { /^hls/ } map { (split /\t/)[0] } do { open my $f, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!; <$f> };
 open my $tsv, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!;
 my $count = 0;
@@ -270,6 +271,14 @@ while (<$tsv>) {
         "$name ($where): known, and refused as not supported yet") or diag($out);
 }
 is($count, 118, 'all 118 directives of nginx-rtmp-module were checked');
+
+# --- the multi-worker directives (top level) ----------------------------------------------
+($ok, $out) = check("rtmp_auto_push on;\nrtmp_auto_push_reconnect 1s;\nrtmp_socket_dir /var/run;\n" . rtmp_conf(main => '', server => '', app => ''));
+ok($ok, 'rtmp_auto_push, rtmp_auto_push_reconnect and rtmp_socket_dir are accepted') or diag($out);
+unlike($out, qr/worker_processes|sees only/, 'and nginx does not warn about several workers');
+rejects("rtmp_auto_push maybe;\n", qr/invalid value "maybe" in "rtmp_auto_push" directive/, 'rtmp_auto_push takes on or off');
+rejects("rtmp_auto_push_reconnect 0;\n", qr/"rtmp_auto_push_reconnect" directive: "0" is not a time/, 'rtmp_auto_push_reconnect takes a time');
+rejects("rtmp_socket_dir relative/dir;\n", qr/"rtmp_socket_dir" directive: "relative\/dir" must be an absolute directory/, 'rtmp_socket_dir takes an absolute path');
 
 # --- a typical nginx-rtmp-module live config is accepted --------------------------------
 ($ok, $out) = check(<<'CONF');

@@ -29,8 +29,9 @@ rtmp {
 CONF
 $t->run;
 is(scalar(my @w = $t->worker_pids), 2, 'two workers run');
-like($t->startup_output, qr/\[warn\].*with worker_processes 2 a player sees only the streams published to its own worker/,
-    'nginx warns that streams are per worker');
+unlike($t->startup_output, qr/\[warn\]/, 'nginx does not warn about several workers (every worker serves every stream)');
+ok(wait_for(sub { my @s = glob('/tmp/ngx-rtmp-rs.*.sock'); my %w = map { /ngx-rtmp-rs\.(\d+)\./ ? ($1 => 1) : () } @s; !grep { !$w{$_} } $t->worker_pids }, 3),
+    'each worker listens on its Unix socket for the other workers');
 
 # Is the peer still there? (no EOF or reset within $wait seconds)
 sub open_after {

@@ -35,6 +35,8 @@ pub struct Relay {
     pub idle_since: Option<u64>,
     /// The `push`/`pull` task it is a connection of (None: a notify redirect's relay).
     pub task: Option<u64>,
+    /// A pull from another worker (`peer.rs`): its stream is a mirror, without outputs.
+    pub peer: bool,
 }
 
 /// A stream the client publishes or plays, on its message stream `msid`.

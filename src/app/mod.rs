@@ -21,6 +21,7 @@ mod log;
 mod notify;
 mod output;
 mod pace;
+mod peer;
 mod relay;
 mod rtmp;
 mod stat;
@@ -43,6 +44,7 @@ use crate::record;
 
 pub use client::{Client, IOV_PER_WRITE};
 pub use control::Answer;
+pub use peer::{key_hash, Alone, Peer, Workers};
 pub use stat::SnapshotMeta;
 pub use stream::{valid_name, Stream};
 pub use write::{grid_delay, Written};
@@ -112,6 +114,10 @@ pub enum Kind {
     Whip,
     /// A WHEP session playing through its socketpair.
     Whep,
+    /// Another worker of this nginx playing a stream of ours for its own players
+    /// (`peer.rs`): no callbacks, no access rules, no `max_connections` slot, not in
+    /// `/stat`.
+    Peer,
 }
 
 /// A new connection.
@@ -135,6 +141,8 @@ pub enum Target {
     Addr(SocketAddr),
     /// A host name, resolved at call time through the server's `resolver`.
     Name { server: usize, host: String, port: u16 },
+    /// A Unix socket: another worker's (`peer.rs`).
+    Unix(String),
 }
 
 /// An HTTP callback to make; its outcome goes to `call_done`.
@@ -249,8 +257,10 @@ pub struct App {
     children: exec::Children,
     /// Transcoding ladders' master playlists, by source stream.
     ladders: HashMap<StreamId, ladder::Master>,
-    /// `push` and `pull` relays.
+    /// `push` and `pull` relays, and pulls from other workers.
     relays: relay::Relays,
+    /// Which worker publishes which stream (`peer.rs`).
+    workers: Box<dyn Workers>,
 }
 
 impl App {
@@ -275,7 +285,13 @@ impl App {
             children: exec::Children::default(),
             ladders: HashMap::new(),
             relays: relay::Relays::default(),
+            workers: Box::new(Alone),
         }
+    }
+
+    /// Where the other workers' streams are found (the glue's shared memory).
+    pub fn set_workers(&mut self, w: Box<dyn Workers>) {
+        self.workers = w;
     }
 
     pub fn conf(&self) -> &Arc<Resolved> {

@@ -185,7 +185,7 @@ impl App {
     /// Remembers a stream for its later callbacks (`on_*_done`, `on_update`), and starts
     /// the updates.
     pub(super) fn noted(&mut self, id: ClientId, msid: u32, player: bool, name: String, args: String, now: &Now) {
-        let Some(c) = self.clients.get_mut(id) else { return };
+        let Some(c) = self.clients.get_mut(id).filter(|c| c.kind != super::Kind::Peer) else { return };
         let Some(app) = c.app else { return };
         let n = &self.conf.servers[c.server].apps[app].settings.notify;
         let run = self.conf.app(c.server, app);
@@ -245,7 +245,7 @@ impl App {
         }
         let c = self.clients.get(id).expect("checked");
         let srv = self.conf.servers[c.server].notify.clone();
-        if let (Some(url), Some(_), None) = (srv.url(Cb::Disconnect), &c.info, c.relay()) {
+        if let (Some(url), Some(_), None, false) = (srv.url(Cb::Disconnect), &c.info, c.relay(), c.kind == super::Kind::Peer) {
             self.notify_call(id, url, srv.method(), &nf::Call::Disconnect, None);
         }
     }

@@ -55,6 +55,8 @@ pub(super) struct Task {
     is_static: bool,
     /// Ending on purpose (no players left): not to be reconnected.
     ending: bool,
+    /// A pull from the worker that publishes the stream (`peer.rs`), not a `pull` line.
+    peer: bool,
     /// When it last got going.
     since: u64,
     /// Bytes of its connections that are closed.
@@ -70,7 +72,23 @@ pub(super) struct Relays {
     /// Static pulls are started (at the first tick).
     statics: bool,
     /// The worker shuts down: nothing reconnects.
-    stopping: bool,
+    pub(super) stopping: bool,
+}
+
+impl Relays {
+    pub(super) fn set_peer(&mut self, task: u64) {
+        if let Some(t) = self.tasks.iter_mut().find(|t| t.id == task) {
+            t.peer = true;
+        }
+    }
+
+    pub(super) fn retry(&mut self, task: u64, at: u64) {
+        if let Some(t) = self.tasks.iter_mut().find(|t| t.id == task) {
+            t.retry_at = Some(at);
+            t.client = None;
+            t.live = false;
+        }
+    }
 }
 
 /// The delay before reconnection number `failures` (from 1): `base`, doubled after each
@@ -80,19 +98,21 @@ fn backoff(base: u64, failures: u32) -> u64 {
 }
 
 /// How a relay's connection is opened: its session, where it goes, what it says.
-struct Open<'a> {
-    server: usize,
-    app: usize,
-    mode: Mode,
-    key: StreamKey,
-    url: &'a str,
-    host: &'a str,
-    port: u16,
-    addr: Option<SocketAddr>,
+pub(super) struct Open<'a> {
+    pub server: usize,
+    pub app: usize,
+    pub mode: Mode,
+    pub key: StreamKey,
+    pub url: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+    pub addr: Option<SocketAddr>,
+    /// Another worker's Unix socket (`peer.rs`) instead of a host.
+    pub unix: Option<String>,
     /// TLS: (server name, verify).
-    tls: Option<(String, bool)>,
-    session: RelaySession,
-    task: Option<u64>,
+    pub tls: Option<(String, bool)>,
+    pub session: RelaySession,
+    pub task: Option<u64>,
 }
 
 impl App {
@@ -121,42 +141,53 @@ impl App {
         let seed = self.clients.next_id() ^ (now.ms << 20);
         let tc_url = url.rsplit_once('/').map_or(url, |(a, _)| a);
         let session = RelaySession::new(mode, &app, tc_url, &stream, core.chunk_size as usize, core.max_message as usize, seed);
-        let open = Open { server, app: app_index, mode, key, url, host: &host, port, addr, tls: None, session, task: None };
+        let open = Open { server, app: app_index, mode, key, url, host: &host, port, addr, unix: None, tls: None, session, task: None };
         self.open_relay(open, now);
         Ok(())
     }
 
     /// Makes a relay's client and asks the glue to connect it.
-    fn open_relay(&mut self, o: Open, now: &Now) -> ClientId {
+    pub(super) fn open_relay(&mut self, o: Open, now: &Now) -> ClientId {
         let (verb, dir) = if o.mode == Mode::Publish { ("pushing", "to") } else { ("pulling", "from") };
         let what = format!("{verb} \"{}/{}\" {dir} {}", o.key.app, o.key.name, o.url);
         let host = if o.host.contains(':') { format!("[{}]", o.host) } else { o.host.to_owned() };
-        let text = o.addr.map_or_else(|| format!("{host}:{}", o.port), |a| a.to_string());
-        let ip = o.addr.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-        let relay = Relay { session: o.session, mode: o.mode, key: o.key.clone(), url: o.url.to_owned(), idle_since: None, task: o.task };
+        let text = match (&o.unix, o.addr) {
+            (Some(_), _) => "unix:".to_owned(),
+            (None, Some(a)) => a.to_string(),
+            (None, None) => format!("{host}:{}", o.port),
+        };
+        let ip = o.addr.map_or(IpAddr::V4(if o.unix.is_some() { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED }), |a| a.ip());
+        let peer = o.unix.is_some();
+        let relay = Relay { session: o.session, mode: o.mode, key: o.key.clone(), url: o.url.to_owned(), idle_since: None, task: o.task, peer };
         let mut c = Client::new(o.server, Kind::Rtmp, 0, &text, ip, now.ms, Proto::Relay(Box::new(relay)));
         c.app = Some(o.app);
         c.info = Some(Box::new(ConnectInfo { app: o.key.app, flash_ver: "ngx-rtmp-rs relay".into(), tc_url: o.url.to_owned(), ..ConnectInfo::default() }));
         // C0 C1, written once the connection is made.
         c.drain_session();
         let id = self.clients.insert(c);
-        let target = match o.addr {
-            Some(a) => Target::Addr(a),
-            None => Target::Name { server: o.server, host: o.host.to_owned(), port: o.port },
+        let target = match (o.unix, o.addr) {
+            (Some(path), _) => Target::Unix(path),
+            (None, Some(a)) => Target::Addr(a),
+            (None, None) => Target::Name { server: o.server, host: o.host.to_owned(), port: o.port },
         };
         self.effects.push_back(Effect::Connect(id, Box::new(Connect { target, text, url: o.url.to_owned(), tls: o.tls })));
-        self.info(id, format!("relay: {what}"));
+        if !peer {
+            self.info(id, format!("relay: {what}"));
+        }
         self.ready(id);
         id
     }
 
     /// The glue opened a relay's connection (to `addr`, once its name is resolved): its
     /// nginx connection number.
-    pub fn relay_opened(&mut self, id: ClientId, number: u64, addr: SocketAddr) {
+    /// (None: a Unix socket, whose address the client has already.)
+    pub fn relay_opened(&mut self, id: ClientId, number: u64, addr: Option<SocketAddr>) {
         if let Some(c) = self.clients.get_mut(id) {
             c.number = number;
-            c.ip = addr.ip();
-            c.addr = addr.to_string().into();
+            if let Some(addr) = addr {
+                c.ip = addr.ip();
+                c.addr = addr.to_string().into();
+            }
         }
     }
 
@@ -253,7 +284,7 @@ impl App {
         }
     }
 
-    fn new_task(&mut self, mode: Mode, key: StreamKey, app: usize, lines: Vec<usize>, is_static: bool, args: &str) -> u64 {
+    pub(super) fn new_task(&mut self, mode: Mode, key: StreamKey, app: usize, lines: Vec<usize>, is_static: bool, args: &str) -> u64 {
         self.relays.next += 1;
         let id = self.relays.next;
         self.relays.tasks.push(Task {
@@ -272,6 +303,7 @@ impl App {
             last_error: String::new(),
             is_static,
             ending: false,
+            peer: false,
             since: 0,
             bytes_in: 0,
             bytes_out: 0,
@@ -286,9 +318,35 @@ impl App {
     }
 
     /// Opens a task's connection to the line it is at.
-    fn attempt(&mut self, task: u64, now: &Now) {
+    pub(super) fn attempt(&mut self, task: u64, now: &Now) {
         let Some(i) = self.relays.tasks.iter().position(|t| t.id == task) else { return };
         let t = &self.relays.tasks[i];
+        if t.mode == Mode::Play && !t.is_static && !t.peer && !self.relays.stopping && self.workers.owner(&t.key).is_some() {
+            // Another worker has the stream (pulled there, or published): it is played
+            // from that worker rather than pulled twice.
+            self.relays.tasks[i].peer = true;
+        }
+        let t = &self.relays.tasks[i];
+        if t.peer {
+            if self.players_of(&t.key) == 0 || self.is_live(&t.key) || self.relays.stopping {
+                self.relays.tasks.remove(i);
+                return;
+            }
+            let (key, app) = (t.key.clone(), t.app);
+            let client = self.peer_attempt(task, key, app, now);
+            if let Some(t) = self.relays.tasks.iter_mut().find(|t| t.id == task).filter(|_| client.is_some()) {
+                t.client = client;
+                t.live = false;
+                t.retry_at = None;
+            }
+            return;
+        }
+        if t.mode == Mode::Play && t.is_static && !self.relays.stopping && self.workers.owner(&t.key).is_some() {
+            // Another worker runs this static pull: tried again later.
+            let base = self.conf.app(t.key.server, t.app).map_or(crate::conf::relay::RECONNECT_MS, |a| a.relays.pull_reconnect);
+            self.relays.tasks[i].retry_at = Some(now.ms + base.max(MAX_BACKOFF_MS));
+            return;
+        }
         if t.mode == Mode::Play && t.is_static && self.is_live(&t.key) && !self.relays.stopping {
             // A local publisher has the static pull's name for now: it is tried again later.
             let base = self.conf.app(t.key.server, t.app).map_or(crate::conf::relay::RECONNECT_MS, |a| a.relays.pull_reconnect);
@@ -319,7 +377,8 @@ impl App {
         let (server, app_index, mode, key) = (t.key.server, t.app, t.mode, t.key.clone());
         let verify = self.conf.app(server, app_index).is_none_or(|a| a.relays.ssl_verify);
         let tls = line.tls.then(|| (line.host.clone(), verify));
-        let open = Open { server, app: app_index, mode, key, url: &line.url, host: &line.host, port: line.port, addr: line.addr, tls, session, task: Some(task) };
+        let open =
+            Open { server, app: app_index, mode, key, url: &line.url, host: &line.host, port: line.port, addr: line.addr, unix: None, tls, session, task: Some(task) };
         let id = self.open_relay(open, now);
         let t = &mut self.relays.tasks[i];
         t.client = Some(id);
@@ -348,6 +407,15 @@ impl App {
         };
         if t.ending || stopping || !wanted {
             self.relays.tasks.remove(i);
+            return;
+        }
+        if t.peer {
+            // (Quietly: a stream that moved to another worker, or ended, is looked for again.)
+            t.failures = if was_live { 1 } else { t.failures + 1 };
+            let failures = t.failures;
+            let at = now.ms + self.peer_retry(failures);
+            self.relays.retry(task, at);
+            self.effects.push_back(Effect::Wake(at));
             return;
         }
         let conf = self.conf.app(t.key.server, t.app).map(|a| a.relays.clone());
@@ -390,11 +458,20 @@ impl App {
                 }
             }
         }
+        self.relay_due(now);
+        self.end_idle_pulls(now);
+    }
+
+    /// Tasks whose delay is over reconnect (from the tick, and from `wake` for the peer
+    /// tasks' short delays).
+    pub(super) fn relay_due(&mut self, now: &Now) {
+        if self.relays.stopping {
+            return;
+        }
         let due: Vec<u64> = self.relays.tasks.iter().filter(|t| t.retry_at.is_some_and(|at| at <= now.ms)).map(|t| t.id).collect();
         for task in due {
             self.attempt(task, now);
         }
-        self.end_idle_pulls(now);
     }
 
     /// Ends pull relays whose stream has had no player for a while.
@@ -405,7 +482,12 @@ impl App {
             .iter()
             .filter_map(|(id, c)| {
                 let r = c.relay().filter(|r| r.mode == Mode::Play)?;
-                let idle = c.app.and_then(|a| self.conf.app(c.server, a)).map_or(crate::conf::relay::PULL_IDLE_MS, |a| a.relays.pull_idle_timeout);
+                // (A pull from another worker ends with its last player.)
+                let idle = if r.peer {
+                    0
+                } else {
+                    c.app.and_then(|a| self.conf.app(c.server, a)).map_or(crate::conf::relay::PULL_IDLE_MS, |a| a.relays.pull_idle_timeout)
+                };
                 Some((id, r.key.clone(), r.task, idle))
             })
             .collect();
@@ -425,7 +507,9 @@ impl App {
             if let Some(t) = self.relays.tasks.iter_mut().find(|t| Some(t.id) == task) {
                 t.ending = true;
             }
-            self.log(Some(id), Level::Info, "relay: no players left, ending the pull".into());
+            if self.clients.get(id).and_then(Client::relay).is_some_and(|r| !r.peer) {
+                self.log(Some(id), Level::Info, "relay: no players left, ending the pull".into());
+            }
             self.close(id, now);
         }
         // Pulls waiting to reconnect for players who left.
@@ -444,6 +528,7 @@ impl App {
         self.relays
             .tasks
             .iter()
+            .filter(|t| !t.peer)
             .map(|t| {
                 let c = t.client.and_then(|id| self.clients.get(id));
                 let state = match (c, t.live) {

@@ -37,7 +37,7 @@ impl App {
         match a.kind {
             Kind::Whip => self.totals.health.whip_sessions_total += 1,
             Kind::Whep => self.totals.health.whep_sessions_total += 1,
-            Kind::Rtmp => {}
+            Kind::Rtmp | Kind::Peer => {}
         }
         self.info(id, "client connected".into());
         self.effects.push_back(Effect::Deadline(id, Some(deadline)));
@@ -238,7 +238,9 @@ impl App {
                 let c = self.clients.get_mut(id).expect("checked");
                 c.info = Some(Box::new(info));
                 let srv = self.conf.servers[c.server].notify.clone();
-                if let Some(url) = srv.url(Cb::Connect) {
+                // (Another worker's pull was let in there: no callbacks here.)
+                let peer = c.kind == Kind::Peer;
+                if let Some(url) = srv.url(Cb::Connect).filter(|_| !peer) {
                     // (nginx-rtmp-module's epoch: the worker's millisecond clock when the
                     // client connected.)
                     let epoch = c.since as u32;
@@ -272,7 +274,8 @@ impl App {
                     return self.refuse(id, msid, "NetStream.Play.StreamNotFound", "Live streaming is off in this application (live off)");
                 }
                 let n = app.settings.notify.clone();
-                if let Some(url) = n.url(Cb::Play) {
+                let peer = c.kind == Kind::Peer;
+                if let Some(url) = n.url(Cb::Play).filter(|_| !peer) {
                     let call = Call::Play { name: &name, start, duration, reset, args: &args };
                     self.notify_call(id, url, n.method(), &call, Some(Then::Stream(id)));
                     let c = self.clients.get_mut(id).expect("admitted");

@@ -81,7 +81,8 @@ impl App {
             };
             let mut stream = stat::Stream { name: key.name.clone(), ..Default::default() };
             for (id, publisher) in st.source.iter().map(|&p| (p, true)).chain(st.players.iter().map(|&p| (p, false))) {
-                let Some(c) = self.clients.get(id) else { continue };
+                // (Another worker's pull is that worker's players, shown there.)
+                let Some(c) = self.clients.get(id).filter(|c| c.kind != super::Kind::Peer) else { continue };
                 let info = c.info.as_deref();
                 let mut client = stat::Client {
                     id: c.number,

@@ -206,7 +206,7 @@ impl App {
                 format!("stream name {shown:?} refused: empty, \".\", \"..\", longer than 255 bytes, or with \"/\", \"\\\" or control characters"),
             );
             self.refuse(id, msid, bad_name, "Invalid stream name");
-        } else if !access::allowed(&app.settings.access, action, c.ip) {
+        } else if c.kind != Kind::Peer && !access::allowed(&app.settings.access, action, c.ip) {
             self.refuse(id, msid, forbidden.0, forbidden.1);
         } else if c.role(msid).is_some() {
             self.refuse(id, msid, in_use, "Stream is already in use");
@@ -223,6 +223,21 @@ impl App {
         let sid = self.stream_id(&key, app);
         if self.streams.get(sid).is_some_and(|s| s.source.is_some()) {
             return self.refuse(id, msid, "NetStream.Publish.BadName", "Already publishing");
+        }
+        let mirror = self.clients.get(id).and_then(|c| c.relay()).is_some_and(|r| r.peer);
+        if mirror {
+            // Another worker's stream, for this worker's players: no outputs, no callbacks.
+            self.clients.get_mut(id).expect("known").roles.push(Role { msid, stream: sid, play: None });
+            let s = self.streams.get_mut(sid).expect("made");
+            s.source = Some(id);
+            s.source_msid = msid;
+            s.stats = Pub::new(now.ms);
+            self.repace(id);
+            return self.tell_players(sid, true, now);
+        }
+        if !self.workers.claim(&key) {
+            self.forget_if_unused(sid);
+            return self.refuse(id, msid, "NetStream.Publish.BadName", "Already publishing (in another worker)");
         }
         self.info(id, format!("publish: \"{}/{}\"", key.app, key.name));
         self.say(id, |s| s.accept_publish(msid, &key.name));
@@ -290,7 +305,8 @@ impl App {
         let Some(c) = self.clients.get(id) else { return };
         let Some(run) = c.app.and_then(|a| self.conf.app(c.server, a)) else { return };
         let app = c.app.unwrap_or(0);
-        if !run.live.idle_streams && !self.is_live(&key) && run.relays.pulls.is_empty() {
+        let has_pulls = run.relays.pulls.iter().any(|l| !l.is_static && l.applies_to(&key.name));
+        if !run.live.idle_streams && !self.is_live(&key) && run.relays.pulls.is_empty() && self.workers.owner(&key).is_none() {
             return self.refuse(id, msid, "NetStream.Play.StreamNotFound", "No such stream (idle_streams off)");
         }
         self.info(id, format!("play: \"{}/{}\"", key.app, key.name));
@@ -306,7 +322,9 @@ impl App {
         }
         let pull_args = args.clone();
         self.join(id, msid, key.clone(), name, args, now);
-        self.relay_wanted(&key, app, &pull_args, now);
+        if !self.peer_wanted(&key, app, has_pulls, now) {
+            self.relay_wanted(&key, app, &pull_args, now);
+        }
     }
 
     /// A player joins the stream's log: metadata, codec headers and the cached GOP first.
@@ -332,7 +350,8 @@ impl App {
         if let Some(p) = source {
             self.repace(p);
         }
-        if let Some(run) = self.conf.clone().app(key.server, app) {
+        let peer = self.clients.get(id).is_some_and(|c| c.kind == Kind::Peer);
+        if let Some(run) = self.conf.clone().app(key.server, app).filter(|_| !peer) {
             let exec = &run.exec;
             if !exec.play.is_empty() {
                 let vars = self.exec_vars(Some(id), &key.app, &key.name, &args);
@@ -355,7 +374,9 @@ impl App {
         let Some(live) = self.conf.app(s.key.server, s.app).map(|a| a.live.clone()) else { return };
         for &p in &s.players {
             let Some(c) = self.clients.get_mut(p) else { continue };
-            if c.relay().is_some() {
+            if c.relay().is_some() || c.kind == Kind::Peer {
+                // (Another worker's pull ends with the publisher: that worker's players
+                // are told, and it looks for the stream's next publisher, on any worker.)
                 if !published {
                     c.close_after_flush = true;
                 }
@@ -393,6 +414,9 @@ impl App {
             let key = s.key.clone();
             s.source = None;
             s.fanout.unpublished();
+            // (Does nothing for a mirror: the stream is another worker's.)
+            self.workers.release(&key);
+            let Some(s) = self.streams.get_mut(sid) else { return };
             let mut outputs = std::mem::take(&mut s.outputs);
             self.info(id, format!("unpublish: \"{}/{}\"", key.app, key.name));
             let mut asks = Vec::new();

@@ -79,6 +79,7 @@ impl App {
 
     /// The worker's clock reached a `Wake` time.
     pub fn wake(&mut self, now: &Now) {
+        self.relay_due(now);
         self.write.wake_at = None;
         let merged = std::mem::take(&mut self.write.merged);
         let mut next: Option<u64> = None;

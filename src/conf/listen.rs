@@ -1,6 +1,6 @@
 //! The `listen` directive: `listen [ADDRESS:]PORT [bind] [ipv6only=on|off]
 //! [so_keepalive=on|off|[idle]:[intvl]:[cnt]] [backlog=N] [rcvbuf=SIZE] [sndbuf=SIZE]
-//! [proxy_protocol]`.
+//! [proxy_protocol] [reuseport]`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
@@ -35,6 +35,9 @@ pub struct Listen {
     /// `stream { proxy_protocol on; }` terminating TLS for RTMPS, HAProxy, a cloud
     /// balancer): the address it gives is the client's.
     pub proxy_protocol: bool,
+    /// A socket per worker (`SO_REUSEPORT`): the kernel spreads new connections evenly
+    /// over the workers (as nginx's own `listen ... reuseport`).
+    pub reuseport: bool,
 }
 
 impl Listen {
@@ -57,6 +60,7 @@ pub fn parse(args: &[&str]) -> Result<Vec<Listen>, String> {
     let mut backlog = DEFAULT_BACKLOG;
     let (mut rcvbuf, mut sndbuf) = (None, None);
     let mut proxy_protocol = false;
+    let mut reuseport = false;
     let buf_size = |v: &str, what: &str| {
         super::value::parse_size(v)
             .filter(|&n| (1..=i32::MAX as u64).contains(&n))
@@ -68,6 +72,8 @@ pub fn parse(args: &[&str]) -> Result<Vec<Listen>, String> {
             bind = true;
         } else if p == "proxy_protocol" {
             proxy_protocol = true;
+        } else if p == "reuseport" {
+            reuseport = true;
         } else if let Some(v) = p.strip_prefix("ipv6only=") {
             ipv6only = Some(parse_flag(v).ok_or_else(|| format!("invalid ipv6only flags \"{v}\""))?);
         } else if let Some(v) = p.strip_prefix("so_keepalive=") {
@@ -93,13 +99,14 @@ pub fn parse(args: &[&str]) -> Result<Vec<Listen>, String> {
             addr,
             wildcard,
             // nginx: a specific ipv6only setting implies a socket of its own.
-            bind: bind || ipv6only.is_some(),
+            bind: bind || ipv6only.is_some() || reuseport,
             ipv6only: ipv6only.unwrap_or(true),
             so_keepalive,
             backlog,
             rcvbuf,
             sndbuf,
             proxy_protocol,
+            reuseport,
         })
         .collect())
 }

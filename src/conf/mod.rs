@@ -29,6 +29,7 @@ pub mod resolved;
 pub mod transcode;
 pub mod value;
 pub mod whip;
+pub mod workers;
 
 use crate::record as record_cfg;
 use access::Rule;

@@ -190,6 +190,26 @@ pub unsafe extern "C" fn rtmp_directive(cf: *mut ngx_conf_t, cmd: *mut ngx_comma
     })
 }
 
+/// The top-level multi-worker directives of the configuration being read.
+static WORKERS: std::sync::Mutex<Option<crate::conf::workers::Workers>> = std::sync::Mutex::new(None);
+
+/// What the configuration just read said at the top level (and the defaults again for
+/// the next).
+pub fn take_workers() -> crate::conf::workers::Workers {
+    WORKERS.lock().map(|mut w| w.take()).ok().flatten().unwrap_or_default()
+}
+
+/// `rtmp_auto_push`, `rtmp_auto_push_reconnect`, `rtmp_socket_dir` (top level).
+pub unsafe extern "C" fn core_directive(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, _conf: *mut c_void) -> *mut c_char {
+    guard(cf, || unsafe {
+        let d = &DIRECTIVES[(*cmd).offset];
+        let words = (*(*cf).args).elts as *const ngx_str_t;
+        let value = String::from_utf8_lossy((*words.add(1)).as_bytes()).into_owned();
+        let mut w = WORKERS.lock().map_err(|_| "internal error".to_owned())?;
+        w.get_or_insert_with(Default::default).set(d.name, &value).map_err(Fail::Msg)
+    })
+}
+
 /// A directive outside `rtmp {}` (top level or `http {}`) whose feature is not built yet.
 pub unsafe extern "C" fn unsupported(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, _conf: *mut c_void) -> *mut c_char {
     guard(cf, || unsafe {

@@ -30,6 +30,8 @@ pub struct RtmpConf {
     pub access_files: Vec<*mut ngx::ffi::ngx_open_file_t>,
     /// The TLS client context of `rtmps://` relays (None: there are none).
     pub relay_ssl: Option<core::ptr::NonNull<ngx::ffi::ngx_ssl_t>>,
+    /// `rtmp_auto_push`, `rtmp_auto_push_reconnect`, `rtmp_socket_dir` (top level).
+    pub workers: crate::conf::workers::Workers,
 }
 
 /// A listening socket's view of the configuration.

@@ -22,6 +22,7 @@ mod http;
 mod listen;
 mod loc;
 mod notify;
+mod peer;
 mod relay;
 mod resolve;
 mod respond;
@@ -138,7 +139,10 @@ const fn handler(d: &Directive) -> (Handler, ngx_uint_t) {
             dir::Status::NotYet(_) => (block::unsupported, conf),
         }
     } else if d.contexts & dir::CORE != 0 {
-        (block::unsupported, 0)
+        match d.status {
+            dir::Status::Core => (block::core_directive, 0),
+            dir::Status::NotYet(_) => (block::unsupported, 0),
+        }
     } else {
         // Inside rtmp {}: `conf` points at block::Frame::confs.
         (block::rtmp_directive, 0)
@@ -209,8 +213,8 @@ pub static mut ngx_rtmp_module: ngx_module_t = ngx_module_t {
     ..ngx_module_t::default()
 };
 
-/// After the whole configuration is read (also under `nginx -t`): warn when streams would
-/// be split across workers.
+/// After the whole configuration is read (also under `nginx -t`): the WHIP locations'
+/// applications are checked, the top-level directives kept.
 unsafe extern "C" fn init_conf(cycle: *mut ngx::ffi::ngx_cycle_t, rtmp: *mut c_void) -> *mut c_char {
     let ctx = (*cycle).conf_ctx;
     let ccf = *ctx.add(ngx::ffi::ngx_core_module.index) as *const ngx::ffi::ngx_core_conf_t;
@@ -222,14 +226,13 @@ unsafe extern "C" fn init_conf(cycle: *mut ngx::ffi::ngx_cycle_t, rtmp: *mut c_v
         ngx::ngx_log_error!(ngx::ffi::NGX_LOG_EMERG, (*cycle).log, "{msg}");
         return usize::MAX as *mut c_char;
     }
-    if !rtmp.is_null() && !ccf.is_null() && (*ccf).worker_processes > 1 {
-        ngx::ngx_log_error!(
-            ngx::ffi::NGX_LOG_WARN,
-            (*cycle).log,
-            "ngx-rtmp-rs: with worker_processes {} a player sees only the streams published to its own worker; use worker_processes 1 for RTMP live",
-            (*ccf).worker_processes
-        );
+    // (The top-level directives, read before or after `rtmp {}`, go with this cycle's
+    // configuration; the next cycle starts from the defaults.)
+    let workers = block::take_workers();
+    if let Some(rc) = (rtmp as *mut conf::RtmpConf).as_mut() {
+        rc.workers = workers;
     }
+    let _ = ccf;
     ptr::null_mut()
 }
 

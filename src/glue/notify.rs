@@ -27,21 +27,32 @@ use crate::notify::{parse_reply, Outcome, Reply};
 /// What the caller does with the outcome.
 pub type Done = Box<dyn FnOnce(Outcome)>;
 
-/// A `struct sockaddr_in` or `sockaddr_in6`, built by hand.
+/// A `struct sockaddr_in`, `sockaddr_in6` or `sockaddr_un`, built by hand.
 #[repr(C, align(8))]
-struct SockAddr([u8; 28]);
+struct SockAddr([u8; 112]);
+
+/// Where a connection goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Dest<'a> {
+    Ip(SocketAddr),
+    /// A Unix socket's path (another worker's: `peer.rs`).
+    Unix(&'a str),
+}
 
 /// Opens a non-blocking TCP connection to `addr` with nginx's `ngx_event_connect_peer`
 /// (`name` is what nginx's own messages call it; connection errors are logged at
 /// `log_error`). Returns the connection and whether it is connected already; None if it
 /// failed at once (nginx logged why).
 pub unsafe fn connect_peer(
-    addr: SocketAddr,
+    addr: Dest,
     name: &str,
     log: *mut ngx::ffi::ngx_log_t,
     log_error: ngx::ffi::ngx_connection_log_error_e,
 ) -> Option<(*mut ngx_connection_t, bool)> {
-    let (mut sockaddr, socklen) = SockAddr::new(addr);
+    let (mut sockaddr, socklen) = match addr {
+        Dest::Ip(a) => SockAddr::new(a),
+        Dest::Unix(path) => SockAddr::unix(path)?,
+    };
     let mut name = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
     // (nginx reads these only during the call.)
     let mut pc: ngx_peer_connection_t = core::mem::zeroed();
@@ -56,8 +67,19 @@ pub unsafe fn connect_peer(
 }
 
 impl SockAddr {
+    /// (A path longer than `sun_path`'s 107 bytes: None.)
+    fn unix(path: &str) -> Option<(SockAddr, u32)> {
+        let mut b = [0u8; 112];
+        if path.len() > 107 || path.contains('\0') {
+            return None;
+        }
+        b[..2].copy_from_slice(&(ngx::ffi::AF_UNIX as u16).to_ne_bytes());
+        b[2..2 + path.len()].copy_from_slice(path.as_bytes());
+        Some((SockAddr(b), (2 + path.len() + 1) as u32))
+    }
+
     fn new(addr: SocketAddr) -> (SockAddr, u32) {
-        let mut b = [0u8; 28];
+        let mut b = [0u8; 112];
         b[2..4].copy_from_slice(&addr.port().to_be_bytes());
         match addr {
             SocketAddr::V4(a) => {
@@ -160,7 +182,7 @@ unsafe fn resolve(p: *mut Call, resolver: *mut ngx_resolver_t, host: String, por
 unsafe fn connect(p: *mut Call, addr: SocketAddr) {
     let call = &mut *p;
     let log_error = ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_INFO;
-    let Some((c, connected)) = connect_peer(addr, &call.url, (*ngx_cycle).log, log_error) else {
+    let Some((c, connected)) = connect_peer(Dest::Ip(addr), &call.url, (*ngx_cycle).log, log_error) else {
         // nginx said why (connection refused, no free connections, ...).
         return finish(p, Err(format!("cannot connect to {}", call.url)));
     };

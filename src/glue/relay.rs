@@ -3,7 +3,6 @@
 
 use core::ffi::c_void;
 use core::ptr;
-use std::net::SocketAddr;
 
 use ngx::ffi::{ngx_close_connection, ngx_connection_t, ngx_destroy_pool, ngx_log_t};
 
@@ -17,7 +16,7 @@ use crate::app::Connect;
 ///
 /// # Safety
 /// Called from nginx's event loop; the connection returned is ours to attach or close.
-pub unsafe fn open(to: &Connect, addr: SocketAddr, server: usize) -> Result<(*mut ngx_connection_t, bool), String> {
+pub unsafe fn open(to: &Connect, addr: notify::Dest, server: usize) -> Result<(*mut ngx_connection_t, bool), String> {
     let cycle_log = (*ngx::ffi::ngx_cycle).log;
     // A relay that cannot reach its server, or loses it, is an error worth seeing.
     let log_error = ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_ERR;
@@ -41,7 +40,10 @@ pub unsafe fn open(to: &Connect, addr: SocketAddr, server: usize) -> Result<(*mu
     (*(*c).write).log = log;
     // For log lines and /stat: the server it belongs to, and the address it goes to.
     (*c).listening = listening_of(server).unwrap_or(ptr::null_mut());
-    let text = addr.to_string();
+    let text = match addr {
+        notify::Dest::Ip(a) => a.to_string(),
+        notify::Dest::Unix(path) => format!("unix:{path}"),
+    };
     let mem = ngx::ffi::ngx_pnalloc(pool, text.len()) as *mut u8;
     if !mem.is_null() {
         ptr::copy_nonoverlapping(text.as_ptr(), mem, text.len());

@@ -39,8 +39,9 @@ pub unsafe fn init(c: *mut ngx_connection_t, kind: Kind) {
     // Resets and broken pipes from clients are their business: log them at info.
     (*c).set_log_error(ngx::ffi::ngx_connection_log_error_e_NGX_ERROR_INFO);
 
+    // (Another worker's pull is not a connection of a client: it takes no slot.)
     let limit_zone = match (server.max_connections, zone.is_null()) {
-        (Some(max), false) => {
+        (Some(max), false) if kind != Kind::Peer => {
             if !shared::acquire(zone, max) {
                 ngx::ngx_log_error!(NGX_LOG_INFO, log, "max_connections ({max}) reached, closing client");
                 free(c);

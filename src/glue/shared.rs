@@ -6,6 +6,9 @@
 //!   that shuts down tells from them a reload (new workers took over: its publishers go on
 //!   until they leave) from a quit (nobody takes over: its publishers are drained, then
 //!   closed; `drain_timeout`).
+//! - which worker publishes which stream (`app/peer.rs`): a table of stream-key hashes and
+//!   the pids of the workers that publish them, under the zone's mutex (nginx frees it if
+//!   its holder dies). An entry of a worker that is gone (killed) counts as free.
 
 use core::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +19,19 @@ use ngx::ffi::{
 };
 
 const ZONE_NAME: &str = "ngx_rtmp_rs";
-const ZONE_SIZE: usize = 8 * 4096;
+/// The registry's entries: as many streams published at once on one nginx (a stream is
+/// refused with a log line when the table is full).
+const STREAMS: usize = 8192;
+/// The connection counters, the registry (128 KiB) and the slab allocator's own pages.
+const ZONE_SIZE: usize = 64 * 4096;
+
+/// A stream published by a worker: its key's hash (0: a free entry) and the worker's pid.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Entry {
+    hash: u64,
+    pid: i64,
+}
 
 /// What the zone holds.
 #[repr(C)]
@@ -25,6 +40,8 @@ pub struct Shared {
     generation: AtomicU64,
     /// The generation a quit was seen in (0: none).
     quitting: AtomicU64,
+    /// Who publishes what; only under the zone's mutex.
+    streams: [Entry; STREAMS],
 }
 
 pub unsafe fn add_zone(cf: *mut ngx_conf_t) -> Result<*mut ngx_shm_zone_t, String> {
@@ -51,7 +68,12 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> n
     if shared.is_null() {
         return NGX_ERROR as ngx_int_t;
     }
-    shared.write(Shared { connections: AtomicU64::new(0), generation: AtomicU64::new(1), quitting: AtomicU64::new(0) });
+    shared.write(Shared {
+        connections: AtomicU64::new(0),
+        generation: AtomicU64::new(1),
+        quitting: AtomicU64::new(0),
+        streams: [Entry { hash: 0, pid: 0 }; STREAMS],
+    });
     (*zone).data = shared as *mut c_void;
     NGX_OK as ngx_int_t
 }
@@ -84,4 +106,86 @@ pub unsafe fn quitting(zone: *mut ngx_shm_zone_t, mine: u64) -> bool {
         return true;
     }
     s.quitting.load(Ordering::Acquire) >= s.generation.load(Ordering::Acquire)
+}
+
+/// Whether process `pid` is alive (a worker killed leaves its entries behind).
+fn alive(pid: i64) -> bool {
+    extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0 && (unsafe { kill(pid as i32, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(3 /* ESRCH */))
+}
+
+/// Runs `f` on the registry under the zone's mutex.
+unsafe fn registry<T>(zone: *mut ngx_shm_zone_t, f: impl FnOnce(&mut [Entry; STREAMS]) -> T) -> T {
+    let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
+    ngx::ffi::ngx_shmtx_lock(&raw mut (*pool).mutex);
+    let shared = (*zone).data as *mut Shared;
+    // (No panic can happen in `f`: plain reads and writes of the table.)
+    let r = f(&mut (*shared).streams);
+    ngx::ffi::ngx_shmtx_unlock(&raw mut (*pool).mutex);
+    r
+}
+
+/// What `claim` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The stream is this worker's now (or was already).
+    Taken,
+    /// Another live worker publishes it.
+    Held(i64),
+    /// The table is full.
+    Full,
+}
+
+/// Takes stream `hash` for worker `me`.
+pub unsafe fn claim(zone: *mut ngx_shm_zone_t, hash: u64, me: i64) -> Claim {
+    registry(zone, |t| {
+        let mut free = None;
+        for (i, e) in t.iter_mut().enumerate() {
+            if e.hash == hash {
+                if e.pid != me && alive(e.pid) {
+                    return Claim::Held(e.pid);
+                }
+                e.pid = me;
+                return Claim::Taken;
+            }
+            if free.is_none() && e.hash == 0 {
+                free = Some(i);
+            }
+        }
+        // (A full table: the entries of workers that are gone are taken back.)
+        match free.or_else(|| t.iter().position(|e| !alive(e.pid))) {
+            Some(i) => {
+                t[i] = Entry { hash, pid: me };
+                Claim::Taken
+            }
+            None => Claim::Full,
+        }
+    })
+}
+
+/// Gives stream `hash` up if worker `me` has it.
+pub unsafe fn release_stream(zone: *mut ngx_shm_zone_t, hash: u64, me: i64) {
+    registry(zone, |t| {
+        if let Some(e) = t.iter_mut().find(|e| e.hash == hash && e.pid == me) {
+            *e = Entry { hash: 0, pid: 0 };
+        }
+    })
+}
+
+/// Every stream of worker `me` is given up (it exits).
+pub unsafe fn release_all(zone: *mut ngx_shm_zone_t, me: i64) {
+    registry(zone, |t| {
+        for e in t.iter_mut().filter(|e| e.pid == me) {
+            *e = Entry { hash: 0, pid: 0 };
+        }
+    })
+}
+
+/// The live worker other than `me` that publishes stream `hash`.
+pub unsafe fn owner(zone: *mut ngx_shm_zone_t, hash: u64, me: i64) -> Option<i64> {
+    let pid = registry(zone, |t| t.iter().find(|e| e.hash == hash).map(|e| e.pid))?;
+    (pid != me && alive(pid)).then_some(pid)
 }

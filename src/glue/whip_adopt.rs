@@ -1,6 +1,6 @@
-//! A WHIP session's publish connection: the worker's end of its socketpair becomes an
-//! ordinary RTMP client of the server that has the application, standing for the WHIP
-//! client (its address, for `allow`/`deny`, callbacks and `/stat`).
+//! Sockets of ours that become RTMP clients: a WHIP or WHEP session's socketpair (the
+//! worker's end, standing for the WebRTC client: its address, for `allow`/`deny`,
+//! callbacks and `/stat`), and another worker's pull (`peer.rs`).
 
 use core::ptr;
 use std::os::fd::FromRawFd;
@@ -27,9 +27,23 @@ pub unsafe fn accept_local(fd: i32, app: &str, http: *mut ngx_connection_t, play
         close_fd(fd);
         return Err(format!("whip_publish: no rtmp application \"{app}\""));
     };
+    let text = (*http).addr_text;
+    let text = if text.data.is_null() { &[][..] } else { core::slice::from_raw_parts(text.data, text.len) };
+    let sockaddr = core::slice::from_raw_parts((*http).sockaddr as *const u8, (*http).socklen as usize);
+    adopt(fd, server, sockaddr, text, if play { Kind::Whep } else { Kind::Whip })
+}
+
+/// Makes `fd` (a socket of ours: a WHIP session's socketpair, another worker's pull) an
+/// RTMP client connection of rtmp server `server`, with this address (`sockaddr`, as text
+/// `text`) for logs, access rules and `/stat`.
+///
+/// # Safety
+/// `fd` is an open socket the caller gives up.
+pub unsafe fn adopt(fd: i32, server: usize, sockaddr_in: &[u8], text: &[u8], kind: Kind) -> Result<(), String> {
+    let close_fd = |fd| drop(std::fs::File::from_raw_fd(fd));
     let Some(ls) = listening_of(server) else {
         close_fd(fd);
-        return Err(format!("whip_publish: the rtmp server of application \"{app}\" has no listening socket"));
+        return Err(format!("rtmp server {} has no listening socket", server + 1));
     };
     let cycle = ngx::ffi::ngx_cycle;
     let c = ngx::ffi::ngx_get_connection(fd, (*cycle).log);
@@ -39,9 +53,8 @@ pub unsafe fn accept_local(fd: i32, app: &str, http: *mut ngx_connection_t, play
     }
     let pool = ngx::ffi::ngx_create_pool((*ls).pool_size, (*cycle).log);
     let log = if pool.is_null() { ptr::null_mut() } else { ngx::ffi::ngx_pcalloc(pool, core::mem::size_of::<ngx_log_t>()) as *mut ngx_log_t };
-    let sockaddr = if pool.is_null() { ptr::null_mut() } else { ngx::ffi::ngx_pnalloc(pool, (*http).socklen as usize) as *mut u8 };
-    let text = (*http).addr_text;
-    let addr = if pool.is_null() { ptr::null_mut() } else { ngx::ffi::ngx_pnalloc(pool, text.len.max(1)) as *mut u8 };
+    let sockaddr = if pool.is_null() { ptr::null_mut() } else { ngx::ffi::ngx_pnalloc(pool, sockaddr_in.len()) as *mut u8 };
+    let addr = if pool.is_null() { ptr::null_mut() } else { ngx::ffi::ngx_pnalloc(pool, text.len().max(1)) as *mut u8 };
     if log.is_null() || sockaddr.is_null() || addr.is_null() {
         if !pool.is_null() {
             ngx_destroy_pool(pool);
@@ -58,17 +71,15 @@ pub unsafe fn accept_local(fd: i32, app: &str, http: *mut ngx_connection_t, play
     (*c).send = ngx::ffi::ngx_io.send;
     (*c).recv_chain = ngx::ffi::ngx_io.recv_chain;
     (*c).send_chain = ngx::ffi::ngx_io.send_chain;
-    ptr::copy_nonoverlapping((*http).sockaddr as *const u8, sockaddr, (*http).socklen as usize);
+    ptr::copy_nonoverlapping(sockaddr_in.as_ptr(), sockaddr, sockaddr_in.len());
     (*c).sockaddr = sockaddr.cast();
-    (*c).socklen = (*http).socklen;
-    if !text.data.is_null() {
-        ptr::copy_nonoverlapping(text.data, addr, text.len);
-    }
-    (*c).addr_text = ngx::ffi::ngx_str_t { len: text.len, data: addr };
+    (*c).socklen = sockaddr_in.len() as _;
+    ptr::copy_nonoverlapping(text.as_ptr(), addr, text.len());
+    (*c).addr_text = ngx::ffi::ngx_str_t { len: text.len(), data: addr };
     (*c).listening = ls;
     (*c).number = core::sync::atomic::AtomicUsize::from_ptr(ngx::ffi::ngx_connection_counter as *mut usize)
         .fetch_add(1, core::sync::atomic::Ordering::SeqCst) as _;
     (*(*c).write).set_ready(1);
-    rtmp::init(c, if play { Kind::Whep } else { Kind::Whip });
+    rtmp::init(c, kind);
     Ok(())
 }

@@ -125,7 +125,10 @@ fn event(e: *mut MaybeUninit<ngx_event_t>) -> *mut ngx_event_t {
 pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx::ffi::ngx_int_t {
     let Some(rc) = rtmp_conf() else { return NGX_OK as ngx::ffi::ngx_int_t };
     let generation = if rc.shared_zone.is_null() { 0 } else { shared::generation(rc.shared_zone) };
-    let app = App::new(rc.resolved.clone(), Box::new(files::Disk), &now());
+    let mut app = App::new(rc.resolved.clone(), Box::new(files::Disk), &now());
+    if !rc.shared_zone.is_null() {
+        app.set_workers(Box::new(super::peer::Shm::new(rc)));
+    }
     WORKER.with(|w| {
         *w.borrow_mut() = Some(Worker {
             app,
@@ -148,6 +151,9 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx:
     }
     ngx_add_timer(event(&raw mut TICK), app::write::grid_delay(now().ms, 1000) as _);
     super::sweep::init_process(cycle, rc);
+    if ngx::ffi::ngx_process as u32 == ngx::ffi::NGX_PROCESS_WORKER {
+        super::peer::init_process(cycle, rc);
+    }
     // `exec_static`: once per nginx, by its first worker.
     if ngx::ffi::ngx_process as u32 == ngx::ffi::NGX_PROCESS_WORKER && ngx::ffi::ngx_worker == 0 {
         guarded((*cycle).log, None, |w| {
@@ -177,6 +183,9 @@ pub unsafe extern "C" fn exit_process(_cycle: *mut ngx::ffi::ngx_cycle_t) {
     // finishing that nginx quits; not nginx's cache loader, which ends on its own.)
     if ngx::ffi::ngx_process as u32 != ngx::ffi::NGX_PROCESS_WORKER {
         return;
+    }
+    if let Some(rc) = rtmp_conf() {
+        super::peer::exit_process(rc);
     }
     with(|w| {
         if !w.rc.shared_zone.is_null() {
@@ -382,6 +391,8 @@ impl Worker {
     fn call(&mut self, call: app::Call) {
         let target = match call.target {
             app::Target::Addr(a) => notify::Target::Addr(a),
+            // (Callbacks go to URLs: never to a Unix socket.)
+            app::Target::Unix(_) => return,
             app::Target::Name { server, host, port } => {
                 let resolver = self.rc.server_resolvers.get(server).copied().unwrap_or(core::ptr::null_mut());
                 notify::Target::Name { resolver, host, port }
@@ -402,7 +413,11 @@ impl Worker {
     fn connect(&mut self, id: ClientId, to: app::Connect) {
         let Some(server) = self.app.client(id).map(|c| c.server) else { return };
         match to.target {
-            app::Target::Addr(addr) => self.open_relay(id, &to, addr, server),
+            app::Target::Addr(addr) => self.open_relay(id, &to, notify::Dest::Ip(addr), server),
+            app::Target::Unix(ref path) => {
+                let path = path.clone();
+                self.open_relay(id, &to, notify::Dest::Unix(&path), server)
+            }
             app::Target::Name { ref host, port, .. } => {
                 let resolver = self.rc.server_resolvers.get(server).copied().unwrap_or(core::ptr::null_mut());
                 let timeout = self.app.conf().servers[server].core.timeout;
@@ -412,7 +427,7 @@ impl Worker {
                         // (The relay may have ended meanwhile.)
                         if w.app.exists(id) {
                             match a {
-                                Ok(addr) => w.open_relay(id, &to, addr, server),
+                                Ok(addr) => w.open_relay(id, &to, notify::Dest::Ip(addr), server),
                                 Err(why) => {
                                     // SAFETY: the cycle's log.
                                     log!(NGX_LOG_ERR, Worker::cycle_log(), "relay to {}: {why}", to.url);
@@ -430,7 +445,7 @@ impl Worker {
         }
     }
 
-    fn open_relay(&mut self, id: ClientId, to: &app::Connect, addr: std::net::SocketAddr, server: usize) {
+    fn open_relay(&mut self, id: ClientId, to: &app::Connect, addr: notify::Dest, server: usize) {
         let timeout = self.app.conf().servers[server].core.timeout;
         // SAFETY: opens a connection with nginx's peer machinery.
         match unsafe { relay::open(to, addr, server) } {
@@ -438,7 +453,11 @@ impl Worker {
                 // SAFETY: a fresh connection of ours, without data.
                 let conn = unsafe { Conn::attach(c, id, timeout, &HANDLERS, core::ptr::null_mut()) };
                 self.conns.insert(id, c);
-                self.app.relay_opened(id, conn.number(), addr);
+                let ip = match addr {
+                    notify::Dest::Ip(a) => Some(a),
+                    notify::Dest::Unix(_) => None,
+                };
+                self.app.relay_opened(id, conn.number(), ip);
                 conn.expect_input();
                 // (Connected at once, on loopback: written with the others; else once the
                 // connection is made, which the write event says. An rtmps:// relay

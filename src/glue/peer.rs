@@ -1,0 +1,196 @@
+//! The workers' side of `app/peer.rs`: the registry of who publishes what in the module's
+//! shared memory (`shared.rs`), and each worker's Unix socket (one per rtmp server,
+//! `rtmp_socket_dir/ngx-rtmp-rs.PID.SERVER.sock`) on which other workers' pulls are
+//! accepted as `Kind::Peer` clients. The socket stays open until the worker exits, so an
+//! old worker finishing after a reload still serves its streams to the new ones.
+
+use core::ptr;
+use std::cell::RefCell;
+
+use ngx::ffi::{ngx_connection_t, ngx_event_t, ngx_shm_zone_t, NGX_LOG_ALERT, NGX_LOG_ERR};
+
+use super::conf::RtmpConf;
+use super::shared::{self, Claim};
+use super::whip_adopt::adopt;
+use crate::app::{Kind, Peer, Workers};
+use crate::conf::workers::Workers as Conf;
+use crate::live::StreamKey;
+
+extern "C" {
+    fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
+    fn bind(fd: i32, addr: *const u8, len: u32) -> i32;
+    fn listen(fd: i32, backlog: i32) -> i32;
+    fn accept4(fd: i32, addr: *mut u8, len: *mut u32, flags: i32) -> i32;
+    fn close(fd: i32) -> i32;
+}
+
+const AF_UNIX: i32 = 1;
+const SOCK_STREAM: i32 = 1;
+const SOCK_NONBLOCK: i32 = 0o4000;
+const SOCK_CLOEXEC: i32 = 0o2000000;
+const EAGAIN: i32 = 11;
+const EINTR: i32 = 4;
+const ECONNABORTED: i32 = 103;
+
+/// The registry, as the application sees it.
+pub struct Shm {
+    zone: *mut ngx_shm_zone_t,
+    pid: i64,
+    conf: Conf,
+}
+
+impl Shm {
+    pub fn new(rc: &RtmpConf) -> Shm {
+        // SAFETY: the worker's pid, set before init_process.
+        let pid = unsafe { ngx::ffi::ngx_pid } as i64;
+        Shm { zone: rc.shared_zone, pid, conf: rc.workers.clone() }
+    }
+}
+
+use crate::app::key_hash as hash;
+
+impl Workers for Shm {
+    fn claim(&mut self, key: &StreamKey) -> bool {
+        // SAFETY: the module's zone, mapped in every worker.
+        match unsafe { shared::claim(self.zone, hash(key), self.pid) } {
+            Claim::Taken => true,
+            Claim::Held(_) => false,
+            Claim::Full => {
+                // SAFETY: the cycle's log.
+                let log = unsafe { (*ngx::ffi::ngx_cycle).log };
+                ngx::ngx_log_error!(NGX_LOG_ERR, log, "ngx-rtmp-rs: too many streams published at once, \"{}/{}\" refused", key.app, key.name);
+                false
+            }
+        }
+    }
+
+    fn release(&mut self, key: &StreamKey) {
+        // SAFETY: as above.
+        unsafe { shared::release_stream(self.zone, hash(key), self.pid) }
+    }
+
+    fn owner(&mut self, key: &StreamKey) -> Option<Peer> {
+        // SAFETY: as above.
+        let pid = unsafe { shared::owner(self.zone, hash(key), self.pid) }?;
+        Some(Peer { pid: pid as i32, path: self.conf.socket(pid as i32, key.server) })
+    }
+
+    fn retry_ms(&self) -> u64 {
+        self.conf.reconnect_ms
+    }
+}
+
+/// This worker's listening Unix sockets: (connection, path).
+struct Listening(Vec<(*mut ngx_connection_t, String)>);
+
+thread_local! {
+    static LISTENING: RefCell<Listening> = const { RefCell::new(Listening(Vec::new())) };
+}
+
+/// The worker's Unix sockets, one per rtmp server, in nginx's event loop.
+///
+/// # Safety
+/// From a worker's init_process.
+pub unsafe fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t, rc: &RtmpConf) {
+    if rc.shared_zone.is_null() {
+        return;
+    }
+    let log = (*cycle).log;
+    for server in 0..rc.resolved.servers.len() {
+        let path = rc.workers.socket(ngx::ffi::ngx_pid, server);
+        match open(&path) {
+            Ok(fd) => {
+                let c = ngx::ffi::ngx_get_connection(fd, log);
+                if c.is_null() {
+                    close(fd);
+                    let _ = std::fs::remove_file(&path);
+                    ngx::ngx_log_error!(NGX_LOG_ALERT, log, "ngx-rtmp-rs: no connection for {path} (worker_connections)");
+                    continue;
+                }
+                (*c).data = server as *mut core::ffi::c_void;
+                (*(*c).read).handler = Some(on_accept);
+                (*(*c).read).log = log;
+                (*c).log = log;
+                if ngx::ffi::ngx_handle_read_event((*c).read, 0) != ngx::ffi::NGX_OK as isize {
+                    ngx::ngx_log_error!(NGX_LOG_ALERT, log, "ngx-rtmp-rs: cannot wait on {path}");
+                }
+                LISTENING.with(|l| l.borrow_mut().0.push((c, path)));
+            }
+            Err(e) => {
+                ngx::ngx_log_error!(
+                    NGX_LOG_ALERT,
+                    log,
+                    "ngx-rtmp-rs: cannot listen on {path} ({e}): players on other workers will not see this worker's streams (rtmp_socket_dir)"
+                );
+            }
+        }
+    }
+}
+
+/// A listening Unix socket at `path` (an old one, of a worker gone, is replaced).
+fn open(path: &str) -> std::io::Result<i32> {
+    let mut sa = [0u8; 110];
+    if path.len() > 107 {
+        return Err(std::io::Error::other("path too long"));
+    }
+    sa[..2].copy_from_slice(&(AF_UNIX as u16).to_ne_bytes());
+    sa[2..2 + path.len()].copy_from_slice(path.as_bytes());
+    let _ = std::fs::remove_file(path);
+    // SAFETY: plain socket calls on a descriptor of our own.
+    unsafe {
+        let fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if bind(fd, sa.as_ptr(), (2 + path.len() + 1) as u32) != 0 || listen(fd, 1024) != 0 {
+            let e = std::io::Error::last_os_error();
+            close(fd);
+            return Err(e);
+        }
+        Ok(fd)
+    }
+}
+
+/// Other workers' pulls come in.
+unsafe extern "C" fn on_accept(rev: *mut ngx_event_t) {
+    let c = (*rev).data as *mut ngx_connection_t;
+    let server = (*c).data as usize;
+    // (What a peer is in logs, access rules and the application: this host.)
+    let mut sin = [0u8; 16];
+    sin[..2].copy_from_slice(&(ngx::ffi::AF_INET as u16).to_ne_bytes());
+    sin[4..8].copy_from_slice(&[127, 0, 0, 1]);
+    loop {
+        let fd = accept4((*c).fd, ptr::null_mut(), ptr::null_mut(), SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(EAGAIN) => return,
+                Some(EINTR) | Some(ECONNABORTED) => continue,
+                _ => {
+                    ngx::ngx_log_error!(NGX_LOG_ERR, (*c).log, "ngx-rtmp-rs: accepting another worker's pull: {e}");
+                    return;
+                }
+            }
+        }
+        let adopted = std::panic::catch_unwind(|| unsafe { adopt(fd, server, &sin, b"unix:", Kind::Peer) });
+        if let Ok(Err(why)) = adopted {
+            ngx::ngx_log_error!(NGX_LOG_ERR, (*c).log, "ngx-rtmp-rs: another worker's pull: {why}");
+        }
+    }
+}
+
+/// The worker exits: its sockets go, and its streams are given up.
+///
+/// # Safety
+/// From the worker's exit_process.
+pub unsafe fn exit_process(rc: &RtmpConf) {
+    LISTENING.with(|l| {
+        for (c, path) in l.borrow_mut().0.drain(..) {
+            ngx::ffi::ngx_close_connection(c);
+            let _ = std::fs::remove_file(path);
+        }
+    });
+    if !rc.shared_zone.is_null() {
+        shared::release_all(rc.shared_zone, ngx::ffi::ngx_pid as i64);
+    }
+}
