@@ -61,7 +61,7 @@ impl Workers for Alone {
 }
 
 /// The `flashVer` of a worker's pull from another.
-pub const FLASH_VER: &str = "ngx-rtmp-rs worker";
+pub const FLASH_VER: &str = crate::stat::WORKER_FLASHVER;
 
 impl App {
     /// A player waits for `key`, which has no publisher here: the worker that publishes it

@@ -161,7 +161,7 @@ impl App {
         let relay = Relay { session: o.session, mode: o.mode, key: o.key.clone(), url: o.url.to_owned(), idle_since: None, task: o.task, peer };
         let mut c = Client::new(o.server, Kind::Rtmp, 0, &text, ip, now.ms, Proto::Relay(Box::new(relay)));
         c.app = Some(o.app);
-        c.info = Some(Box::new(ConnectInfo { app: o.key.app, flash_ver: "ngx-rtmp-rs relay".into(), tc_url: o.url.to_owned(), ..ConnectInfo::default() }));
+        c.info = Some(Box::new(ConnectInfo { app: o.key.app, flash_ver: if peer { super::peer::FLASH_VER } else { "ngx-rtmp-rs relay" }.into(), tc_url: o.url.to_owned(), ..ConnectInfo::default() }));
         // C0 C1, written once the connection is made.
         c.drain_session();
         let id = self.clients.insert(c);

@@ -450,8 +450,9 @@ impl App {
             .iter()
             .filter(|(_, c)| {
                 // A pull relay ends too: its players reconnect to the new workers, which
-                // pull again.
-                let pull = c.relay().is_some_and(|r| r.mode == crate::rtmp::client::Mode::Play);
+                // pull again. (Not a pull from another worker: that stream goes on there,
+                // and so do its players here.)
+                let pull = c.relay().is_some_and(|r| r.mode == crate::rtmp::client::Mode::Play && !r.peer);
                 pull || !c.roles.iter().any(|r| r.publishes() || self.streams.get(r.stream).is_some_and(|s| s.source.is_some()))
             })
             .map(|(id, _)| id)

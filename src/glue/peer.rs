@@ -2,7 +2,9 @@
 //! shared memory (`shared.rs`), and each worker's Unix socket (one per rtmp server,
 //! `rtmp_socket_dir/ngx-rtmp-rs.PID.SERVER.sock`) on which other workers' pulls are
 //! accepted as `Kind::Peer` clients. The socket stays open until the worker exits, so an
-//! old worker finishing after a reload still serves its streams to the new ones.
+//! old worker finishing after a reload still serves its streams to the new ones. Each
+//! worker also writes its `/stat` snapshot beside its socket once a second
+//! (`ngx-rtmp-rs.PID.stat`, `stat::wire`), so any worker answers `/stat` for all.
 
 use core::ptr;
 use std::cell::RefCell;
@@ -96,7 +98,10 @@ pub unsafe fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t, rc: &RtmpConf) {
         return;
     }
     let log = (*cycle).log;
+    shared::add_worker(rc.shared_zone, ngx::ffi::ngx_pid as i64);
     for server in 0..rc.resolved.servers.len() {
+        // (Its listening socket, kept: nginx forgets them when the worker shuts down.)
+        let Some(ls) = super::conf::listening_of(server) else { continue };
         let path = rc.workers.socket(ngx::ffi::ngx_pid, server);
         match open(&path) {
             Ok(fd) => {
@@ -107,7 +112,7 @@ pub unsafe fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t, rc: &RtmpConf) {
                     ngx::ngx_log_error!(NGX_LOG_ALERT, log, "ngx-rtmp-rs: no connection for {path} (worker_connections)");
                     continue;
                 }
-                (*c).data = server as *mut core::ffi::c_void;
+                (*c).data = ls as *mut core::ffi::c_void;
                 (*(*c).read).handler = Some(on_accept);
                 (*(*c).read).log = log;
                 (*c).log = log;
@@ -154,7 +159,7 @@ fn open(path: &str) -> std::io::Result<i32> {
 /// Other workers' pulls come in.
 unsafe extern "C" fn on_accept(rev: *mut ngx_event_t) {
     let c = (*rev).data as *mut ngx_connection_t;
-    let server = (*c).data as usize;
+    let ls = (*c).data as *mut ngx::ffi::ngx_listening_t;
     // (What a peer is in logs, access rules and the application: this host.)
     let mut sin = [0u8; 16];
     sin[..2].copy_from_slice(&(ngx::ffi::AF_INET as u16).to_ne_bytes());
@@ -172,7 +177,7 @@ unsafe extern "C" fn on_accept(rev: *mut ngx_event_t) {
                 }
             }
         }
-        let adopted = std::panic::catch_unwind(|| unsafe { adopt(fd, server, &sin, b"unix:", Kind::Peer) });
+        let adopted = std::panic::catch_unwind(|| unsafe { adopt(fd, ls, &sin, b"unix:", Kind::Peer) });
         if let Ok(Err(why)) = adopted {
             ngx::ngx_log_error!(NGX_LOG_ERR, (*c).log, "ngx-rtmp-rs: another worker's pull: {why}");
         }
@@ -192,5 +197,43 @@ pub unsafe fn exit_process(rc: &RtmpConf) {
     });
     if !rc.shared_zone.is_null() {
         shared::release_all(rc.shared_zone, ngx::ffi::ngx_pid as i64);
+        shared::remove_worker(rc.shared_zone, ngx::ffi::ngx_pid as i64);
+        let _ = std::fs::remove_file(stat_file(rc, ngx::ffi::ngx_pid));
     }
+}
+
+fn stat_file(rc: &RtmpConf, pid: i32) -> String {
+    format!("{}/ngx-rtmp-rs.{pid}.stat", rc.workers.socket_dir)
+}
+
+/// Writes this worker's snapshot for the others (whole files only: written aside, then
+/// renamed over the last).
+pub fn write_snapshot(rc: &RtmpConf, snap: &crate::stat::Snapshot) {
+    if rc.shared_zone.is_null() {
+        return;
+    }
+    // SAFETY: the worker's pid.
+    let path = stat_file(rc, unsafe { ngx::ffi::ngx_pid });
+    let tmp = format!("{path}.tmp");
+    if std::fs::write(&tmp, crate::stat::wire::encode(snap)).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// The other live workers' snapshots (not one that has not written for 10 s).
+pub fn other_snapshots(rc: &RtmpConf) -> Vec<crate::stat::Snapshot> {
+    if rc.shared_zone.is_null() {
+        return vec![];
+    }
+    // SAFETY: the worker's pid; the module's zone.
+    let others = unsafe { shared::other_workers(rc.shared_zone, ngx::ffi::ngx_pid as i64) };
+    let mut out = vec![];
+    for pid in others {
+        let path = stat_file(rc, pid as i32);
+        let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() < 10));
+        if let Some(s) = fresh.then(|| std::fs::read(&path).ok()).flatten().and_then(|b| crate::stat::wire::decode(&b)) {
+            out.push(s);
+        }
+    }
+    out
 }

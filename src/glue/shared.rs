@@ -11,7 +11,7 @@
 //!   its holder dies). An entry of a worker that is gone (killed) counts as free.
 
 use core::ffi::c_void;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use ngx::ffi::{
     ngx_conf_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_alloc, ngx_slab_pool_t,
@@ -22,6 +22,8 @@ const ZONE_NAME: &str = "ngx_rtmp_rs";
 /// The registry's entries: as many streams published at once on one nginx (a stream is
 /// refused with a log line when the table is full).
 const STREAMS: usize = 8192;
+/// The most workers (of every generation at once) whose `/stat` is joined.
+const WORKERS: usize = 256;
 /// The connection counters, the registry (128 KiB) and the slab allocator's own pages.
 const ZONE_SIZE: usize = 64 * 4096;
 
@@ -42,6 +44,8 @@ pub struct Shared {
     quitting: AtomicU64,
     /// Who publishes what; only under the zone's mutex.
     streams: [Entry; STREAMS],
+    /// The pids of this nginx's workers (of every generation still running; 0: free).
+    workers: [AtomicI64; WORKERS],
 }
 
 pub unsafe fn add_zone(cf: *mut ngx_conf_t) -> Result<*mut ngx_shm_zone_t, String> {
@@ -73,6 +77,7 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> n
         generation: AtomicU64::new(1),
         quitting: AtomicU64::new(0),
         streams: [Entry { hash: 0, pid: 0 }; STREAMS],
+        workers: [const { AtomicI64::new(0) }; WORKERS],
     });
     (*zone).data = shared as *mut c_void;
     NGX_OK as ngx_int_t
@@ -109,7 +114,7 @@ pub unsafe fn quitting(zone: *mut ngx_shm_zone_t, mine: u64) -> bool {
 }
 
 /// Whether process `pid` is alive (a worker killed leaves its entries behind).
-fn alive(pid: i64) -> bool {
+pub fn alive(pid: i64) -> bool {
     extern "C" {
         fn kill(pid: i32, sig: i32) -> i32;
     }
@@ -188,4 +193,26 @@ pub unsafe fn release_all(zone: *mut ngx_shm_zone_t, me: i64) {
 pub unsafe fn owner(zone: *mut ngx_shm_zone_t, hash: u64, me: i64) -> Option<i64> {
     let pid = registry(zone, |t| t.iter().find(|e| e.hash == hash).map(|e| e.pid))?;
     (pid != me && alive(pid)).then_some(pid)
+}
+
+/// Worker `me` starts: listed among this nginx's workers (taking the place of one gone).
+pub unsafe fn add_worker(zone: *mut ngx_shm_zone_t, me: i64) {
+    for w in &shared(zone).workers {
+        let pid = w.load(Ordering::Acquire);
+        if (pid == 0 || !alive(pid)) && w.compare_exchange(pid, me, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            return;
+        }
+    }
+}
+
+/// Worker `me` exits.
+pub unsafe fn remove_worker(zone: *mut ngx_shm_zone_t, me: i64) {
+    for w in &shared(zone).workers {
+        let _ = w.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+/// This nginx's other live workers.
+pub unsafe fn other_workers(zone: *mut ngx_shm_zone_t, me: i64) -> Vec<i64> {
+    shared(zone).workers.iter().map(|w| w.load(Ordering::Acquire)).filter(|&p| p != 0 && p != me && alive(p)).collect()
 }

@@ -30,21 +30,22 @@ pub unsafe fn accept_local(fd: i32, app: &str, http: *mut ngx_connection_t, play
     let text = (*http).addr_text;
     let text = if text.data.is_null() { &[][..] } else { core::slice::from_raw_parts(text.data, text.len) };
     let sockaddr = core::slice::from_raw_parts((*http).sockaddr as *const u8, (*http).socklen as usize);
-    adopt(fd, server, sockaddr, text, if play { Kind::Whep } else { Kind::Whip })
-}
-
-/// Makes `fd` (a socket of ours: a WHIP session's socketpair, another worker's pull) an
-/// RTMP client connection of rtmp server `server`, with this address (`sockaddr`, as text
-/// `text`) for logs, access rules and `/stat`.
-///
-/// # Safety
-/// `fd` is an open socket the caller gives up.
-pub unsafe fn adopt(fd: i32, server: usize, sockaddr_in: &[u8], text: &[u8], kind: Kind) -> Result<(), String> {
-    let close_fd = |fd| drop(std::fs::File::from_raw_fd(fd));
     let Some(ls) = listening_of(server) else {
         close_fd(fd);
         return Err(format!("rtmp server {} has no listening socket", server + 1));
     };
+    adopt(fd, ls, sockaddr, text, if play { Kind::Whep } else { Kind::Whip })
+}
+
+/// Makes `fd` (a socket of ours: a WHIP session's socketpair, another worker's pull) an
+/// RTMP client connection of the rtmp server of listening socket `ls`, with this address (`sockaddr`, as text
+/// `text`) for logs, access rules and `/stat`.
+///
+/// # Safety
+/// `fd` is an open socket the caller gives up.
+/// (`ls` may be closed already: a worker shutting down still takes other workers' pulls.)
+pub unsafe fn adopt(fd: i32, ls: *mut ngx::ffi::ngx_listening_t, sockaddr_in: &[u8], text: &[u8], kind: Kind) -> Result<(), String> {
+    let close_fd = |fd| drop(std::fs::File::from_raw_fd(fd));
     let cycle = ngx::ffi::ngx_cycle;
     let c = ngx::ffi::ngx_get_connection(fd, (*cycle).log);
     if c.is_null() {

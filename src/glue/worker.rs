@@ -269,6 +269,8 @@ unsafe extern "C" fn on_tick(ev: *mut ngx_event_t) {
         let now = now();
         w.app.tick(&now, shutdown);
         w.drain();
+        // (For /stat answered by another worker.)
+        super::peer::write_snapshot(w.rc, &snapshot_of(w));
         ngx_add_timer(ev, app::write::grid_delay(now.ms, 1000) as _);
     });
 }
@@ -818,17 +820,22 @@ impl Worker {
     }
 }
 
-/// What `/stat` shows.
-pub fn snapshot() -> Option<crate::stat::Snapshot> {
-    with(|w| {
-        let version = ngx::ffi::NGINX_VERSION.to_str().unwrap_or("");
-        w.app.snapshot(&now(), app::SnapshotMeta {
-            nginx_version: version.to_owned(),
-            compiler: format!("rustc (ngx-rtmp-rs {})", env!("CARGO_PKG_VERSION")),
-            built: env!("NGX_RTMP_RS_BUILT").to_owned(),
-            pid: std::process::id() as u64,
-        })
+/// This worker's part of `/stat`.
+fn snapshot_of(w: &Worker) -> crate::stat::Snapshot {
+    let version = ngx::ffi::NGINX_VERSION.to_str().unwrap_or("");
+    w.app.snapshot(&now(), app::SnapshotMeta {
+        nginx_version: version.to_owned(),
+        compiler: format!("rustc (ngx-rtmp-rs {})", env!("CARGO_PKG_VERSION")),
+        built: env!("NGX_RTMP_RS_BUILT").to_owned(),
+        pid: std::process::id() as u64,
     })
+}
+
+/// What `/stat` shows: every worker's streams and clients (the others' as they said them
+/// at their last tick, at most a second ago).
+pub fn snapshot() -> Option<crate::stat::Snapshot> {
+    let (mine, rc) = with(|w| (snapshot_of(w), w.rc))?;
+    Some(crate::stat::merge(mine, super::peer::other_snapshots(rc)))
 }
 
 /// `/control`.

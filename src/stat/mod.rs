@@ -5,12 +5,19 @@
 //! with the same numbers, and Prometheus text exposition.
 
 pub mod codec;
+mod merge;
 mod render;
+pub mod wire;
 #[cfg(test)]
 mod tests;
 
 pub use codec::Codec;
+pub use merge::merge;
 pub use render::{json, prometheus, xml};
+
+/// The `flashVer` of a worker's pull from another worker (`app/peer.rs`): its stream there
+/// is a copy, whose publisher `merge` leaves out.
+pub const WORKER_FLASHVER: &str = "ngx-rtmp-rs worker";
 
 /// What `rtmp_stat` shows (nginx-rtmp-module's flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

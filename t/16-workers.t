@@ -1,0 +1,213 @@
+#!/usr/bin/perl
+# worker_processes 2: every worker serves every stream. Players spread over both workers
+# (listen ... reuseport) play a stream published on either, starting on a keyframe, also
+# those that waited before it was published; HLS and recording happen once; a second
+# publisher of the name on the other worker is refused; /stat from any worker shows
+# every worker's players; a reload keeps every player and a new player after it plays the
+# stream from the old worker; killing the publisher's worker ends the stream for the other
+# worker's players (they are told), and nginx goes on.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Test::Nginx::RTMP qw(wait_for slurp);
+use Test::Nginx::RTMPClient;
+use IO::Socket::IP;
+use Time::HiRes qw(sleep time);
+
+my $t = Test::Nginx::RTMP->new;
+$t->write_config(<<'CONF', workers => 2);
+rtmp_auto_push on;
+rtmp {
+    server {
+        listen 127.0.0.1:%%PORT_RTMP%% reuseport;
+        application live {
+            live on;
+            hls on;
+            hls_path %%DIR%%/hls;
+            hls_fragment 1s;
+            hls_playlist_length 3s;
+            record all;
+            record_path %%DIR%%/rec;
+            record_unique on;
+        }
+    }
+}
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:%%PORT_HTTP%% reuseport;
+        location = /stat { rtmp_stat all; }
+    }
+}
+CONF
+my $dir = $t->dir;
+chmod 0755, $dir;
+for ("$dir/hls", "$dir/rec") { mkdir $_; chmod 0777, $_ }
+$t->run;
+my @workers = $t->worker_pids;
+is(scalar @workers, 2, 'two workers');
+unlike($t->startup_output, qr/\[warn\]/, 'no warning about several workers');
+my $url = 'rtmp://127.0.0.1:' . $t->port('RTMP') . '/live/s';
+
+# The worker that took a connection: its connect line names its flashVer.
+sub worker_of {
+    my ($tag) = @_;
+    my $pid;
+    wait_for(sub { ($pid) = $t->error_log =~ /(\d+)#\d+: \*\d+ connect: app "live" flashver "\Q$tag\E"/; $pid }, 3);
+    return $pid;
+}
+
+# Players waiting before the stream is published.
+my (@waiting, %waiting_on);
+for my $i (1 .. 8) {
+    my $c = Test::Nginx::RTMPClient->new(port => $t->port('RTMP'));
+    $c->connect_app('live', flashVer => "WAIT-$i");
+    is($c->play('s'), 'NetStream.Play.Start', "waiting player $i: play started") if $i == 1;
+    $c->play('s') if $i > 1;
+    my $w = worker_of("WAIT-$i");
+    $waiting_on{$w}++;
+    push @waiting, [$c, $w];
+}
+is(scalar(keys %waiting_on), 2, 'the waiting players are on both workers (' . join(', ', map { "$_: $waiting_on{$_}" } sort keys %waiting_on) . ')');
+
+my $published = time;
+$t->ffmpeg_publish($url, 40, gop => 30);
+my $publisher;
+ok(wait_for(sub { ($publisher) = $t->error_log =~ /(\d+)#\d+: \*\d+ publish: "live\/s"/; $publisher }, 5), "published (on worker $publisher)");
+my ($other) = grep { $_ != $publisher } @workers;
+
+# Each waiting player gets the codec headers, then a keyframe first.
+my @first_key;
+for my $p (@waiting) {
+    my ($c, $w) = @$p;
+    my ($key, $at);
+    while (my $m = $c->read_message(5)) {
+        next unless $m->{type} == 9 && length $m->{body} > 2;
+        next if substr($m->{body}, 1, 1) eq "\x00";    # the AVC sequence header
+        ($key, $at) = ((ord($m->{body}) >> 4) == 1, $m->{at});
+        last;
+    }
+    push @first_key, [$w, $key, defined $at ? $at - $published : undef];
+}
+my @late = grep { !$_->[1] } @first_key;
+ok(!@late, 'every waiting player, on either worker, starts on a keyframe') or diag(explain(\@first_key));
+my ($slowest) = sort { $b <=> $a } map { $_->[2] // 99 } grep { $_->[0] == $other } @first_key;
+cmp_ok($slowest, '<', 3, sprintf('those on the other worker get it %.2f s after ffmpeg started', $slowest));
+
+# 20 ffmpeg players, three seconds each.
+my @players;
+for my $i (1 .. 20) {
+    push @players, $t->spawn("$dir/play$i.log", 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-i', $url, '-t', '3', '-c', 'copy', '-y', "$dir/out$i.flv");
+}
+
+# A second publisher of a name, on either worker, is refused: "t" (no players: the
+# other worker has no copy of it, only the shared registry says it is taken).
+my $first = Test::Nginx::RTMPClient->new(port => $t->port('RTMP'));
+$first->connect_app('live', flashVer => 'PUB-0');
+is($first->publish('t'), 'NetStream.Publish.Start', 'live/t is published');
+my $t_on = worker_of('PUB-0');
+my %refused;
+for my $i (1 .. 8) {
+    my $c = Test::Nginx::RTMPClient->new(port => $t->port('RTMP'));
+    $c->connect_app('live', flashVer => "PUB-$i");
+    my $msid = $c->create_stream;
+    $c->command($msid, 'publish', undef, 't', 'live');
+    my $v = $c->wait_command(5, 'onStatus');
+    my ($info) = grep { ref $_ eq 'HASH' } @{ $v // [] };
+    push @{ $refused{ worker_of("PUB-$i") } }, ($info->{code} // '') . ' ' . ($info->{description} // '');
+}
+my @all = map { @$_ } values %refused;
+is(scalar(grep { /^NetStream\.Publish\.BadName/ } @all), 8, 'a second publisher of the name is refused with BadName, 8 times of 8') or diag(explain(\%refused));
+my ($t_other) = grep { $_ != $t_on } @workers;
+SKIP: {
+    skip 'no attempt landed on the other worker', 1 unless $refused{$t_other};
+    like($refused{$t_other}[0], qr/in another worker/, 'also on the other worker, which only the registry tells') or diag(explain(\%refused));
+}
+$first->{sock}->close;
+
+$t->reap($_, 20) for @players;
+my ($decoded, $errors) = (0, '');
+for my $i (1 .. 20) {
+    my $p = Test::Nginx::RTMP::probe("$dir/out$i.flv");
+    $decoded++ if ($p->{video}{frames} // 0) >= 60 && ($p->{audio}{frames} // 0) > 0;
+    $errors .= Test::Nginx::RTMP::decode_errors("$dir/out$i.flv");
+}
+is($decoded, 20, 'the 20 ffmpeg players decode three seconds of video and audio');
+is($errors, '', 'without a decoding error (each started on a keyframe)');
+my %by;
+my $log = $t->error_log;
+$by{$1}++ while $log =~ /(\d+)#\d+: \*\d+ play: "live\/s", client: 127\.0\.0\.1/g;
+is(scalar(keys %by), 2, 'the players were spread over both workers (' . join(', ', map { "$_: $by{$_}" } sort keys %by) . ')');
+my @pulls = $log =~ /\*\d+ play: "live\/s", client: unix:/g;
+is(scalar @pulls, 1, 'the other worker pulled the stream once, for all its players');
+
+# /stat, whichever worker answers.
+sub get {
+    my ($path) = @_;
+    my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $t->port('HTTP'), Timeout => 3) or return '';
+    print $s "GET $path HTTP/1.0\r\nHost: x\r\n\r\n";
+    local $/;
+    return <$s> // '';
+}
+sub stream_xml { my ($x) = get('/stat') =~ m{(<stream>\s*<name>s</name>.*?</stream>)}s; $x // '' }
+ok(wait_for(sub { my @c = stream_xml() =~ /<client>/g; @c == 9 }, 4), '/stat shows the stream with its publisher and 8 players') or diag(get('/stat'));
+my @counts = map { my @c = stream_xml() =~ /<client>/g; scalar @c } 1 .. 8;
+is_deeply(\@counts, [(9) x 8], 'from either worker, every time (8 requests)');
+my $xml = stream_xml();
+unlike($xml, qr/ngx-rtmp-rs worker|unix:/, 'the pull between workers is not shown as a client');
+like($xml, qr/<publishing\/>.*<width>320<\/width>/s, 'the stream shows its publisher and codec');
+
+my @recs = glob("$dir/rec/s*.flv");
+is(scalar @recs, 1, 'one recording (by the publisher\'s worker)');
+my @seq;
+for (1 .. 3) {
+    push @seq, (slurp("$dir/hls/s.m3u8") // '') =~ /#EXT-X-MEDIA-SEQUENCE:(\d+)/ ? $1 : -1;
+    sleep 1.1;
+}
+ok($seq[0] >= 0 && $seq[0] <= $seq[1] && $seq[1] <= $seq[2], "one HLS playlist, its sequence going forward (@seq)");
+
+# A reload: every player stays; a new one plays the stream from the old worker.
+ok($t->reload, 'reload');
+ok(wait_for(sub { my @w = $t->worker_pids; (grep { my $p = $_; !grep { $_ == $p } @workers } @w) >= 2 }, 5), 'two new workers started');
+sleep 1;
+my $still = grep { my $c = $_->[0]; my $got; while (my $m = $c->read_message(2)) { if ($m->{type} == 9) { $got = 1; last } } $got } @waiting;
+is($still, 8, 'the waiting players still receive video after the reload');
+my $after = $t->spawn("$dir/after.log", 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-i', $url, '-t', '2', '-c', 'copy', '-y', "$dir/after.flv");
+$t->reap($after, 15);
+cmp_ok(Test::Nginx::RTMP::probe("$dir/after.flv")->{video}{frames} // 0, '>=', 40, 'a player after the reload (on a new worker) plays the stream of the old one');
+
+# The publisher's worker is killed: the other worker's players see the stream end (they
+# are told, or, their worker being an old one shutting down, closed), none hangs.
+my @on_other = map { $_->[0] } grep { $_->[1] == $other } @waiting;
+kill 'KILL', $publisher;
+my $killed = time;
+my ($told, $closed) = (0, 0);
+for my $c (@on_other) {
+    my $ended;
+    while (my $m = $c->read_message(5)) {
+        next unless $m->{type} == 20;
+        my @v = Test::Nginx::RTMPClient::amf_decode($m->{body});
+        if ((Test::Nginx::RTMPClient::code_of(\@v) // '') =~ /UnpublishNotify|Stop/) { $told++; $ended = 1; last }
+    }
+    $closed++ if !$ended && $c->closed(1);
+}
+is($told + $closed, scalar @on_other, sprintf('the %d players on the other worker see the end within %.1f s (%d told, %d closed)', scalar @on_other, time - $killed, $told, $closed));
+ok(wait_for(sub { grep { $_ != $publisher } $t->worker_pids }, 3), 'nginx goes on');
+$t->ffmpeg_publish($url, 6, gop => 30);
+sleep 1.5;
+my $again = $t->spawn("$dir/again.log", 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-i', $url, '-t', '2', '-c', 'copy', '-y', "$dir/again.flv");
+$t->reap($again, 15);
+cmp_ok(Test::Nginx::RTMP::probe("$dir/again.flv")->{video}{frames} // 0, '>=', 40, 'the name is published again and played (the dead worker\'s claim is gone)');
+
+my @alerts = grep { !/exited on signal 9/ } $t->alerts;
+is_deeply(\@alerts, [], 'no alerts but the killed worker\'s');
+$_->[0]->{sock}->close for @waiting;
+ok($t->stop(10), 'nginx stops');
+my @left = grep { my ($p) = /ngx-rtmp-rs\.(\d+)\./; grep { $_ == $p } @workers } glob('/tmp/ngx-rtmp-rs.*');
+is_deeply(\@left, [grep { /\.$publisher\./ } @left], 'the workers that exited removed their sockets and /stat files');
+for (@left) { unlink $_ }
+
+done_testing;
