@@ -40,6 +40,7 @@ http {
     server {
         listen 127.0.0.1:%%PORT_HTTP%% reuseport;
         location = /stat { rtmp_stat all; }
+        location /control { rtmp_control all; }
     }
 }
 CONF
@@ -60,6 +61,13 @@ sub worker_of {
     return $pid;
 }
 
+# The connection number of a client, by the flashVer it connected with.
+sub number_of {
+    my ($tag) = @_;
+    my ($n) = $t->error_log =~ /\d+#\d+: \*(\d+) connect: app "live" flashver "\Q$tag\E"/;
+    return $n;
+}
+
 # Players waiting before the stream is published.
 my (@waiting, %waiting_on);
 for my $i (1 .. 8) {
@@ -69,7 +77,7 @@ for my $i (1 .. 8) {
     $c->play('s') if $i > 1;
     my $w = worker_of("WAIT-$i");
     $waiting_on{$w}++;
-    push @waiting, [$c, $w];
+    push @waiting, [$c, $w, "WAIT-$i"];
 }
 is(scalar(keys %waiting_on), 2, 'the waiting players are on both workers (' . join(', ', map { "$_: $waiting_on{$_}" } sort keys %waiting_on) . ')');
 
@@ -160,6 +168,19 @@ my $xml = stream_xml();
 unlike($xml, qr/ngx-rtmp-rs worker|unix:/, 'the pull between workers is not shown as a client');
 like($xml, qr/<publishing\/>.*<width>320<\/width>/s, 'the stream shows its publisher and codec');
 
+# /control drops a player on either worker, whichever worker takes the request.
+for my $on (@workers) {
+    my ($i) = grep { $waiting[$_][1] == $on } 0 .. $#waiting;
+    my ($c, undef, $tag) = @{ splice @waiting, $i, 1 };
+    my $n = number_of($tag);
+    my ($body) = get("/control/drop/subscriber?app=live&name=s&clientid=$n") =~ /\r\n\r\n(.*)\z/s;
+    is($body, '1', "/control/drop/subscriber drops the player on worker $on (client $n)");
+    ok($c->closed(3), '  its connection is closed');
+}
+my ($none) = get('/control/drop/subscriber?app=live&name=nosuch') =~ /\r\n\r\n(.*)\z/s;
+is($none, '0', '/control answers 0 when no worker has such a client');
+ok(wait_for(sub { my @c = stream_xml() =~ /<client>/g; @c == 7 }, 4), '/stat shows them gone');
+
 my @recs = glob("$dir/rec/s*.flv");
 is(scalar @recs, 1, 'one recording (by the publisher\'s worker)');
 my @seq;
@@ -174,7 +195,7 @@ ok($t->reload, 'reload');
 ok(wait_for(sub { my @w = $t->worker_pids; (grep { my $p = $_; !grep { $_ == $p } @workers } @w) >= 2 }, 5), 'two new workers started');
 sleep 1;
 my $still = grep { my $c = $_->[0]; my $got; while (my $m = $c->read_message(2)) { if ($m->{type} == 9) { $got = 1; last } } $got } @waiting;
-is($still, 8, 'the waiting players still receive video after the reload');
+is($still, 6, 'the waiting players still receive video after the reload');
 my $after = $t->spawn("$dir/after.log", 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-i', $url, '-t', '2', '-c', 'copy', '-y', "$dir/after.flv");
 $t->reap($after, 15);
 cmp_ok(Test::Nginx::RTMP::probe("$dir/after.flv")->{video}{frames} // 0, '>=', 40, 'a player after the reload (on a new worker) plays the stream of the old one');

@@ -7,6 +7,7 @@ use super::{App, ClientId, Now};
 use crate::conf::access::Action;
 
 /// What `/control` answers: how many clients it acted on, or a recording's file.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     Count(usize),
     Path(Option<String>),
@@ -36,7 +37,9 @@ impl App {
             let publisher = st.source.map(|p| (p, st.source_msid, false));
             let players = st.players.iter().filter_map(|&p| Some((p, self.clients.get(p)?.roles.iter().find(|r| r.stream == sid)?.msid, true)));
             for (id, msid, player) in publisher.into_iter().chain(players) {
-                let Some(c) = self.clients.get(id) else { continue };
+                // (The pulls between workers are not clients: the worker that has the
+                // stream acts on it, each worker on its own players.)
+                let Some(c) = self.clients.get(id).filter(|c| c.kind != super::Kind::Peer && !c.relay().is_some_and(|r| r.peer)) else { continue };
                 if want.is_some_and(|p| p != player) || addr.as_deref().is_some_and(|a| a != &*c.addr) || clientid.is_some_and(|n| n != c.number) {
                     continue;
                 }
@@ -100,5 +103,57 @@ impl App {
                 Ok(Answer::Path(path))
             }
         }
+    }
+}
+
+/// An answer as one line, for another worker (`glue/peer_control.rs`).
+pub fn encode(a: &Result<Answer, String>) -> String {
+    let one_line = |s: &str| s.replace(['\n', '\r'], " ");
+    match a {
+        Ok(Answer::Count(n)) => format!("C {n}\n"),
+        Ok(Answer::Path(Some(p))) => format!("P {}\n", one_line(p)),
+        Ok(Answer::Path(None)) => "N\n".into(),
+        Err(why) => format!("E {}\n", one_line(why)),
+    }
+}
+
+pub fn decode(line: &[u8]) -> Option<Result<Answer, String>> {
+    let line = std::str::from_utf8(line).ok()?.trim_end_matches('\n');
+    let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
+    Some(match tag {
+        "C" => Ok(Answer::Count(rest.parse().ok()?)),
+        "P" => Ok(Answer::Path(Some(rest.to_owned()))),
+        "N" => Ok(Answer::Path(None)),
+        "E" => Err(rest.to_owned()),
+        _ => return None,
+    })
+}
+
+/// The answers of every worker as one: counts add up, the first path found is the one.
+pub fn combine(mine: Result<Answer, String>, others: Vec<Result<Answer, String>>) -> Result<Answer, String> {
+    let mut out = mine?;
+    for o in others.into_iter().flatten() {
+        out = match (out, o) {
+            (Answer::Count(a), Answer::Count(b)) => Answer::Count(a + b),
+            (Answer::Path(None), p @ Answer::Path(_)) => p,
+            (a, _) => a,
+        };
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_travel_and_add_up() {
+        for a in [Ok(Answer::Count(3)), Ok(Answer::Path(Some("/rec/a.flv".into()))), Ok(Answer::Path(None)), Err("Undefined filter".to_owned())] {
+            let line = encode(&a);
+            assert_eq!(decode(line.as_bytes()), Some(a));
+        }
+        assert_eq!(combine(Ok(Answer::Count(1)), vec![Ok(Answer::Count(2)), Err("x".into())]), Ok(Answer::Count(3)));
+        assert_eq!(combine(Ok(Answer::Path(None)), vec![Ok(Answer::Path(Some("p".into())))]), Ok(Answer::Path(Some("p".into()))));
+        assert_eq!(combine(Err("bad".into()), vec![Ok(Answer::Count(2))]), Err("bad".into()));
     }
 }

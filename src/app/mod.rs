@@ -14,7 +14,7 @@
 //! `control`, `stat`.
 
 mod client;
-mod control;
+pub mod control;
 pub mod exec;
 mod ladder;
 mod log;

@@ -214,13 +214,32 @@ unsafe extern "C" fn control_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             return NGX_DECLINED as isize;
         }
         let q = query(r);
-        match worker::control(section, method, &|name| h::arg(&q, name)) {
-            Ok(crate::app::Answer::Count(n)) => respond(r, 200, "text/plain", n.to_string().as_bytes()),
-            Ok(crate::app::Answer::Path(Some(p))) => respond(r, 200, "text/plain", p.as_bytes()),
-            Ok(crate::app::Answer::Path(None)) => respond(r, NGX_HTTP_NO_CONTENT as usize, "text/plain", b""),
-            Err(why) => respond(r, NGX_HTTP_INTERNAL_SERVER_ERROR as usize, "text/plain", format!("{why}\n").as_bytes()),
+        let mine = worker::control(section, method, &|name| h::arg(&q, name));
+        // The other workers act on their clients too; the request waits for them.
+        let Some(rc) = super::conf::rtmp_conf().filter(|_| mine.is_ok()) else { return control_answer(r, mine) };
+        (*(*r).main).set_count((*(*r).main).count() + 1);
+        let alone = mine.clone();
+        let done = Box::new(move |others| {
+            let answer = crate::app::control::combine(mine.clone(), others);
+            // (The request is kept by its count until it is finalized here.)
+            let rc = guarded(r, || control_answer(r, answer));
+            ngx::ffi::ngx_http_finalize_request(r, rc);
+        });
+        if super::peer_control::ask_others(rc, section, method, &q, done) {
+            return ngx::ffi::NGX_DONE as isize;
         }
+        (*(*r).main).set_count((*(*r).main).count() - 1);
+        control_answer(r, alone)
     })
+}
+
+unsafe fn control_answer(r: *mut ngx_http_request_t, a: Result<crate::app::Answer, String>) -> ngx_int_t {
+    match a {
+        Ok(crate::app::Answer::Count(n)) => respond(r, 200, "text/plain", n.to_string().as_bytes()),
+        Ok(crate::app::Answer::Path(Some(p))) => respond(r, 200, "text/plain", p.as_bytes()),
+        Ok(crate::app::Answer::Path(None)) => respond(r, NGX_HTTP_NO_CONTENT as usize, "text/plain", b""),
+        Err(why) => respond(r, NGX_HTTP_INTERNAL_SERVER_ERROR as usize, "text/plain", format!("{why}\n").as_bytes()),
+    }
 }
 
 /// Registers the log-phase handler that counts HLS viewers.

@@ -23,6 +23,7 @@ mod listen;
 mod loc;
 mod notify;
 mod peer;
+mod peer_control;
 mod relay;
 mod resolve;
 mod respond;

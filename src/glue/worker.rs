@@ -153,6 +153,9 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx:
     super::sweep::init_process(cycle, rc);
     if ngx::ffi::ngx_process as u32 == ngx::ffi::NGX_PROCESS_WORKER {
         super::peer::init_process(cycle, rc);
+        if !rc.shared_zone.is_null() {
+            super::peer_control::init_process(cycle, rc);
+        }
     }
     // `exec_static`: once per nginx, by its first worker.
     if ngx::ffi::ngx_process as u32 == ngx::ffi::NGX_PROCESS_WORKER && ngx::ffi::ngx_worker == 0 {
@@ -186,6 +189,7 @@ pub unsafe extern "C" fn exit_process(_cycle: *mut ngx::ffi::ngx_cycle_t) {
     }
     if let Some(rc) = rtmp_conf() {
         super::peer::exit_process(rc);
+        super::peer_control::exit_process();
     }
     with(|w| {
         if !w.rc.shared_zone.is_null() {
