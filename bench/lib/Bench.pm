@@ -100,9 +100,12 @@ CONF
 }
 
 # Starts nginx with $server's module and the rtmp block $rtmp (PORT replaced by a free
-# port) in a fresh $WORK/$name. Returns { dir, port, worker }.
+# port) in a fresh $WORK/$name; options: workers => N (worker_processes), main => top-level
+# directives. Returns { dir, port, worker, workers => [pids] }.
 sub start_nginx {
-    my ($server, $name, $rtmp) = @_;
+    my ($server, $name, $rtmp, %o) = @_;
+    my $nworkers = $o{workers} // 1;
+    my $main = $o{main} // '';
     my $dir = "$WORK/$name";
     remove_tree($dir);
     make_path("$dir/logs");
@@ -119,8 +122,9 @@ sub start_nginx {
 load_module $MODULE{$server};
 error_log $dir/error.log warn;
 pid $dir/nginx.pid;
-worker_processes 1;
+worker_processes $nworkers;
 worker_rlimit_nofile 8192;
+$main
 events { worker_connections 4096; }
 $conf
 CONF
@@ -130,8 +134,8 @@ CONF
     $started or die "nginx failed for $server";
     sleep 0.5;
     chomp(my $master = slurp("$dir/nginx.pid"));
-    my ($worker) = map { /(\d+)/ ? $1 : () } qx{pgrep -P $master};
-    return { dir => $dir, port => $port, worker => $worker };
+    my @workers = map { /(\d+)/ ? $1 : () } qx{pgrep -P $master};
+    return { dir => $dir, port => $port, worker => $workers[0], workers => \@workers };
 }
 
 sub stop_nginx {
