@@ -1,8 +1,10 @@
 #!/usr/bin/perl
-# worker_processes 2 with WebRTC: a GStreamer WHIP publisher (whichever worker takes its
-# offer) is played by RTMP players on both workers, and a GStreamer WHEP viewer plays an
-# RTMP-published stream whichever worker takes its offer (each worker has its own
-# sessions and UDP port, PORT+N). In a loopback-only network namespace.
+# worker_processes 2 with WebRTC, one UDP port for both workers (SO_REUSEPORT): a
+# GStreamer WHIP publisher (whichever worker takes its offer) is played by RTMP players on
+# both workers, and GStreamer WHEP viewers play an RTMP-published stream whichever worker
+# takes their offer; the kernel gives a session's datagrams to either worker, which
+# passes them to the session's; a DELETE reaching either worker ends its session. In a
+# loopback-only network namespace.
 
 use strict;
 use warnings;
@@ -95,8 +97,15 @@ for my $i (1 .. 12) {
 is(scalar(keys %viewed), 2, 'WHEP viewers taken by both workers');
 is_deeply([grep { $viewed{$_} < 30 } keys %viewed], [], 'each plays the RTMP stream published on one of them (' . join(', ', map { "$_: $viewed{$_}" } sort keys %viewed) . ' frames)');
 
-kill 'TERM', $gst;
-$t->reap($gst, 10);
+is($t->reap($gst, 20), 0, 'the WHIP publisher ends with a DELETE answered 2xx, whichever worker took it') or diag(slurp("$dir/whip.log"));
+my @deleted = map { slurp($_) =~ /WHIP deleted (\d+)|WHEP deleted (\d+)/ ? ($1 // $2) : 'none' } "$dir/whip.log", glob("$dir/whep-*.log");
+is_deeply([grep { $_ ne '200' } @deleted], [], 'every WHIP/WHEP DELETE answered 200 (' . scalar(@deleted) . ' sessions)');
+my @passed = $t->error_log =~ /whip: datagrams from \S+ go to worker \d+/g;
+diag(scalar(@passed) . ' session(s) had their datagrams passed between workers');
+my @relayed = $t->error_log =~ /session \w+ \(of another worker\) ended by DELETE/g;
+diag(scalar(@relayed) . ' DELETE(s) reached the other worker');
+my %ports = map { /UDP (\S+)/ ? ($1 => 1) : () } $t->error_log =~ /whip: sidecar started, UDP \S+/g;
+is(scalar(keys %ports), 1, 'both workers use one UDP port (' . join(', ', keys %ports) . ')');
 is_deeply([$t->alerts], [], 'no alerts');
 ok($t->stop(10), 'nginx stops');
 done_testing;

@@ -29,7 +29,7 @@ pub type Done = Box<dyn FnOnce(Outcome)>;
 
 /// A `struct sockaddr_in`, `sockaddr_in6` or `sockaddr_un`, built by hand.
 #[repr(C, align(8))]
-struct SockAddr([u8; 112]);
+pub(super) struct SockAddr(pub(super) [u8; 112]);
 
 /// Where a connection goes.
 #[derive(Clone, Copy, Debug)]
@@ -78,7 +78,7 @@ impl SockAddr {
         Some((SockAddr(b), (2 + path.len() + 1) as u32))
     }
 
-    fn new(addr: SocketAddr) -> (SockAddr, u32) {
+    pub(super) fn new(addr: SocketAddr) -> (SockAddr, u32) {
         let mut b = [0u8; 112];
         b[2..4].copy_from_slice(&addr.port().to_be_bytes());
         match addr {

@@ -218,6 +218,11 @@ fn answer_request(text: &[u8]) -> Result<Answer, String> {
     let text = std::str::from_utf8(text).map_err(|_| "not text")?.trim_end_matches('\n');
     let mut parts = text.splitn(3, '\t');
     let (section, method, query) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if section == "whip-delete" {
+        // A DELETE that reached another worker, for a WHIP/WHEP session of this one.
+        let arg = |name| crate::conf::http::arg(query, name).unwrap_or_default();
+        return Ok(Answer::Count(super::whip::delete_local(&arg("id"), &arg("uri")) as usize));
+    }
     super::worker::control(section, method, &|name| crate::conf::http::arg(query, name))
 }
 

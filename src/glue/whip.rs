@@ -181,10 +181,9 @@ pub unsafe fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) {
         return;
     }
     let log = (*cycle).log;
-    let mut settings = mc.settings.clone();
-    // Worker N of several takes PORT + N: each worker's sessions need their own socket.
-    let port = settings.udp.port() as usize + ngx::ffi::ngx_worker;
-    settings.udp = SocketAddr::new(settings.udp.ip(), port.min(65535) as u16);
+    // (Every worker binds the same port, SO_REUSEPORT: datagrams for another worker's
+    // session are passed on to it, `sidecar`.)
+    let settings = mc.settings.clone();
     WORKER.with(|w| w.borrow_mut().settings = settings);
     let _ = start(log);
     let ev = (&raw mut TICK).cast::<ngx_event_t>();
@@ -242,7 +241,7 @@ unsafe fn start(log: *mut ngx::ffi::ngx_log_t) -> Result<(), ()> {
     }
     let wake = File::from_raw_fd(efd);
     let Ok(theirs) = wake.try_clone() else { return Err(()) };
-    let handle = match sidecar::Handle::start(settings, udp, theirs) {
+    let handle = match bind_shared(udp).and_then(|(sock, fwd)| sidecar::Handle::start(settings, sock, theirs, fwd)) {
         Ok(h) => h,
         Err(e) => {
             // Right after a reload the old worker may still hold the port for a moment.
@@ -278,6 +277,38 @@ unsafe fn start(log: *mut ngx::ffi::ngx_log_t) -> Result<(), ()> {
     Ok(())
 }
 
+/// The UDP socket every worker binds (`SO_REUSEPORT`), and, when the worker has others
+/// (the rtmp block's shared memory), its Unix datagram socket for datagrams they pass on.
+unsafe fn bind_shared(udp: SocketAddr) -> std::io::Result<(std::net::UdpSocket, Option<sidecar::Forward>)> {
+    extern "C" {
+        fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
+        fn setsockopt(fd: i32, level: i32, name: i32, value: *const c_void, len: u32) -> i32;
+        fn bind(fd: i32, addr: *const u8, len: u32) -> i32;
+    }
+    const SOL_SOCKET: i32 = 1;
+    const SO_REUSEPORT: i32 = 15;
+    const SOCK_DGRAM: i32 = 2;
+    const SOCK_CLOEXEC: i32 = 0o2000000;
+    let family = if udp.is_ipv4() { ngx::ffi::AF_INET } else { ngx::ffi::AF_INET6 } as i32;
+    let fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let sock = std::net::UdpSocket::from_raw_fd(fd);
+    let one: i32 = 1;
+    let (sa, len) = super::notify::SockAddr::new(udp);
+    if setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, (&raw const one).cast(), 4) != 0 || bind(fd, sa.0.as_ptr(), len) != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let Some(rc) = super::conf::rtmp_conf().filter(|rc| !rc.shared_zone.is_null()) else { return Ok((sock, None)) };
+    let pid = ngx::ffi::ngx_pid as u32;
+    let dir = rc.workers.socket_dir.clone();
+    let path = format!("{dir}/ngx-rtmp-rs.{pid}.udp");
+    let _ = std::fs::remove_file(&path);
+    let fsock = std::os::unix::net::UnixDatagram::bind(&path)?;
+    Ok((sock, Some(sidecar::Forward { pid, sock: fsock, dir })))
+}
+
 /// Stops the sidecar: its sessions end (their streams end in the worker), requests
 /// waiting for it get a 503.
 unsafe fn stop(exiting: bool) {
@@ -305,6 +336,10 @@ pub unsafe fn exit_process() {
     }
     if !wake.is_null() {
         ngx::ffi::ngx_close_connection(wake);
+    }
+    if let Some(rc) = super::conf::rtmp_conf().filter(|rc| !rc.shared_zone.is_null()) {
+        let pid = ngx::ffi::ngx_pid;
+        let _ = std::fs::remove_file(format!("{}/ngx-rtmp-rs.{pid}.udp", rc.workers.socket_dir));
     }
 }
 
@@ -354,6 +389,9 @@ unsafe fn handle_reply(log: *mut ngx::ffi::ngx_log_t, reply: Reply) {
         }
         Reply::Log(m) => {
             log!(NGX_LOG_WARN, log, "{m}");
+        }
+        Reply::Info(m) => {
+            log!(NGX_LOG_INFO, log, "{m}");
         }
     }
 }
@@ -406,6 +444,21 @@ unsafe fn respond(r: *mut ngx_http_request_t, status: usize, content_type: &'sta
     super::respond::respond(r, status, content_type, body)
 }
 
+/// Ends this worker's session `id` if it is the one at `uri` (a DELETE).
+pub fn delete_local(id: &str, uri: &str) -> bool {
+    let known = whip::is_session_id(id) && WORKER.with(|w| w.borrow().sessions.get(id).is_some_and(|s| format!("{}/{}", s.path, id) == uri));
+    if known {
+        WORKER.with(|w| {
+            let mut w = w.borrow_mut();
+            w.sessions.remove(id);
+            if let Some(s) = &w.sidecar {
+                s.send(Cmd::Delete { session: id.to_owned() });
+            }
+        });
+    }
+    known
+}
+
 /// The `whip_publish` location's content handler.
 pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     super::respond::guarded(r, || unsafe { handle(r) })
@@ -438,20 +491,35 @@ unsafe fn handle(r: *mut ngx_http_request_t) -> ngx_int_t {
             discard(r);
             match method {
                 NGX_HTTP_DELETE => {
-                    let known = whip::is_session_id(id)
-                        && WORKER.with(|w| w.borrow().sessions.get(id).is_some_and(|s| format!("{}/{}", s.path, id) == uri));
-                    if !known {
-                        return respond(r, 404, "text/plain", &[], b"no such WHIP session\n");
+                    if delete_local(id, &uri) {
+                        log!(NGX_LOG_INFO, (*(*r).connection).log, "{word}: session {id} ended by DELETE");
+                        return respond(r, 200, "text/plain", &[], b"");
                     }
-                    WORKER.with(|w| {
-                        let mut w = w.borrow_mut();
-                        w.sessions.remove(id);
-                        if let Some(s) = &w.sidecar {
-                            s.send(Cmd::Delete { session: id.to_owned() });
-                        }
+                    // Another worker's session (its id begins with that worker's pid)?
+                    let theirs = whip::is_session_id(id) && sidecar::worker_of(id).is_some_and(|pid| pid != ngx::ffi::ngx_pid as u32);
+                    let Some(rc) = super::conf::rtmp_conf().filter(|_| theirs) else {
+                        return respond(r, 404, "text/plain", &[], b"no such WHIP session\n");
+                    };
+                    (*(*r).main).set_count((*(*r).main).count() + 1);
+                    let (log, id2) = ((*(*r).connection).log, id.to_owned());
+                    let done = Box::new(move |answers: Vec<Result<crate::app::Answer, String>>| {
+                        let found = answers.iter().any(|a| matches!(a, Ok(crate::app::Answer::Count(n)) if *n > 0));
+                        let rc = super::respond::guarded(r, || unsafe {
+                            if found {
+                                log!(NGX_LOG_INFO, log, "{word}: session {id2} (of another worker) ended by DELETE");
+                                respond(r, 200, "text/plain", &[], b"")
+                            } else {
+                                respond(r, 404, "text/plain", &[], b"no such WHIP session\n")
+                            }
+                        });
+                        ngx::ffi::ngx_http_finalize_request(r, rc);
                     });
-                    log!(NGX_LOG_INFO, (*(*r).connection).log, "{word}: session {id} ended by DELETE");
-                    respond(r, 200, "text/plain", &[], b"")
+                    let query = format!("id={id}&uri={}", uri.replace('%', "%25").replace('&', "%26").replace('+', "%2B"));
+                    if super::peer_control::ask_others(rc, "whip-delete", "session", &query, done) {
+                        return NGX_DONE as isize;
+                    }
+                    (*(*r).main).set_count((*(*r).main).count() - 1);
+                    respond(r, 404, "text/plain", &[], b"no such WHIP session\n")
                 }
                 NGX_HTTP_OPTIONS => respond(r, 204, "text/plain", &[
                     ("Access-Control-Allow-Methods", "DELETE, OPTIONS".into()),

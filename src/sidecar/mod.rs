@@ -13,6 +13,14 @@
 //! recording, `/stat`, `drop` all apply unchanged, a publish refused by any of them is
 //! refused to the WHIP client, and the kernel's socket buffer is the bounded queue between
 //! the sidecar and the worker.
+//!
+//! Several workers share one UDP port (`SO_REUSEPORT`): the kernel hands a datagram to any
+//! of them, so each session's ICE username and id begin with its worker's pid (8 hex
+//! digits), and a datagram for another worker's session is passed on to that worker over
+//! its Unix datagram socket (`ngx-rtmp-rs.PID.udp`): a STUN check by its username, what
+//! follows from the same address by that address (learnt from the check, kept while
+//! checks come: browsers check every few seconds). The session answers from its own
+//! socket, bound to the same port.
 
 mod audio;
 mod play;
@@ -28,7 +36,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::net::UdpSocket;
+use tokio::net::{UdpSocket, UnixDatagram};
 use tokio::sync::mpsc;
 
 use crate::conf::whip::Settings;
@@ -70,6 +78,8 @@ pub enum Reply {
     Ended { session: String, why: String, play: bool },
     /// Something for the worker's error log (warn level).
     Log(String),
+    /// The same, at info level.
+    Info(String),
 }
 
 /// The replies queue, shared with the worker, and its wake-up.
@@ -89,6 +99,47 @@ impl Out {
     }
 }
 
+/// Sharing the UDP port with the other workers: this worker's pid and Unix datagram socket
+/// (bound), and the directory of the others'.
+pub struct Forward {
+    pub pid: u32,
+    pub sock: std::os::unix::net::UnixDatagram,
+    pub dir: String,
+}
+
+/// A datagram passed to another worker: its sender's address, then the datagram.
+fn forward_header(from: SocketAddr) -> [u8; 19] {
+    let mut h = [0u8; 19];
+    match from.ip() {
+        IpAddr::V4(ip) => {
+            h[0] = 4;
+            h[1..5].copy_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            h[0] = 6;
+            h[1..17].copy_from_slice(&ip.octets());
+        }
+    }
+    h[17..19].copy_from_slice(&from.port().to_be_bytes());
+    h
+}
+
+fn parse_forwarded(m: &[u8]) -> Option<(SocketAddr, &[u8])> {
+    let h = m.get(..19)?;
+    let port = u16::from_be_bytes([h[17], h[18]]);
+    let ip = match h[0] {
+        4 => IpAddr::from(<[u8; 4]>::try_from(&h[1..5]).ok()?),
+        6 => IpAddr::from(<[u8; 16]>::try_from(&h[1..17]).ok()?),
+        _ => return None,
+    };
+    Some((SocketAddr::new(ip, port), &m[19..]))
+}
+
+/// The worker whose session an ICE username or session id names (its first 8 hex digits).
+pub fn worker_of(id: &str) -> Option<u32> {
+    u32::from_str_radix(id.get(..8)?, 16).ok()
+}
+
 /// The worker's handle on its sidecar.
 pub struct Handle {
     tx: Option<mpsc::UnboundedSender<Cmd>>,
@@ -100,9 +151,11 @@ pub struct Handle {
 impl Handle {
     /// Binds the UDP socket (so a busy port is reported now, by the worker) and starts
     /// the thread. `wake` is the eventfd the worker watches.
-    pub fn start(settings: Settings, udp: SocketAddr, wake: File) -> std::io::Result<Handle> {
-        let sock = std::net::UdpSocket::bind(udp)?;
+    pub fn start(settings: Settings, sock: std::net::UdpSocket, wake: File, fwd: Option<Forward>) -> std::io::Result<Handle> {
         sock.set_nonblocking(true)?;
+        if let Some(f) = &fwd {
+            f.sock.set_nonblocking(true)?;
+        }
         let udp = sock.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let out = Arc::new(Out { queue: Mutex::new(VecDeque::new()), wake });
@@ -118,8 +171,12 @@ impl Handle {
             let out3 = out2.clone();
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 local.block_on(&rt, async move {
+                    let fwd = match fwd.map(|f| UnixDatagram::from_std(f.sock).map(|s| (f.pid, s, f.dir))).transpose() {
+                        Ok(f) => f,
+                        Err(e) => return out2.send(Reply::Log(format!("whip: cannot use the workers' datagram socket: {e}"))),
+                    };
                     match UdpSocket::from_std(sock) {
-                        Ok(sock) => main_loop(settings, Arc::new(sock), udp, rx, out2.clone()).await,
+                        Ok(sock) => main_loop(settings, Arc::new(sock), udp, rx, out2.clone(), fwd).await,
                         Err(e) => out2.send(Reply::Log(format!("whip: cannot use the UDP socket: {e}"))),
                     }
                 })
@@ -175,20 +232,60 @@ const MAX_ADDRS: usize = 8;
 /// Datagrams queued for one session before more are dropped.
 const SESSION_QUEUE: usize = 512;
 
-async fn main_loop(settings: Settings, sock: Arc<UdpSocket>, local: SocketAddr, mut rx: mpsc::UnboundedReceiver<Cmd>, out: Arc<Out>) {
+/// Addresses whose datagrams go to another worker: (its pid, when its last STUN check came).
+struct Passed {
+    to: HashMap<SocketAddr, (u32, Instant)>,
+}
+
+/// How long an address goes on being passed to a worker after its last STUN check (ICE
+/// consent checks come every 5 s or so).
+const PASSED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+/// The most addresses passed on at once (a flood of checks cannot grow the table more).
+const MAX_PASSED: usize = 16_384;
+
+impl Passed {
+    /// Whether the address is new (or went to another worker before).
+    fn learn(&mut self, from: SocketAddr, pid: u32, now: Instant) -> bool {
+        if self.to.len() >= MAX_PASSED && !self.to.contains_key(&from) {
+            self.to.retain(|_, (_, at)| now.duration_since(*at) < PASSED_FOR);
+            if self.to.len() >= MAX_PASSED {
+                return false;
+            }
+        }
+        self.to.insert(from, (pid, now)).is_none_or(|(p, _)| p != pid)
+    }
+
+    fn pid(&self, from: &SocketAddr, now: Instant) -> Option<u32> {
+        self.to.get(from).filter(|(_, at)| now.duration_since(*at) < PASSED_FOR).map(|(p, _)| *p)
+    }
+}
+
+async fn main_loop(
+    settings: Settings,
+    sock: Arc<UdpSocket>,
+    local: SocketAddr,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    out: Arc<Out>,
+    fwd: Option<(u32, UnixDatagram, String)>,
+) {
     let settings = Arc::new(settings);
     let mut routes: HashMap<String, Route> = HashMap::new();
     let mut by_ufrag: HashMap<String, String> = HashMap::new();
     let mut by_addr: HashMap<SocketAddr, String> = HashMap::new();
+    let mut passed = Passed { to: HashMap::new() };
     let (gone_tx, mut gone_rx) = mpsc::unbounded_channel::<(String, String, bool)>();
     let mut buf = vec![0u8; 2048];
+    let mut fbuf = vec![0u8; 2048 + 19];
+    // (Ids and usernames begin with the worker's pid when it shares its port.)
+    let prefix = fwd.as_ref().map_or(String::new(), |f| format!("{:08x}", f.0));
     loop {
-        tokio::select! {
+        // A datagram: from the UDP socket, or passed on by another worker.
+        let (from, data, passed_on) = tokio::select! {
             cmd = rx.recv() => match cmd {
                 None => break,
                 Some(Cmd::Offer(o)) => {
-                    let id = random_hex(16);
-                    let ufrag = random_hex(8);
+                    let id = if prefix.is_empty() { random_hex(16) } else { format!("{prefix}{}", random_hex(12)) };
+                    let ufrag = format!("{prefix}{}", random_hex(if prefix.is_empty() { 8 } else { 4 }));
                     let (tx, input) = mpsc::channel(SESSION_QUEUE);
                     let (stop, stopped) = mpsc::unbounded_channel();
                     routes.insert(id.clone(), Route { tx, stop, ufrag: ufrag.clone(), addrs: Vec::new() });
@@ -226,33 +323,23 @@ async fn main_loop(settings: Settings, sock: Arc<UdpSocket>, local: SocketAddr, 
                         };
                         let _ = gone.send((id, why, play));
                     });
+                    continue;
                 }
                 Some(Cmd::Delete { session }) => {
                     if let Some(r) = routes.get(&session) {
                         let _ = r.stop.send("ended by DELETE".into());
                     }
+                    continue;
                 }
             },
-            got = sock.recv_from(&mut buf) => {
-                let Ok((n, from)) = got else { continue };
-                let data = &buf[..n];
-                let id = match by_addr.get(&from) {
-                    Some(id) => Some(id.clone()),
-                    // A new address: only a STUN check naming one of our sessions opens it.
-                    None if stun::is_stun(data) => stun::local_ufrag(data).and_then(|u| by_ufrag.get(u)).cloned(),
-                    None => None,
-                };
-                let Some(id) = id else { continue };
-                let Some(route) = routes.get_mut(&id) else { continue };
-                if !route.addrs.contains(&from) {
-                    if route.addrs.len() >= MAX_ADDRS {
-                        continue;
-                    }
-                    route.addrs.push(from);
-                    by_addr.insert(from, id.clone());
-                }
-                let _ = route.tx.try_send(session::Input::Datagram(from, BytesMut::from(data), Instant::now()));
-            }
+            got = sock.recv_from(&mut buf) => match got {
+                Ok((n, from)) => (from, &buf[..n], false),
+                Err(_) => continue,
+            },
+            got = async { fwd.as_ref().expect("guarded").1.recv(&mut fbuf).await }, if fwd.is_some() => match got.ok().and_then(|n| parse_forwarded(&fbuf[..n])) {
+                Some((from, data)) => (from, data, true),
+                None => continue,
+            },
             Some((id, why, play)) = gone_rx.recv() => {
                 if let Some(r) = routes.remove(&id) {
                     by_ufrag.remove(&r.ufrag);
@@ -263,8 +350,48 @@ async fn main_loop(settings: Settings, sock: Arc<UdpSocket>, local: SocketAddr, 
                 if !why.is_empty() {
                     out.send(Reply::Ended { session: id, why, play });
                 }
+                continue;
             }
+        };
+        let now = Instant::now();
+        let id = match by_addr.get(&from) {
+            Some(id) => Some(id.clone()),
+            // A new address: only a STUN check naming one of our sessions opens it.
+            None if stun::is_stun(data) => stun::local_ufrag(data).and_then(|u| by_ufrag.get(u)).cloned(),
+            None => None,
+        };
+        let Some(id) = id else {
+            // Another worker's session? (Only what came on the UDP socket is passed on.)
+            let Some((me, fsock, dir)) = fwd.as_ref().filter(|_| !passed_on) else { continue };
+            let to = match stun::is_stun(data).then(|| stun::local_ufrag(data).and_then(worker_of)).flatten() {
+                Some(pid) if pid != *me => {
+                    if passed.learn(from, pid, now) {
+                        out.send(Reply::Info(format!("whip: datagrams from {from} go to worker {pid}, whose session they are")));
+                    }
+                    pid
+                }
+                Some(_) => continue,
+                None => match passed.pid(&from, now) {
+                    Some(pid) => pid,
+                    None => continue,
+                },
+            };
+            let mut m = Vec::with_capacity(19 + data.len());
+            m.extend_from_slice(&forward_header(from));
+            m.extend_from_slice(data);
+            // (A worker gone, or too busy to take it: the datagram is lost, as on a network.)
+            let _ = fsock.try_send_to(&m, format!("{dir}/ngx-rtmp-rs.{to}.udp"));
+            continue;
+        };
+        let Some(route) = routes.get_mut(&id) else { continue };
+        if !route.addrs.contains(&from) {
+            if route.addrs.len() >= MAX_ADDRS {
+                continue;
+            }
+            route.addrs.push(from);
+            by_addr.insert(from, id.clone());
         }
+        let _ = route.tx.try_send(session::Input::Datagram(from, BytesMut::from(data), now));
     }
 }
 
