@@ -51,7 +51,7 @@ sub worker_of {
 }
 
 # The WHIP publisher.
-my $gst = $t->spawn("$dir/whip.log", '/usr/bin/python3', "$FindBin::Bin/data/whip-gst.py", "$base/cam/whip", 14);
+my $gst = $t->spawn("$dir/whip.log", '/usr/bin/python3', "$FindBin::Bin/data/whip-gst.py", "$base/cam/whip", 40);
 ok(wait_for(sub { (slurp("$dir/whip.log") // '') =~ /WHIP state connected/ }, 20), 'the WHIP publisher connects') or diag(slurp("$dir/whip.log"));
 my ($on) = $t->error_log =~ /(\d+)#\d+: \*\d+ publish: "live\/cam"/;
 ok($on, "its stream is published (on worker $on)");
@@ -97,6 +97,27 @@ for my $i (1 .. 12) {
 is(scalar(keys %viewed), 2, 'WHEP viewers taken by both workers');
 is_deeply([grep { $viewed{$_} < 30 } keys %viewed], [], 'each plays the RTMP stream published on one of them (' . join(', ', map { "$_: $viewed{$_}" } sort keys %viewed) . ' frames)');
 
+# A reload: the WHIP session goes on in its old worker (the new workers share the port and
+# pass its datagrams there); a player on a new worker plays it; its DELETE reaches it.
+ok($t->reload, 'reload');
+ok(wait_for(sub { my @w = $t->worker_pids; (grep { my $p = $_; !grep { $_ == $p } @workers } @w) >= 2 }, 5), 'two new workers started');
+sleep 2;
+my $after = 0;
+{
+    my $c = Test::Nginx::RTMPClient->new(port => $t->port('RTMP'));
+    $c->connect_app('live');
+    $c->play('cam');
+    my $end = time + 5;
+    while (time < $end) {
+        my $m = $c->read_message($end - time);
+        unless ($m) { diag(sprintf 'the player read nothing more, %.1f s before its end', $end - time); last }
+        $after++ if $m->{type} == 9 && length $m->{body} > 5 && substr($m->{body}, 1, 1) eq "\x01";
+        last if $after >= 30;
+    }
+}
+is($after, 30, 'after the reload, a new player gets the WHIP stream (the session went on in its old worker)');
+unlike(slurp("$dir/whip.log") // '', qr/WHIP (state|ice) (failed|disconnected|closed)/, '  and the WHIP client saw no interruption');
+kill 'TERM', $gst;
 is($t->reap($gst, 20), 0, 'the WHIP publisher ends with a DELETE answered 2xx, whichever worker took it') or diag(slurp("$dir/whip.log"));
 my @deleted = map { slurp($_) =~ /WHIP deleted (\d+)|WHEP deleted (\d+)/ ? ($1 // $2) : 'none' } "$dir/whip.log", glob("$dir/whep-*.log");
 is_deeply([grep { $_ ne '200' } @deleted], [], 'every WHIP/WHEP DELETE answered 200 (' . scalar(@deleted) . ' sessions)');

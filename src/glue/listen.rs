@@ -72,11 +72,9 @@ pub unsafe fn add(cf: *mut ngx_conf_t, listener: &Listener, l: &Listen, handler:
     }
     ls.servers = listener as *const Listener as *mut c_void;
     if l.reuseport {
-        // (nginx opens one socket per worker, each taking its own share.)
+        // (nginx's event module copies it for each worker once the configuration is read,
+        // `ngx_event_init_conf`: one socket per worker, each taking its own share.)
         ls.set_reuseport(1);
-        if ngx::ffi::ngx_clone_listening((*cf).cycle, ls) != ngx::ffi::NGX_OK as isize {
-            return Err(format!("could not clone the listening socket of {} for each worker", l.addr));
-        }
     }
     Ok(())
 }

@@ -61,6 +61,8 @@ struct Worker {
     /// Live sessions, by session id.
     sessions: HashMap<String, Live>,
     wake: *mut ngx_connection_t,
+    /// The other workers' pids, for the sidecar (updated at every tick).
+    others: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
 }
 
 struct Pending {
@@ -197,6 +199,14 @@ pub unsafe fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) {
 
 unsafe extern "C" fn on_tick(ev: *mut ngx_event_t) {
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+        if let Some(rc) = super::conf::rtmp_conf().filter(|rc| !rc.shared_zone.is_null()) {
+            let pids: Vec<u32> = super::shared::other_workers(rc.shared_zone, ngx::ffi::ngx_pid as i64).into_iter().map(|p| p as u32).collect();
+            WORKER.with(|w| {
+                if let Ok(mut o) = w.borrow().others.lock() {
+                    *o = pids;
+                }
+            });
+        }
         let mut running = WORKER.with(|w| w.borrow().sidecar.is_some());
         if running && WORKER.with(|w| w.borrow().sidecar.as_ref().is_some_and(|s| s.is_finished())) {
             // The sidecar ended on its own (an internal error): what waited for it gets a
@@ -206,9 +216,19 @@ unsafe extern "C" fn on_tick(ev: *mut ngx_event_t) {
             running = false;
         }
         if ngx::ffi::ngx_exiting != 0 || ngx::ffi::ngx_quit != 0 {
+            let n = WORKER.with(|w| w.borrow().sessions.len());
+            // On a reload, the sessions go on (the new workers share the UDP port and pass
+            // their datagrams and DELETEs here) until they end; then the sidecar stops.
+            if running && n > 0 && !super::worker::quitting() {
+                if (*ev).data as usize != usize::MAX {
+                    (*ev).data = usize::MAX as *mut c_void;
+                    log!(NGX_LOG_INFO, (*ev).log, "whip: the worker is shutting down after a reload: its {n} WebRTC session(s) go on until they end");
+                }
+                ngx::ffi::ngx_add_timer(ev, TICK_MS as _);
+                return;
+            }
             if running {
-                let n = WORKER.with(|w| w.borrow().sessions.len());
-                log!(NGX_LOG_INFO, (*ev).log, "whip: the worker is shutting down: ending its {n} WHIP session(s) and freeing the UDP port");
+                log!(NGX_LOG_INFO, (*ev).log, "whip: the worker is shutting down: ending its {n} WebRTC session(s)");
                 stop(true);
             }
             return;
@@ -306,7 +326,8 @@ unsafe fn bind_shared(udp: SocketAddr) -> std::io::Result<(std::net::UdpSocket, 
     let path = format!("{dir}/ngx-rtmp-rs.{pid}.udp");
     let _ = std::fs::remove_file(&path);
     let fsock = std::os::unix::net::UnixDatagram::bind(&path)?;
-    Ok((sock, Some(sidecar::Forward { pid, sock: fsock, dir })))
+    let others = WORKER.with(|w| w.borrow().others.clone());
+    Ok((sock, Some(sidecar::Forward { pid, sock: fsock, dir, others })))
 }
 
 /// Stops the sidecar: its sessions end (their streams end in the worker), requests

@@ -824,6 +824,13 @@ impl Worker {
     }
 }
 
+/// While the worker shuts down: whether nginx quits (no newer workers take over), rather
+/// than reloads.
+pub fn quitting() -> bool {
+    // SAFETY: the module's zone.
+    with(|w| !w.rc.shared_zone.is_null() && unsafe { shared::quitting(w.rc.shared_zone, w.generation) }).unwrap_or(true)
+}
+
 /// This worker's part of `/stat`.
 fn snapshot_of(w: &Worker) -> crate::stat::Snapshot {
     let version = ngx::ffi::NGINX_VERSION.to_str().unwrap_or("");

@@ -19,8 +19,10 @@
 //! digits), and a datagram for another worker's session is passed on to that worker over
 //! its Unix datagram socket (`ngx-rtmp-rs.PID.udp`): a STUN check by its username, what
 //! follows from the same address by that address (learnt from the check, kept while
-//! checks come: browsers check every few seconds). The session answers from its own
-//! socket, bound to the same port.
+//! checks come). A datagram from an address no check taught (the workers changed: a
+//! reload, a worker restarted) goes to every other worker, and the one whose session it
+//! is says so ("claims" the address). The session answers from its own socket, bound to
+//! the same port.
 
 mod audio;
 mod play;
@@ -105,35 +107,63 @@ pub struct Forward {
     pub pid: u32,
     pub sock: std::os::unix::net::UnixDatagram,
     pub dir: String,
+    /// The other workers' pids (kept up to date by the worker).
+    pub others: Arc<Mutex<Vec<u32>>>,
 }
 
-/// A datagram passed to another worker: its sender's address, then the datagram.
-fn forward_header(from: SocketAddr) -> [u8; 19] {
-    let mut h = [0u8; 19];
+/// What passes between workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// A datagram for a session of the receiver.
+    Datagram = 0,
+    /// A datagram sent to every other worker: the one whose session it is claims it.
+    Broadcast = 1,
+    /// "Datagrams from this address are for my session."
+    Claim = 2,
+}
+
+const PASS_HEADER: usize = 24;
+
+/// A message to another worker: its kind, the sender's pid, the address, the datagram.
+fn pass_message(kind: Pass, me: u32, from: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let mut h = vec![0u8; PASS_HEADER];
+    h[0] = kind as u8;
+    h[1..5].copy_from_slice(&me.to_be_bytes());
     match from.ip() {
         IpAddr::V4(ip) => {
-            h[0] = 4;
-            h[1..5].copy_from_slice(&ip.octets());
+            h[5] = 4;
+            h[6..10].copy_from_slice(&ip.octets());
         }
         IpAddr::V6(ip) => {
-            h[0] = 6;
-            h[1..17].copy_from_slice(&ip.octets());
+            h[5] = 6;
+            h[6..22].copy_from_slice(&ip.octets());
         }
     }
-    h[17..19].copy_from_slice(&from.port().to_be_bytes());
+    h[22..24].copy_from_slice(&from.port().to_be_bytes());
+    h.extend_from_slice(data);
     h
 }
 
-fn parse_forwarded(m: &[u8]) -> Option<(SocketAddr, &[u8])> {
-    let h = m.get(..19)?;
-    let port = u16::from_be_bytes([h[17], h[18]]);
-    let ip = match h[0] {
-        4 => IpAddr::from(<[u8; 4]>::try_from(&h[1..5]).ok()?),
-        6 => IpAddr::from(<[u8; 16]>::try_from(&h[1..17]).ok()?),
+fn parse_pass(m: &[u8]) -> Option<(Pass, u32, SocketAddr, &[u8])> {
+    let h = m.get(..PASS_HEADER)?;
+    let kind = match h[0] {
+        0 => Pass::Datagram,
+        1 => Pass::Broadcast,
+        2 => Pass::Claim,
         _ => return None,
     };
-    Some((SocketAddr::new(ip, port), &m[19..]))
+    let sender = u32::from_be_bytes([h[1], h[2], h[3], h[4]]);
+    let ip = match h[5] {
+        4 => IpAddr::from(<[u8; 4]>::try_from(&h[6..10]).ok()?),
+        6 => IpAddr::from(<[u8; 16]>::try_from(&h[6..22]).ok()?),
+        _ => return None,
+    };
+    Some((kind, sender, SocketAddr::new(ip, u16::from_be_bytes([h[22], h[23]])), &m[PASS_HEADER..]))
 }
+
+/// Most datagrams sent to every other worker per 100 ms (garbage from the network must
+/// not multiply freely).
+const MAX_BROADCASTS: u32 = 200;
 
 /// The worker whose session an ICE username or session id names (its first 8 hex digits).
 pub fn worker_of(id: &str) -> Option<u32> {
@@ -171,7 +201,7 @@ impl Handle {
             let out3 = out2.clone();
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 local.block_on(&rt, async move {
-                    let fwd = match fwd.map(|f| UnixDatagram::from_std(f.sock).map(|s| (f.pid, s, f.dir))).transpose() {
+                    let fwd = match fwd.map(|f| UnixDatagram::from_std(f.sock).map(|s| Peers { me: f.pid, sock: s, dir: f.dir, others: f.others })).transpose() {
                         Ok(f) => f,
                         Err(e) => return out2.send(Reply::Log(format!("whip: cannot use the workers' datagram socket: {e}"))),
                     };
@@ -260,13 +290,28 @@ impl Passed {
     }
 }
 
+/// The other workers, as the sidecar reaches them.
+struct Peers {
+    me: u32,
+    sock: UnixDatagram,
+    dir: String,
+    others: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Peers {
+    fn send(&self, to: u32, m: &[u8]) {
+        // (A worker gone, or too busy to take it: the datagram is lost, as on a network.)
+        let _ = self.sock.try_send_to(m, format!("{}/ngx-rtmp-rs.{to}.udp", self.dir));
+    }
+}
+
 async fn main_loop(
     settings: Settings,
     sock: Arc<UdpSocket>,
     local: SocketAddr,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     out: Arc<Out>,
-    fwd: Option<(u32, UnixDatagram, String)>,
+    fwd: Option<Peers>,
 ) {
     let settings = Arc::new(settings);
     let mut routes: HashMap<String, Route> = HashMap::new();
@@ -275,9 +320,10 @@ async fn main_loop(
     let mut passed = Passed { to: HashMap::new() };
     let (gone_tx, mut gone_rx) = mpsc::unbounded_channel::<(String, String, bool)>();
     let mut buf = vec![0u8; 2048];
-    let mut fbuf = vec![0u8; 2048 + 19];
+    let mut fbuf = vec![0u8; 2048 + PASS_HEADER];
+    let mut broadcasts = (Instant::now(), 0u32);
     // (Ids and usernames begin with the worker's pid when it shares its port.)
-    let prefix = fwd.as_ref().map_or(String::new(), |f| format!("{:08x}", f.0));
+    let prefix = fwd.as_ref().map_or(String::new(), |f| format!("{:08x}", f.me));
     loop {
         // A datagram: from the UDP socket, or passed on by another worker.
         let (from, data, passed_on) = tokio::select! {
@@ -333,11 +379,15 @@ async fn main_loop(
                 }
             },
             got = sock.recv_from(&mut buf) => match got {
-                Ok((n, from)) => (from, &buf[..n], false),
+                Ok((n, from)) => (from, &buf[..n], None),
                 Err(_) => continue,
             },
-            got = async { fwd.as_ref().expect("guarded").1.recv(&mut fbuf).await }, if fwd.is_some() => match got.ok().and_then(|n| parse_forwarded(&fbuf[..n])) {
-                Some((from, data)) => (from, data, true),
+            got = async { fwd.as_ref().expect("guarded").sock.recv(&mut fbuf).await }, if fwd.is_some() => match got.ok().and_then(|n| parse_pass(&fbuf[..n])) {
+                Some((Pass::Claim, sender, from, _)) => {
+                    passed.learn(from, sender, Instant::now());
+                    continue;
+                }
+                Some((kind, sender, from, data)) => (from, data, Some((kind, sender))),
                 None => continue,
             },
             Some((id, why, play)) = gone_rx.recv() => {
@@ -362,9 +412,9 @@ async fn main_loop(
         };
         let Some(id) = id else {
             // Another worker's session? (Only what came on the UDP socket is passed on.)
-            let Some((me, fsock, dir)) = fwd.as_ref().filter(|_| !passed_on) else { continue };
+            let Some(peers) = fwd.as_ref().filter(|_| passed_on.is_none()) else { continue };
             let to = match stun::is_stun(data).then(|| stun::local_ufrag(data).and_then(worker_of)).flatten() {
-                Some(pid) if pid != *me => {
+                Some(pid) if pid != peers.me => {
                     if passed.learn(from, pid, now) {
                         out.send(Reply::Info(format!("whip: datagrams from {from} go to worker {pid}, whose session they are")));
                     }
@@ -373,16 +423,33 @@ async fn main_loop(
                 Some(_) => continue,
                 None => match passed.pid(&from, now) {
                     Some(pid) => pid,
+                    // Nobody told us: every other worker gets it (DTLS and RTP/RTCP only,
+                    // RFC 7983's first bytes, and not too many).
+                    None if matches!(data.first(), Some(20..=63 | 128..=191)) => {
+                        if now.duration_since(broadcasts.0) >= std::time::Duration::from_millis(100) {
+                            broadcasts = (now, 0);
+                        }
+                        if broadcasts.1 >= MAX_BROADCASTS {
+                            continue;
+                        }
+                        broadcasts.1 += 1;
+                        let m = pass_message(Pass::Broadcast, peers.me, from, data);
+                        let others = peers.others.lock().map(|o| o.clone()).unwrap_or_default();
+                        for pid in others {
+                            peers.send(pid, &m);
+                        }
+                        continue;
+                    }
                     None => continue,
                 },
             };
-            let mut m = Vec::with_capacity(19 + data.len());
-            m.extend_from_slice(&forward_header(from));
-            m.extend_from_slice(data);
-            // (A worker gone, or too busy to take it: the datagram is lost, as on a network.)
-            let _ = fsock.try_send_to(&m, format!("{dir}/ngx-rtmp-rs.{to}.udp"));
+            peers.send(to, &pass_message(Pass::Datagram, peers.me, from, data));
             continue;
         };
+        if let (Some((Pass::Broadcast, sender)), Some(peers)) = (passed_on, fwd.as_ref()) {
+            // Ours: the worker that broadcast it sends us the address's datagrams from now on.
+            peers.send(sender, &pass_message(Pass::Claim, peers.me, from, &[]));
+        }
         let Some(route) = routes.get_mut(&id) else { continue };
         if !route.addrs.contains(&from) {
             if route.addrs.len() >= MAX_ADDRS {
