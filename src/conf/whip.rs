@@ -9,8 +9,8 @@ use super::value::{parse_msec, parse_num, parse_size};
 /// The sidecar's settings: one UDP socket and the limits of every session.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
-    /// `whip_udp_listen [ADDR:]PORT`: the one UDP socket of every session (worker N of
-    /// several binds PORT + N).
+    /// `whip_udp_listen [ADDR:]PORT`: the one UDP port of every session (every worker
+    /// binds it, `SO_REUSEPORT`).
     pub udp: SocketAddr,
     /// `whip_candidate IP`: the address put in answers (NAT, Docker); by default the
     /// address the client reached the HTTP server on.

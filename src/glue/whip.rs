@@ -163,9 +163,9 @@ pub unsafe fn compile_name(cf: *mut ngx_conf_t, directive: &str, value: *mut ngx
 // ---------------------------------------------------------------------------------------
 // The worker's sidecar.
 
-/// Every 500 ms: a worker that shuts down (reload, quit) ends its WHIP sessions and frees
-/// the UDP port for the new workers; a worker whose port is still held by an old one
-/// (a reload) tries again.
+/// Every 500 ms: the other workers' pids go to the sidecar; a worker that shuts down
+/// ends its WebRTC sessions (on a quit at once, after a reload when they end); a worker
+/// that could not bind the UDP port (another program has it) tries again.
 static mut TICK: core::mem::MaybeUninit<ngx_event_t> = core::mem::MaybeUninit::zeroed();
 const TICK_MS: usize = 500;
 /// After this long without the UDP port, a new worker says so in the error log (and
