@@ -1,11 +1,12 @@
 #!/usr/bin/perl
-# worker_processes 2: every worker serves every stream. Players spread over both workers
-# (listen ... reuseport) play a stream published on either, starting on a keyframe, also
-# those that waited before it was published; HLS and recording happen once; a second
-# publisher of the name on the other worker is refused; /stat from any worker shows
-# every worker's players; a reload keeps every player and a new player after it plays the
-# stream from the old worker; killing the publisher's worker ends the stream for the other
-# worker's players (they are told), and nginx goes on.
+# worker_processes 2 (and 4, at the end): every worker serves every stream. Players
+# spread over both workers (listen ... reuseport) play a stream published on either,
+# starting on a keyframe, also those that waited before it was published; HLS and
+# recording happen once; a second publisher of the name on the other worker is refused;
+# /stat from any worker shows every worker's players and /control drops a player on
+# either; a reload keeps every player and a new player after it plays the stream from the
+# old worker; killing the publisher's worker ends the stream for the other worker's
+# players, and nginx goes on. With 4 workers: 40 players on all four, all counted.
 
 use strict;
 use warnings;
@@ -231,5 +232,52 @@ ok($t->stop(10), 'nginx stops');
 my @left = grep { my ($p) = /ngx-rtmp-rs\.(\d+)\./; grep { $_ == $p } @workers } glob('/tmp/ngx-rtmp-rs.*');
 is_deeply(\@left, [grep { /\.$publisher\./ } @left], 'the workers that exited removed their sockets and /stat files');
 for (@left) { unlink $_ }
+
+# worker_processes 4: 40 players of one stream spread over the workers, each decoding it;
+# /stat counts them all.
+{
+    my $t4 = Test::Nginx::RTMP->new;
+    $t4->write_config(<<'CONF', workers => 4);
+rtmp {
+    server {
+        listen 127.0.0.1:%%PORT_RTMP%% reuseport;
+        application live { live on; }
+    }
+}
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:%%PORT_HTTP%% reuseport;
+        location = /stat { rtmp_stat all; }
+    }
+}
+CONF
+    $t4->run;
+    my $d4 = $t4->dir;
+    my $u4 = 'rtmp://127.0.0.1:' . $t4->port('RTMP') . '/live/four';
+    $t4->ffmpeg_publish($u4, 20, gop => 30);
+    sleep 1.5;
+    my @p4 = map { $t4->spawn("$d4/p$_.log", 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-i', $u4, '-t', '4', '-c', 'copy', '-y', "$d4/o$_.flv") } 1 .. 40;
+    sleep 2.5;
+    my $xml = '';
+    my $n = 0;
+    wait_for(sub {
+        my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $t4->port('HTTP'), Timeout => 3) or return;
+        print $s "GET /stat HTTP/1.0\r\nHost: x\r\n\r\n";
+        local $/;
+        $xml = <$s> // '';
+        $n = () = $xml =~ /<client>/g;
+        $n == 41;
+    }, 4);
+    is($n, 41, '4 workers: /stat shows the publisher and the 40 players');
+    $t4->reap($_, 20) for @p4;
+    my $ok4 = grep { (Test::Nginx::RTMP::probe("$d4/o$_.flv")->{video}{frames} // 0) >= 90 && Test::Nginx::RTMP::decode_errors("$d4/o$_.flv") eq '' } 1 .. 40;
+    is($ok4, 40, '4 workers: the 40 players decode four seconds each, without error');
+    my %by4;
+    my $log4 = $t4->error_log;
+    $by4{$1}++ while $log4 =~ /(\d+)#\d+: \*\d+ play: "live\/four", client: 127\.0\.0\.1/g;
+    is(scalar(keys %by4), 4, '4 workers: the players were on all four (' . join(', ', map { $by4{$_} } sort keys %by4) . ')');
+    ok($t4->stop(10), '4 workers: nginx stops');
+}
 
 done_testing;

@@ -44,7 +44,7 @@ use crate::record;
 
 pub use client::{Client, IOV_PER_WRITE};
 pub use control::Answer;
-pub use peer::{key_hash, Alone, Peer, Workers};
+pub use peer::{key_hash, table as peer_table, Alone, Peer, Workers};
 pub use stat::SnapshotMeta;
 pub use stream::{valid_name, Stream};
 pub use write::{grid_delay, Written};

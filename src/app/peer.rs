@@ -33,7 +33,8 @@ pub trait Workers {
     fn retry_ms(&self) -> u64;
 }
 
-/// A stream key's hash in the registry (FNV-1a 64; never 0, which marks a free entry).
+/// A stream key's hash in the registry (FNV-1a 64; never 0 or 1, which mark an empty and
+/// a freed entry).
 pub fn key_hash(key: &StreamKey) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let server = (key.server as u64).to_le_bytes();
@@ -41,7 +42,83 @@ pub fn key_hash(key: &StreamKey) -> u64 {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x100_0000_01b3);
     }
-    h.max(1)
+    h.max(2)
+}
+
+/// The registry's table (in shared memory, under a lock the caller holds): open
+/// addressing by the key's hash, linear probing, freed entries kept as tombstones so that
+/// the probes for other keys go on past them.
+pub mod table {
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Entry {
+        pub hash: u64,
+        pub pid: i64,
+    }
+
+    const EMPTY: u64 = 0;
+    const FREED: u64 = 1;
+    pub const NONE: Entry = Entry { hash: EMPTY, pid: 0 };
+
+    /// What `claim` found.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Claim {
+        /// The stream is this worker's now (or was already).
+        Taken,
+        /// Another live worker publishes it.
+        Held(i64),
+        /// The table is full.
+        Full,
+    }
+
+    fn probe(t: &[Entry], hash: u64) -> impl Iterator<Item = usize> + '_ {
+        let n = t.len();
+        let start = (hash % n as u64) as usize;
+        (0..n).map(move |i| (start + i) % n)
+    }
+
+    fn find(t: &[Entry], hash: u64) -> Option<usize> {
+        probe(t, hash).take_while(|&i| t[i].hash != EMPTY).find(|&i| t[i].hash == hash)
+    }
+
+    /// Takes `hash` for worker `me` (an entry of a worker that is not `alive` is free).
+    pub fn claim(t: &mut [Entry], hash: u64, me: i64, alive: impl Fn(i64) -> bool) -> Claim {
+        if let Some(i) = find(t, hash) {
+            if t[i].pid != me && alive(t[i].pid) {
+                return Claim::Held(t[i].pid);
+            }
+            t[i].pid = me;
+            return Claim::Taken;
+        }
+        let free = probe(t, hash).find(|&i| t[i].hash == EMPTY || t[i].hash == FREED);
+        // (A full table: the entries of workers that are gone are taken back.)
+        match free.or_else(|| probe(t, hash).find(|&i| !alive(t[i].pid))) {
+            Some(i) => {
+                t[i] = Entry { hash, pid: me };
+                Claim::Taken
+            }
+            None => Claim::Full,
+        }
+    }
+
+    /// Gives `hash` up if worker `me` has it.
+    pub fn release(t: &mut [Entry], hash: u64, me: i64) {
+        if let Some(i) = find(t, hash).filter(|&i| t[i].pid == me) {
+            t[i] = Entry { hash: FREED, pid: 0 };
+        }
+    }
+
+    /// Every stream of worker `me` is given up.
+    pub fn release_all(t: &mut [Entry], me: i64) {
+        for e in t.iter_mut().filter(|e| e.hash > FREED && e.pid == me) {
+            *e = Entry { hash: FREED, pid: 0 };
+        }
+    }
+
+    /// The worker that has `hash`, if any.
+    pub fn owner(t: &[Entry], hash: u64) -> Option<i64> {
+        find(t, hash).map(|i| t[i].pid)
+    }
 }
 
 /// A worker with no others.
@@ -122,8 +199,37 @@ impl App {
 
 #[cfg(test)]
 mod tests {
+    use super::table::{self, Claim, NONE};
     use super::key_hash;
     use crate::live::StreamKey;
+
+    #[test]
+    fn the_registry_finds_past_freed_entries_and_takes_back_dead_workers() {
+        let mut t = [NONE; 8];
+        let alive = |pid: i64| pid != 666;
+        // Three keys on one probe chain (all hash to slot 2).
+        assert_eq!(table::claim(&mut t, 2, 10, alive), Claim::Taken);
+        assert_eq!(table::claim(&mut t, 10, 11, alive), Claim::Taken);
+        assert_eq!(table::claim(&mut t, 18, 12, alive), Claim::Taken);
+        assert_eq!(table::claim(&mut t, 10, 12, alive), Claim::Held(11), "a second publisher is refused");
+        assert_eq!(table::claim(&mut t, 10, 11, alive), Claim::Taken, "its own worker again");
+        table::release(&mut t, 10, 12);
+        assert_eq!(table::owner(&t, 10), Some(11), "only its worker gives it up");
+        table::release(&mut t, 10, 11);
+        assert_eq!(table::owner(&t, 10), None);
+        assert_eq!(table::owner(&t, 18), Some(12), "found past the freed entry");
+        assert_eq!(table::claim(&mut t, 26, 13, alive), Claim::Taken, "the freed entry is used again");
+        table::release_all(&mut t, 12);
+        assert_eq!(table::owner(&t, 18), None);
+        // A worker killed: its streams can be taken.
+        assert_eq!(table::claim(&mut t, 3, 666, |_| true), Claim::Taken);
+        assert_eq!(table::claim(&mut t, 3, 20, alive), Claim::Taken);
+        // Full: entries of dead workers are taken back, else Full.
+        let mut full = [table::Entry { hash: 5, pid: 666 }; 4];
+        full.iter_mut().enumerate().for_each(|(i, e)| e.hash = 100 + i as u64);
+        assert_eq!(table::claim(&mut full, 7, 1, alive), Claim::Taken);
+        assert_eq!(table::claim(&mut [table::Entry { hash: 9, pid: 1 }; 1], 7, 2, alive), Claim::Full);
+    }
 
     #[test]
     fn keys_hash_apart() {

@@ -12,7 +12,8 @@ use std::cell::RefCell;
 use ngx::ffi::{ngx_connection_t, ngx_event_t, ngx_shm_zone_t, NGX_LOG_ALERT, NGX_LOG_ERR};
 
 use super::conf::RtmpConf;
-use super::shared::{self, Claim};
+use super::shared;
+use crate::app::peer_table::Claim;
 use super::whip_adopt::adopt;
 use crate::app::{Kind, Peer, Workers};
 use crate::conf::workers::Workers as Conf;
@@ -152,8 +153,19 @@ fn open(path: &str) -> std::io::Result<i32> {
             close(fd);
             return Err(e);
         }
+        // (Only the workers may connect: a pull between workers passes no access check.)
+        if let Err(e) = private(path) {
+            close(fd);
+            return Err(e);
+        }
         Ok(fd)
     }
+}
+
+/// Only the workers' user (and root) may use this socket or file.
+pub fn private(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 /// Other workers' pulls come in.
@@ -215,7 +227,15 @@ pub fn write_snapshot(rc: &RtmpConf, snap: &crate::stat::Snapshot) {
     // SAFETY: the worker's pid.
     let path = stat_file(rc, unsafe { ngx::ffi::ngx_pid });
     let tmp = format!("{path}.tmp");
-    if std::fs::write(&tmp, crate::stat::wire::encode(snap)).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+    // (Never through a link someone else put there: O_NOFOLLOW; only the workers read it.)
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).custom_flags(ngx::ffi::O_NOFOLLOW as i32).open(&tmp)?;
+        f.write_all(&crate::stat::wire::encode(snap))?;
+        std::fs::rename(&tmp, &path)
+    };
+    if write().is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
 }

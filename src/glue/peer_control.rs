@@ -96,7 +96,7 @@ pub unsafe fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t, rc: &RtmpConf) {
     let Some((sa, len)) = sockaddr(&path) else { return };
     let _ = std::fs::remove_file(&path);
     let fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if fd < 0 || bind(fd, sa.as_ptr(), len) != 0 || listen(fd, 128) != 0 {
+    if fd < 0 || bind(fd, sa.as_ptr(), len) != 0 || listen(fd, 128) != 0 || super::peer::private(&path).is_err() {
         let e = std::io::Error::last_os_error();
         if fd >= 0 {
             close(fd);

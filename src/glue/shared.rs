@@ -27,13 +27,7 @@ const WORKERS: usize = 256;
 /// The connection counters, the registry (128 KiB) and the slab allocator's own pages.
 const ZONE_SIZE: usize = 64 * 4096;
 
-/// A stream published by a worker: its key's hash (0: a free entry) and the worker's pid.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Entry {
-    hash: u64,
-    pid: i64,
-}
+use crate::app::peer_table::{self as table, Claim, Entry};
 
 /// What the zone holds.
 #[repr(C)]
@@ -76,7 +70,7 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> n
         connections: AtomicU64::new(0),
         generation: AtomicU64::new(1),
         quitting: AtomicU64::new(0),
-        streams: [Entry { hash: 0, pid: 0 }; STREAMS],
+        streams: [table::NONE; STREAMS],
         workers: [const { AtomicI64::new(0) }; WORKERS],
     });
     (*zone).data = shared as *mut c_void;
@@ -133,65 +127,24 @@ unsafe fn registry<T>(zone: *mut ngx_shm_zone_t, f: impl FnOnce(&mut [Entry; STR
     r
 }
 
-/// What `claim` found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Claim {
-    /// The stream is this worker's now (or was already).
-    Taken,
-    /// Another live worker publishes it.
-    Held(i64),
-    /// The table is full.
-    Full,
-}
-
 /// Takes stream `hash` for worker `me`.
 pub unsafe fn claim(zone: *mut ngx_shm_zone_t, hash: u64, me: i64) -> Claim {
-    registry(zone, |t| {
-        let mut free = None;
-        for (i, e) in t.iter_mut().enumerate() {
-            if e.hash == hash {
-                if e.pid != me && alive(e.pid) {
-                    return Claim::Held(e.pid);
-                }
-                e.pid = me;
-                return Claim::Taken;
-            }
-            if free.is_none() && e.hash == 0 {
-                free = Some(i);
-            }
-        }
-        // (A full table: the entries of workers that are gone are taken back.)
-        match free.or_else(|| t.iter().position(|e| !alive(e.pid))) {
-            Some(i) => {
-                t[i] = Entry { hash, pid: me };
-                Claim::Taken
-            }
-            None => Claim::Full,
-        }
-    })
+    registry(zone, |t| table::claim(t, hash, me, alive))
 }
 
 /// Gives stream `hash` up if worker `me` has it.
 pub unsafe fn release_stream(zone: *mut ngx_shm_zone_t, hash: u64, me: i64) {
-    registry(zone, |t| {
-        if let Some(e) = t.iter_mut().find(|e| e.hash == hash && e.pid == me) {
-            *e = Entry { hash: 0, pid: 0 };
-        }
-    })
+    registry(zone, |t| table::release(t, hash, me))
 }
 
 /// Every stream of worker `me` is given up (it exits).
 pub unsafe fn release_all(zone: *mut ngx_shm_zone_t, me: i64) {
-    registry(zone, |t| {
-        for e in t.iter_mut().filter(|e| e.pid == me) {
-            *e = Entry { hash: 0, pid: 0 };
-        }
-    })
+    registry(zone, |t| table::release_all(t, me))
 }
 
 /// The live worker other than `me` that publishes stream `hash`.
 pub unsafe fn owner(zone: *mut ngx_shm_zone_t, hash: u64, me: i64) -> Option<i64> {
-    let pid = registry(zone, |t| t.iter().find(|e| e.hash == hash).map(|e| e.pid))?;
+    let pid = registry(zone, |t| table::owner(t, hash))?;
     (pid != me && alive(pid)).then_some(pid)
 }
 

@@ -326,6 +326,7 @@ unsafe fn bind_shared(udp: SocketAddr) -> std::io::Result<(std::net::UdpSocket, 
     let path = format!("{dir}/ngx-rtmp-rs.{pid}.udp");
     let _ = std::fs::remove_file(&path);
     let fsock = std::os::unix::net::UnixDatagram::bind(&path)?;
+    super::peer::private(&path)?;
     let others = WORKER.with(|w| w.borrow().others.clone());
     Ok((sock, Some(sidecar::Forward { pid, sock: fsock, dir, others })))
 }
