@@ -71,12 +71,13 @@ pub fn media(data: &[u8]) {
 }
 
 /// Text that comes from outside: playlists read back (`hls_continuous`), callback URLs,
-/// WHIP offers, paths and `Authorization` headers, log formats, `allow`/`deny` rules; the
-/// first byte picks the parser.
+/// WHIP offers, paths and `Authorization` headers, log formats, `allow`/`deny` rules,
+/// other workers' `/stat` snapshots and `/control` answers; the first byte picks the
+/// parser.
 pub fn text(data: &[u8]) {
     let Some((&k, rest)) = data.split_first() else { return };
     let s = String::from_utf8_lossy(rest);
-    match k % 7 {
+    match k % 9 {
         0 => {
             if let Some(p) = crate::hls::playlist::Playlist::parse(&s) {
                 // What is read back renders and reads back the same.
@@ -106,8 +107,18 @@ pub fn text(data: &[u8]) {
             let words: Vec<&str> = s.split_whitespace().collect();
             let _ = crate::conf::access::Rule::parse(k & 8 == 0, &words);
         }
-        _ => {
+        6 => {
             let _ = crate::notify::parse_reply(rest, k & 8 == 0);
+        }
+        7 => {
+            if let Some(snap) = crate::stat::wire::decode(rest) {
+                // What is read encodes and reads back the same.
+                assert_eq!(crate::stat::wire::decode(&crate::stat::wire::encode(&snap)), Some(snap.clone()));
+                let _ = crate::stat::merge(snap.clone(), vec![snap]);
+            }
+        }
+        _ => {
+            let _ = crate::app::control::decode(rest);
         }
     }
 }

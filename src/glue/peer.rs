@@ -19,19 +19,20 @@ use crate::app::{Kind, Peer, Workers};
 use crate::conf::workers::Workers as Conf;
 use crate::live::StreamKey;
 
+// (The Unix socket calls, shared with `peer_control.rs`.)
 extern "C" {
-    fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
+    pub(super) fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
     fn bind(fd: i32, addr: *const u8, len: u32) -> i32;
     fn listen(fd: i32, backlog: i32) -> i32;
-    fn accept4(fd: i32, addr: *mut u8, len: *mut u32, flags: i32) -> i32;
-    fn close(fd: i32) -> i32;
+    pub(super) fn accept4(fd: i32, addr: *mut u8, len: *mut u32, flags: i32) -> i32;
+    pub(super) fn close(fd: i32) -> i32;
 }
 
-const AF_UNIX: i32 = 1;
-const SOCK_STREAM: i32 = 1;
-const SOCK_NONBLOCK: i32 = 0o4000;
-const SOCK_CLOEXEC: i32 = 0o2000000;
-const EAGAIN: i32 = 11;
+pub(super) const AF_UNIX: i32 = 1;
+pub(super) const SOCK_STREAM: i32 = 1;
+pub(super) const SOCK_NONBLOCK: i32 = 0o4000;
+pub(super) const SOCK_CLOEXEC: i32 = 0o2000000;
+pub(super) const EAGAIN: i32 = 11;
 const EINTR: i32 = 4;
 const ECONNABORTED: i32 = 103;
 
@@ -133,14 +134,20 @@ pub unsafe fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t, rc: &RtmpConf) {
     }
 }
 
-/// A listening Unix socket at `path` (an old one, of a worker gone, is replaced).
-fn open(path: &str) -> std::io::Result<i32> {
-    let mut sa = [0u8; 110];
+/// A Unix socket address (None: a path longer than `sun_path`).
+pub(super) fn sockaddr(path: &str) -> Option<([u8; 110], u32)> {
     if path.len() > 107 {
-        return Err(std::io::Error::other("path too long"));
+        return None;
     }
+    let mut sa = [0u8; 110];
     sa[..2].copy_from_slice(&(AF_UNIX as u16).to_ne_bytes());
     sa[2..2 + path.len()].copy_from_slice(path.as_bytes());
+    Some((sa, (2 + path.len() + 1) as u32))
+}
+
+/// A listening Unix socket at `path` (an old one, of a worker gone, is replaced).
+pub(super) fn open(path: &str) -> std::io::Result<i32> {
+    let (sa, len) = sockaddr(path).ok_or_else(|| std::io::Error::other("path too long"))?;
     let _ = std::fs::remove_file(path);
     // SAFETY: plain socket calls on a descriptor of our own.
     unsafe {
@@ -148,7 +155,7 @@ fn open(path: &str) -> std::io::Result<i32> {
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        if bind(fd, sa.as_ptr(), (2 + path.len() + 1) as u32) != 0 || listen(fd, 1024) != 0 {
+        if bind(fd, sa.as_ptr(), len) != 0 || listen(fd, 1024) != 0 {
             let e = std::io::Error::last_os_error();
             close(fd);
             return Err(e);
@@ -216,6 +223,12 @@ pub unsafe fn exit_process(rc: &RtmpConf) {
 
 fn stat_file(rc: &RtmpConf, pid: i32) -> String {
     format!("{}/ngx-rtmp-rs.{pid}.stat", rc.workers.socket_dir)
+}
+
+/// Whether this nginx has other workers now (several, or old ones finishing a reload).
+pub fn has_others(rc: &RtmpConf) -> bool {
+    // SAFETY: the module's zone; the worker's pid.
+    !rc.shared_zone.is_null() && unsafe { !shared::other_workers(rc.shared_zone, ngx::ffi::ngx_pid as i64).is_empty() }
 }
 
 /// Writes this worker's snapshot for the others (whole files only: written aside, then

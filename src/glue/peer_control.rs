@@ -18,23 +18,15 @@ use super::shared;
 use crate::app::control::{decode, encode};
 use crate::app::Answer;
 
+use super::peer::{accept4, close, sockaddr, socket, AF_UNIX, EAGAIN, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM};
+
 extern "C" {
-    fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
-    fn bind(fd: i32, addr: *const u8, len: u32) -> i32;
     fn connect(fd: i32, addr: *const u8, len: u32) -> i32;
-    fn listen(fd: i32, backlog: i32) -> i32;
-    fn accept4(fd: i32, addr: *mut u8, len: *mut u32, flags: i32) -> i32;
     fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> isize;
     fn send(fd: i32, buf: *const u8, len: usize, flags: i32) -> isize;
-    fn close(fd: i32) -> i32;
 }
 
-const AF_UNIX: i32 = 1;
-const SOCK_STREAM: i32 = 1;
-const SOCK_NONBLOCK: i32 = 0o4000;
-const SOCK_CLOEXEC: i32 = 0o2000000;
 const MSG_NOSIGNAL: i32 = 0x4000;
-const EAGAIN: i32 = 11;
 /// How long the answers of the other workers are waited for.
 const WAIT_MS: usize = 2000;
 /// The longest request or answer line.
@@ -42,16 +34,6 @@ const MAX_LINE: usize = 8192;
 
 fn ctl_path(rc: &RtmpConf, pid: i32) -> String {
     format!("{}/ngx-rtmp-rs.{pid}.ctl", rc.workers.socket_dir)
-}
-
-fn sockaddr(path: &str) -> Option<([u8; 110], u32)> {
-    if path.len() > 107 {
-        return None;
-    }
-    let mut sa = [0u8; 110];
-    sa[..2].copy_from_slice(&(AF_UNIX as u16).to_ne_bytes());
-    sa[2..2 + path.len()].copy_from_slice(path.as_bytes());
-    Some((sa, (2 + path.len() + 1) as u32))
 }
 
 /// A connection of ours (a request taken, or asked): what was read of its line.
@@ -93,17 +75,13 @@ thread_local! {
 pub unsafe fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t, rc: &RtmpConf) {
     let log = (*cycle).log;
     let path = ctl_path(rc, ngx::ffi::ngx_pid);
-    let Some((sa, len)) = sockaddr(&path) else { return };
-    let _ = std::fs::remove_file(&path);
-    let fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if fd < 0 || bind(fd, sa.as_ptr(), len) != 0 || listen(fd, 128) != 0 || super::peer::private(&path).is_err() {
-        let e = std::io::Error::last_os_error();
-        if fd >= 0 {
-            close(fd);
+    let fd = match super::peer::open(&path) {
+        Ok(fd) => fd,
+        Err(e) => {
+            ngx::ngx_log_error!(NGX_LOG_ALERT, log, "ngx-rtmp-rs: cannot listen on {path} ({e}): /control on other workers will not reach this one");
+            return;
         }
-        ngx::ngx_log_error!(NGX_LOG_ALERT, log, "ngx-rtmp-rs: cannot listen on {path} ({e}): /control on other workers will not reach this one");
-        return;
-    }
+    };
     let c = ngx::ffi::ngx_get_connection(fd, log);
     if c.is_null() {
         close(fd);

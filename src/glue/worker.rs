@@ -273,8 +273,10 @@ unsafe extern "C" fn on_tick(ev: *mut ngx_event_t) {
         let now = now();
         w.app.tick(&now, shutdown);
         w.drain();
-        // (For /stat answered by another worker.)
-        super::peer::write_snapshot(w.rc, &snapshot_of(w));
+        // (For /stat answered by another worker; a worker alone writes nothing.)
+        if super::peer::has_others(w.rc) {
+            super::peer::write_snapshot(w.rc, &snapshot_of(w));
+        }
         ngx_add_timer(ev, app::write::grid_delay(now.ms, 1000) as _);
     });
 }
