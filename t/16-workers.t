@@ -16,6 +16,7 @@ use Test::More;
 use Test::Nginx::RTMP qw(wait_for slurp);
 use Test::Nginx::RTMPClient;
 use IO::Socket::IP;
+use JSON::PP;
 use Time::HiRes qw(sleep time);
 
 my $t = Test::Nginx::RTMP->new;
@@ -166,6 +167,14 @@ sub stream_xml { my ($x) = get('/stat') =~ m{(<stream>\s*<name>s</name>.*?</stre
 ok(wait_for(sub { my @c = stream_xml() =~ /<client>/g; @c == $W + 1 }, 4), "/stat shows the stream with its publisher and $W players") or diag(get('/stat'));
 my @counts = map { my @c = stream_xml() =~ /<client>/g; scalar @c } 1 .. 8;
 is_deeply(\@counts, [($W + 1) x 8], 'from either worker, every time (8 requests)');
+my ($json) = get('/stat?format=json') =~ /\r\n\r\n(.*)\z/s;
+my %on_worker;
+for my $app (map { @{ $_->{applications} // [] } } @{ (eval { JSON::PP::decode_json($json) } // {})->{servers} // [] }) {
+    for my $s (grep { $_->{name} eq 's' } @{ $app->{live}{streams} // [] }) {
+        $on_worker{ $_->{worker} }++ for @{ $s->{clients} // [] };
+    }
+}
+is_deeply([sort keys %on_worker], [sort @workers], '/stat JSON says which worker serves each client (' . join(', ', map { "$_: $on_worker{$_}" } sort keys %on_worker) . ')');
 my $xml = stream_xml();
 unlike($xml, qr/ngx-rtmp-rs worker|unix:/, 'the pull between workers is not shown as a client');
 like($xml, qr/<publishing\/>.*<width>320<\/width>/s, 'the stream shows its publisher and codec');

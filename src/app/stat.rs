@@ -85,6 +85,7 @@ impl App {
                 let Some(c) = self.clients.get(id).filter(|c| c.kind != super::Kind::Peer) else { continue };
                 let info = c.info.as_deref();
                 let mut client = stat::Client {
+                    worker: snap.pid,
                     id: c.number,
                     address: c.addr.to_string(),
                     time: now.saturating_sub(c.since),

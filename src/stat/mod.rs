@@ -191,6 +191,9 @@ pub struct Client {
     pub timestamp: u32,
     pub publishing: bool,
     pub active: bool,
+    /// The pid of the worker that serves it (JSON only: nginx-rtmp-module's XML has no
+    /// place for it).
+    pub worker: u64,
 }
 
 /// A byte counter's rate over the last few seconds, from samples taken about once a

@@ -199,8 +199,8 @@ fn json_client(o: &mut String, c: &Client) {
     js(o, &c.swfurl);
     let _ = write!(
         o,
-        ",\"dropped\":{},\"avsync\":{},\"timestamp\":{},\"publishing\":{},\"active\":{}}}",
-        c.dropped, c.avsync, c.timestamp, c.publishing, c.active
+        ",\"dropped\":{},\"avsync\":{},\"timestamp\":{},\"publishing\":{},\"active\":{},\"worker\":{}}}",
+        c.dropped, c.avsync, c.timestamp, c.publishing, c.active, c.worker
     );
 }
 

@@ -6,7 +6,7 @@
 use super::{App, Child, Client, Codec, Health, Relay, Server, Snapshot, Stream};
 
 /// The format's tag and version (a file of another version is ignored).
-const MAGIC: &[u8; 8] = b"NRRSTAT1";
+const MAGIC: &[u8; 8] = b"NRRSTAT2";
 /// No list or text in a snapshot is longer (a damaged file cannot ask for more).
 const MAX_LEN: usize = 1 << 20;
 
@@ -152,7 +152,7 @@ fields!(Child { command, pid, state, starts, last_exit, uptime });
 fields!(Server { apps });
 fields!(App { name, streams });
 fields!(Stream { name, time, bw_in, bytes_in, bw_out, bytes_out, bw_audio, bw_video, clients, codec, publishing, active, hls_viewers });
-fields!(Client { id, address, time, flashver, pageurl, swfurl, dropped, avsync, timestamp, publishing, active });
+fields!(Client { id, address, time, flashver, pageurl, swfurl, dropped, avsync, timestamp, publishing, active, worker });
 fields!(Codec {
     width,
     height,
