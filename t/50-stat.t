@@ -72,7 +72,8 @@ my $pub = $t->spawn("$dir/publish.log", 'ffmpeg', '-hide_banner', '-loglevel', '
     '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
     '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', 30, '-pix_fmt', 'yuv420p',
     '-b:v', '1000k', '-maxrate', '1000k', '-bufsize', '500k', '-c:a', 'aac', '-b:a', '64k',
-    '-progress', $progress, '-t', 40, '-f', 'flv', "$url/live/s");
+    # (Long enough for a slow Chromium below: the test drops it through /control at the end.)
+    '-progress', $progress, '-t', 300, '-f', 'flv', "$url/live/s");
 ok(wait_for(sub { $t->error_log =~ m{publish: "live/s"} }, 8), 'ffmpeg publishes live/s');
 my $p1 = $t->spawn("$dir/play1.log", 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-i', "$url/live/s", '-t', 30, '-f', 'null', '-');
 my $p2 = $t->spawn("$dir/play2.log", 'rtmpdump', '-q', '-r', "$url/live/s", '--live', '-o', '/dev/null');
@@ -212,7 +213,7 @@ SKIP: {
     my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
     skip 'chromium is not installed', 6 unless $chromium;
     my @flags = ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--autoplay-policy=no-user-gesture-required');
-    my $dom = qx{timeout 30 $chromium @flags --user-data-dir=$dir/chromium-xsl --dump-dom $http/stat 2>/dev/null};
+    my $dom = qx{timeout 60 $chromium @flags --user-data-dir=$dir/chromium-xsl --dump-dom $http/stat 2>/dev/null};
     like($dom, qr{<table id="streams">.*<td>live</td>\s*<td>s</td>\s*<td class="num">3</td>}s, 'stat.xsl renders the XML as a table with the stream (Chromium XSLT)');
     like($dom, qr{H264 \S+ 640x360\@30}, '  with its video details');
     my $dash = $t->spawn("$dir/chromium-dash.log", $chromium, @flags, "--user-data-dir=$dir/chromium-dash", "$http/dashboard.html?report=1");
