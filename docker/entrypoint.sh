@@ -162,7 +162,7 @@ http {
 
     map \$uri \$hls_cache_control {
         ~\\.m3u8\$  "public, max-age=1";
-        ~\\.ts\$    "public, max-age=31536000, immutable";
+        ~\\.(ts|m4s|mp4)\$ "public, max-age=31536000, immutable";
         default   "no-cache";
     }
 
@@ -175,6 +175,9 @@ http {
             types {
                 application/vnd.apple.mpegurl m3u8;
                 video/mp2t ts;
+                # (hls_format fmp4: segments and their init segment.)
+                video/iso.segment m4s;
+                video/mp4 mp4;
             }
             add_header Cache-Control \$hls_cache_control;
             add_header Access-Control-Allow-Origin * always;

@@ -50,27 +50,11 @@ like(head("$http/vendor/hls.min.js"), qr{^HTTP/1\.1 200}, 'hls.js is served by n
 # reports every second: /report?stream=S&t=CURRENT_TIME&errors=N&fatal=...&last=...
 sub chromium_plays {
     my ($chromium, $stream, $secs) = @_;
-    my $pid = $t->spawn("$dir/chromium-$stream.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
-        '--mute-audio', '--autoplay-policy=no-user-gesture-required', '--no-first-run',
-        '--disable-dev-shm-usage', "--user-data-dir=$dir/chromium-$stream", "$http/player.html?stream=$stream&report=1");
-    my @reports;
-    wait_for(sub {
-        @reports = ();
-        my $log = slurp("$dir/run/access.log") // '';
-        while ($log =~ m{GET /report\?stream=\Q$stream\E&t=([\d.]+)&errors=(\d+)&fatal=([^& ]*)&last=([^& ]*)}g) {
-            push @reports, { t => $1, errors => $2, fatal => $3, last => $4 };
-        }
-        my ($p) = grep { $_->{t} > 0 } @reports;
-        return $p && $reports[-1]{t} - $p->{t} >= $secs;
-    }, 45);
-    kill 'TERM', $pid;
-    waitpid($pid, 0);
-    my ($playing) = grep { $_->{t} > 0 } @reports;
-    ok($playing, sprintf("hls.js in Chromium plays $stream (%d reports)", scalar @reports))
+    my ($playing, $last, $n) = $t->hlsjs_plays($chromium, $stream, $secs);
+    ok($playing, sprintf("hls.js in Chromium plays $stream (%d reports)", $n))
         or diag(slurp("$dir/chromium-$stream.log"));
-    my $advanced = $playing ? $reports[-1]{t} - $playing->{t} : 0;
-    cmp_ok($advanced, '>=', $secs, sprintf('  currentTime advances %.1f s (to %.1f)', $advanced, $reports[-1]{t} // 0));
-    my $last = $reports[-1] // {};
+    my $advanced = $playing ? $last->{t} - $playing->{t} : 0;
+    cmp_ok($advanced, '>=', $secs, sprintf('  currentTime advances %.1f s (to %.1f)', $advanced, $last->{t} // 0));
     is(($last->{errors} // '?') . ($last->{last} // ''), '0', '  with no error events');
 }
 

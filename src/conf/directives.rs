@@ -190,6 +190,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"rtmp_stat_stylesheet", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
     // ngx-rtmp-rs's own directives.
     d(c"gop_cache", MAIN | SRV | APP, Take1, Core),
+    d(c"hls_format", MAIN | SRV | APP, Take1, Core),
     d(c"merge_writes", MAIN | SRV | APP, Take1, Core),
     d(c"merge_reads", MAIN | SRV | APP, Take1, Core),
     d(c"resolver", MAIN | SRV, OneMore, Core),

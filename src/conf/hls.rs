@@ -3,13 +3,14 @@
 
 use super::invalid;
 use super::value::{parse_flag, parse_msec, parse_num, parse_size};
-use crate::hls::{self, Naming, Slicing, Variant};
+use crate::hls::{self, Format, Naming, Slicing, Variant};
 
 /// HLS settings written at one level; `None` (or empty) inherits from the outer level.
 #[derive(Clone, Debug, Default)]
 pub struct HlsSettings {
     pub hls: Option<bool>,
     pub path: Option<String>,
+    pub format: Option<Format>,
     pub fragment: Option<u64>,
     pub max_fragment: Option<u64>,
     pub playlist_length: Option<u64>,
@@ -49,6 +50,15 @@ impl HlsSettings {
             "hls" => set!(hls, parse_flag, flag),
             "hls_path" => set!(path, text, "it must be a directory"),
             "hls_fragment" => set!(fragment, positive, time),
+            "hls_format" => set!(
+                format,
+                |s: &str| match s {
+                    "mpegts" => Some(Format::MpegTs),
+                    "fmp4" => Some(Format::Fmp4),
+                    _ => None,
+                },
+                "it must be \"mpegts\" or \"fmp4\""
+            ),
             "hls_max_fragment" => set!(max_fragment, positive, time),
             "hls_playlist_length" => set!(playlist_length, positive, time),
             "hls_muxdelay" => set!(muxdelay, parse_msec, time),
@@ -119,7 +129,7 @@ impl HlsSettings {
         macro_rules! inherit {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = outer.$f.clone(); } )* };
         }
-        inherit!(hls, path, fragment, max_fragment, playlist_length, muxdelay, sync, continuous, nested, naming,
+        inherit!(hls, path, format, fragment, max_fragment, playlist_length, muxdelay, sync, continuous, nested, naming,
                  granularity, slicing, event, max_audio_delay, audio_buffer_size, cleanup, base_url, keys, key_path,
                  key_url, fragments_per_key);
         if self.variants.is_empty() {
@@ -140,6 +150,7 @@ impl HlsSettings {
         Some(hls::Config {
             key_path: self.key_path.as_deref().map_or_else(|| path.clone(), full),
             path,
+            format: self.format.unwrap_or(d.format),
             fragment,
             max_fragment: self.max_fragment.unwrap_or(fragment * 10),
             playlist_length: self.playlist_length.unwrap_or(d.playlist_length),

@@ -612,6 +612,12 @@ impl Rtmp {
             if h.hls == Some(true) && h.path.is_none() {
                 return Err(format!("\"hls\" is on in application \"{}\" but \"hls_path\" is not set", app.name));
             }
+            if h.hls == Some(true) && h.keys == Some(true) && h.format == Some(crate::hls::Format::Fmp4) {
+                return Err(format!(
+                    "\"hls_keys\" is on in application \"{}\" with \"hls_format fmp4\": fMP4 segments are not encrypted (SAMPLE-AES is not supported); use \"hls_format mpegts\"",
+                    app.name
+                ));
+            }
             let recorders = app.recorders.iter().map(|r| (format!("recorder \"{}\" of application", r.name), &r.settings));
             for (what, s) in std::iter::once(("application".to_owned(), &app.settings)).chain(recorders) {
                 if s.record.on() && s.record.path.is_none() {

@@ -21,7 +21,7 @@ pub enum AudioCodec {
 
 const START: [u8; 4] = [0, 0, 0, 1];
 
-fn nal_type(codec: VideoCodec, nal: &[u8]) -> u8 {
+pub(crate) fn nal_type(codec: VideoCodec, nal: &[u8]) -> u8 {
     match codec {
         VideoCodec::Avc => nal[0] & 0x1f,
         VideoCodec::Hevc => (nal[0] >> 1) & 0x3f,
@@ -79,6 +79,27 @@ pub fn annex_b(codec: VideoCodec, cfg: &VideoConfig, keyframe: bool, data: &[u8]
             out.extend_from_slice(&START);
             out.extend_from_slice(nal);
         }
+    }
+    true
+}
+
+/// Whether a frame's NAL units, each with a `size`-byte length in front, add up to the
+/// frame (fMP4 stores frames that way, as they come).
+pub fn nal_lengths_ok(size: usize, data: &[u8]) -> bool {
+    if data.is_empty() || !(1..=4).contains(&size) {
+        return false;
+    }
+    let mut rest = data;
+    while !rest.is_empty() {
+        if rest.len() < size {
+            return false;
+        }
+        let len = rest[..size].iter().fold(0usize, |a, &b| a << 8 | usize::from(b));
+        rest = &rest[size..];
+        if len == 0 || len > rest.len() {
+            return false;
+        }
+        rest = &rest[len..];
     }
     true
 }

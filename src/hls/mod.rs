@@ -6,7 +6,9 @@
 //! The segmenter takes frames (`crate::media::Frame`) and time, and does its file work
 //! through the [`Files`] trait: [`disk::Disk`] in the module, memory in the tests.
 
+mod cmaf;
 pub mod codec;
+pub mod fmp4;
 mod settings;
 pub mod crypt;
 pub mod disk;
@@ -14,7 +16,7 @@ mod files;
 pub mod playlist;
 pub mod ts;
 
-pub use settings::{Config, Naming, Slicing, Variant};
+pub use settings::{Config, Format, Naming, Slicing, Variant};
 
 pub use files::Files;
 
@@ -98,6 +100,13 @@ pub struct Segmenter<F: Files> {
     aac: Option<Adts>,
     audio: Option<AudioCodec>,
     muxer: Muxer,
+    /// `hls_format fmp4`: the samples on their way into fragments.
+    cmaf: Option<cmaf::Cmaf>,
+    /// fMP4: the current init segment (file, URI).
+    init: Option<(String, String)>,
+    /// fMP4: the tracks changed; a segment (with a new init segment) starts at the next
+    /// keyframe, however short the open one is.
+    cut_now: bool,
     clock: Clock,
     scratch: Vec<u8>,
 
@@ -206,6 +215,7 @@ impl<F: Files> Segmenter<F> {
             }
         }
         Segmenter {
+            cmaf: (cfg.format == Format::Fmp4).then(cmaf::Cmaf::default),
             cfg,
             files,
             name: name.to_owned(),
@@ -220,6 +230,8 @@ impl<F: Files> Segmenter<F> {
             aac: None,
             audio: None,
             muxer: Muxer::new(None, None),
+            init: None,
+            cut_now: false,
             clock: Clock::default(),
             scratch: Vec::new(),
             open: None,
@@ -319,6 +331,16 @@ impl<F: Files> Segmenter<F> {
                     VideoCodec::Avc => config::avc(f.data()),
                     VideoCodec::Hevc => config::hevc(f.data()),
                 };
+                if let (Some(cmaf), Some(vcfg)) = (&mut self.cmaf, &parsed) {
+                    let sps = |t: u8| vcfg.parameter_sets.iter().find(|p| !p.is_empty() && codec::nal_type(c, p) == t);
+                    let size = match c {
+                        VideoCodec::Avc => sps(7).and_then(|p| crate::media::sps::avc_size(p)),
+                        VideoCodec::Hevc => sps(33).and_then(|p| crate::media::sps::hevc_size(p)),
+                    };
+                    let (width, height) = size.unwrap_or((16, 16));
+                    cmaf.set_video(Some(fmp4::VideoTrack { codec: c, record: f.data().to_vec(), width, height }));
+                    self.cut_now |= cmaf.changed();
+                }
                 match parsed {
                     Some(cfg) => self.video = Some((c, cfg)),
                     None => self.notice(format!("hls: unusable {c:?} decoder configuration record, video skipped")),
@@ -330,6 +352,22 @@ impl<F: Files> Segmenter<F> {
                     return;
                 }
                 let (keyframe, timestamp) = (f.keyframe, f.timestamp);
+                if self.cmaf.is_some() {
+                    if !codec::nal_lengths_ok(vcfg.nal_length_size, f.data()) {
+                        self.notice("hls: video frame with bad NAL unit lengths skipped".into());
+                        return;
+                    }
+                    let (dts, pts) = self.video_times(timestamp, f.cts);
+                    self.update(dts, keyframe, 1, now_ms);
+                    if self.open.is_some() {
+                        if let Some(cmaf) = &mut self.cmaf {
+                            cmaf.video(dts, pts, keyframe, f.data());
+                        }
+                        self.last_dts = self.last_dts.max(dts);
+                        self.spill();
+                    }
+                    return;
+                }
                 let mut scratch = std::mem::take(&mut self.scratch);
                 scratch.clear();
                 let ok = codec::annex_b(c, vcfg, keyframe, f.data(), &mut scratch);
@@ -338,17 +376,7 @@ impl<F: Files> Segmenter<F> {
                     self.notice("hls: video frame with bad NAL unit lengths skipped".into());
                     return;
                 }
-                let mut dts = self.clock.ms(timestamp) * 90;
-                // Two frames with one millisecond timestamp (a WHIP browser's frames can
-                // share one) would share a decode timestamp, which TS forbids: the second
-                // goes a 90 kHz tick later.
-                if let Some(prev) = self.last_video_dts {
-                    if dts <= prev && prev - dts < 90 {
-                        dts = prev + 1;
-                    }
-                }
-                self.last_video_dts = Some(dts);
-                let pts = (dts as i64 + i64::from(f.cts) * 90).max(0) as u64;
+                let (dts, pts) = self.video_times(timestamp, f.cts);
                 self.update(dts, keyframe, 1, now_ms);
                 if self.open.is_some() {
                     let pcr = (self.muxer.clock() == Track::Video).then_some(dts);
@@ -363,6 +391,76 @@ impl<F: Files> Segmenter<F> {
         }
     }
 
+    /// A video frame's decode and presentation times (90 kHz).
+    fn video_times(&mut self, timestamp: u32, cts: i32) -> (u64, u64) {
+        let mut dts = self.clock.ms(timestamp) * 90;
+        // Two frames with one millisecond timestamp (a WHIP browser's frames can share
+        // one) would share a decode timestamp, which TS forbids (and fMP4 cannot say):
+        // the second goes a 90 kHz tick later.
+        if let Some(prev) = self.last_video_dts {
+            if dts <= prev && prev - dts < 90 {
+                dts = prev + 1;
+            }
+        }
+        self.last_video_dts = Some(dts);
+        (dts, (dts as i64 + i64::from(cts) * 90).max(0) as u64)
+    }
+
+    /// fMP4's audio: AAC, or Opus (a WHIP stream's own, preferred to its AAC: no
+    /// transcoding in the way).
+    fn on_audio_fmp4(&mut self, f: &Frame, now_ms: i64) {
+        let Some(cmaf) = &mut self.cmaf else { return };
+        let raw = f.data();
+        match (f.codec, f.part) {
+            (Codec::Aac, Part::Header) => {
+                if matches!(cmaf.audio(), Some(fmp4::AudioTrack::Opus { .. })) {
+                    return;
+                }
+                match config::aac(raw).filter(|c| c.sample_rate() > 0) {
+                    Some(c) => {
+                        let rate = c.sample_rate();
+                        cmaf.set_audio(Some(fmp4::AudioTrack::Aac { asc: raw.to_vec(), rate, channels: c.channels }));
+                    }
+                    None => self.notice("hls: unsupported AAC configuration, audio skipped".into()),
+                }
+            }
+            (Codec::Opus, Part::Header) => {
+                if raw.len() >= 19 && raw.starts_with(b"OpusHead") {
+                    cmaf.set_audio(Some(fmp4::AudioTrack::Opus { head: raw.to_vec() }));
+                }
+            }
+            (Codec::Aac | Codec::Opus, Part::Coded) => {
+                let ours = matches!(
+                    (f.codec, cmaf.audio()),
+                    (Codec::Aac, Some(fmp4::AudioTrack::Aac { .. })) | (Codec::Opus, Some(fmp4::AudioTrack::Opus { .. }))
+                );
+                if !ours || raw.is_empty() {
+                    return;
+                }
+                if raw.len() > self.cfg.audio_buffer_size {
+                    self.notice("hls: audio frame larger than hls_audio_buffer_size skipped".into());
+                    return;
+                }
+                let ms = self.clock.ms(f.timestamp);
+                // Without video, audio cuts the segments.
+                let no_video = !cmaf.has_video();
+                self.update(ms * 90, no_video, 2, now_ms);
+                if self.open.is_some() {
+                    let sync = self.cfg.sync;
+                    if let Some(cmaf) = &mut self.cmaf {
+                        cmaf.audio_frame(ms, sync, raw);
+                    }
+                    self.last_dts = self.last_dts.max(ms * 90);
+                    self.spill();
+                }
+            }
+            _ => {}
+        }
+        if self.cmaf.as_ref().is_some_and(|c| c.changed()) {
+            self.cut_now = true;
+        }
+    }
+
     /// Whether the open segment is `hls_fragment` long and ends at the next keyframe
     /// (a WHIP publisher is asked for one then).
     pub fn keyframe_due(&self) -> bool {
@@ -370,6 +468,9 @@ impl<F: Files> Segmenter<F> {
     }
 
     fn on_audio(&mut self, f: &Frame, now_ms: i64) {
+        if self.cmaf.is_some() {
+            return self.on_audio_fmp4(f, now_ms);
+        }
         // (Enhanced RTMP audio, such as a WHIP stream's Opus, is not for TS: its AAC is.)
         if f.ex || f.part == Part::Other {
             return;
@@ -446,6 +547,8 @@ impl<F: Files> Segmenter<F> {
     fn update(&mut self, ts: u64, mut boundary: bool, flush_rate: u64, now_ms: i64) {
         let mut force = false;
         let mut duration = None;
+        // (fMP4 tracks that changed: cut at this boundary, however short the segment.)
+        let cut_now = boundary && self.cut_now && self.open.is_some();
         if let Some(open) = &self.open {
             let d = ts as i64 - open.start as i64;
             if d > self.cfg.max_fragment as i64 * 90 || d < -90_000 {
@@ -471,6 +574,7 @@ impl<F: Files> Segmenter<F> {
                 }
             }
         }
+        boundary |= cut_now;
         if boundary || force {
             let end = if force { self.last_dts } else { ts };
             // Audio from before the cut ends the old segment.
@@ -485,7 +589,7 @@ impl<F: Files> Segmenter<F> {
     }
 
     fn flush_audio(&mut self) {
-        if self.open.is_none() || self.abuf.is_empty() {
+        if self.open.is_none() || self.cmaf.is_some() || self.abuf.is_empty() {
             return;
         }
         let pts = self.apts + self.delay();
@@ -500,6 +604,13 @@ impl<F: Files> Segmenter<F> {
 
     /// Moves gathered bytes to the file once there are enough of them.
     fn spill(&mut self) {
+        // (fMP4: a segment is written as fragments of up to this much, so memory stays
+        // bounded however long a segment is.)
+        if let Some(cmaf) = &mut self.cmaf {
+            if cmaf.buffered() >= WRITE_CHUNK {
+                cmaf.fragment(None, &mut self.buf);
+            }
+        }
         if self.buf.len() >= WRITE_CHUNK {
             self.write_out(false);
         }
@@ -571,7 +682,33 @@ impl<F: Files> Segmenter<F> {
             }
         }
         let id = self.segment_id(ts, now_ms);
-        let path = format!("{}{id}.ts", self.seg_prefix);
+        let mut discont = discont;
+        if let Some(mut cmaf) = self.cmaf.take() {
+            // The init segment, new when the tracks are (the first segment's, or after a
+            // change: a discontinuity for players).
+            let init = cmaf.new_init();
+            self.cmaf = Some(cmaf);
+            if let Some(bytes) = init {
+                let file = format!("{}init{id}.mp4", self.seg_prefix);
+                if let Err(e) = self.files.replace(&file, &bytes) {
+                    self.write_failed(format!("hls: writing \"{file}\" failed: {e}"));
+                    if let Some(cmaf) = &mut self.cmaf {
+                        cmaf.discard();
+                        // (Written again at the next segment.)
+                        cmaf.forget_init();
+                    }
+                    return;
+                }
+                discont |= self.init.is_some();
+                self.init = Some((file, format!("{}init{id}.mp4", self.uri_prefix)));
+            }
+            self.cut_now = false;
+            if self.init.is_none() {
+                return;
+            }
+        }
+        let ext = if self.cmaf.is_some() { "m4s" } else { "ts" };
+        let path = format!("{}{id}.{ext}", self.seg_prefix);
         let key = if self.cfg.keys { self.next_key(id) } else { None };
         let failed = match self.files.create(&path) {
             // (Whether writing works again is known once a segment is complete: on a full
@@ -601,6 +738,9 @@ impl<F: Files> Segmenter<F> {
         self.open = Some(Open { id, path, start: ts, date_ms, discont, key: key_line, failed, bytes: 0 });
         self.next_discont = false;
         self.buf.clear();
+        if self.cmaf.is_some() {
+            return;
+        }
         self.muxer.set_streams(
             self.video.as_ref().map(|(c, _)| match c {
                 VideoCodec::Avc => StreamType::H264,
@@ -653,6 +793,9 @@ impl<F: Files> Segmenter<F> {
         if self.open.is_none() {
             return;
         }
+        if let Some(cmaf) = &mut self.cmaf {
+            cmaf.fragment(Some(end), &mut self.buf);
+        }
         self.write_out(true);
         let open = self.open.take().expect("open");
         self.cipher = None;
@@ -677,8 +820,17 @@ impl<F: Files> Segmenter<F> {
         }
         self.recent.push_back((duration, open.bytes));
         self.listed += 1;
+        let (ext, map) = match &self.init {
+            Some((file, uri)) if self.cmaf.is_some() => {
+                // (In use while segments list it: the cleanup sweep goes by age.)
+                self.files.touch(file);
+                ("m4s", Some(uri.clone()))
+            }
+            _ => ("ts", None),
+        };
         self.playlist.entries.push(Entry {
-            uri: format!("{}{}.ts", self.uri_prefix, open.id),
+            uri: format!("{}{}.{ext}", self.uri_prefix, open.id),
+            map,
             duration,
             discont: open.discont,
             date_ms: Some(open.date_ms),
@@ -786,9 +938,9 @@ impl<F: Files> Segmenter<F> {
 }
 
 /// How long cleanup keeps files: `.m3u8` one playlist length after their last change,
-/// `.ts` and `.key` two (so players that fetched the playlist last can still get them).
+/// segments, init segments and keys two (so players that fetched the playlist last can still get them).
 pub fn max_age_ms(file: &str, playlist_length: u64) -> Option<u64> {
-    if file.ends_with(".ts") || file.ends_with(".key") {
+    if [".ts", ".key", ".m4s", ".mp4"].iter().any(|e| file.ends_with(e)) {
         Some(playlist_length * 2)
     } else if file.ends_with(".m3u8") {
         Some(playlist_length)

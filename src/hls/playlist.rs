@@ -15,6 +15,8 @@ pub struct Entry {
     pub date_ms: Option<i64>,
     /// AES-128 key URI and IV.
     pub key: Option<(String, u128)>,
+    /// fMP4: the init segment's URI (`EXT-X-MAP`).
+    pub map: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -76,9 +78,11 @@ fn parse_iso8601(s: &str) -> Option<i64> {
 impl Playlist {
     pub fn render(&self) -> String {
         let mut s = String::with_capacity(128 + self.entries.len() * 120);
+        // (EXT-X-MAP outside I-frame playlists needs version 6; 7 as other fMP4 writers.)
+        let version = if self.entries.iter().any(|e| e.map.is_some()) { 7 } else { 3 };
         let _ = write!(
             s,
-            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-TARGETDURATION:{}\n",
+            "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-TARGETDURATION:{}\n",
             self.sequence, self.target
         );
         if self.discontinuity_sequence > 0 {
@@ -88,9 +92,14 @@ impl Playlist {
             s.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n");
         }
         let mut key: Option<&(String, u128)> = None;
+        let mut map: Option<&String> = None;
         for e in &self.entries {
             if e.discont {
                 s.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if e.map.is_some() && e.map.as_ref() != map {
+                let _ = writeln!(s, "#EXT-X-MAP:URI=\"{}\"", e.map.as_deref().unwrap_or(""));
+                map = e.map.as_ref();
             }
             if e.key.as_ref() != key {
                 if let Some((uri, iv)) = &e.key {
@@ -119,6 +128,7 @@ impl Playlist {
         }
         let mut p = Playlist::default();
         let (mut discont, mut date_ms, mut duration, mut key) = (false, None, None, None);
+        let mut map = None;
         for line in lines {
             if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
                 p.sequence = v.parse().ok()?;
@@ -142,6 +152,8 @@ impl Playlist {
                     let iv = v.split("IV=0x").nth(1).and_then(|h| u128::from_str_radix(h.trim(), 16).ok()).unwrap_or(0);
                     Some((uri, iv))
                 };
+            } else if let Some(v) = line.strip_prefix("#EXT-X-MAP:") {
+                map = Some(v.split("URI=\"").nth(1)?.split('"').next()?.to_owned());
             } else if let Some(v) = line.strip_prefix("#EXTINF:") {
                 duration = v.split(',').next()?.parse::<f64>().ok();
             } else if !line.starts_with('#') {
@@ -151,6 +163,7 @@ impl Playlist {
                     discont: std::mem::take(&mut discont),
                     date_ms: date_ms.take(),
                     key: key.clone(),
+                    map: map.clone(),
                 });
             }
         }
@@ -180,6 +193,7 @@ mod tests {
             discont,
             date_ms: Some(1_795_512_355_000 + n as i64 * 2000),
             key: key.map(|k| (format!("k-{k}.key"), k)),
+            map: None,
         };
         let p = Playlist {
             sequence: 6,

@@ -16,6 +16,15 @@ pub enum Slicing {
     Aligned,
 }
 
+/// `hls_format`: the segments' container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// MPEG-TS (`.ts`), as nginx-rtmp-module writes.
+    MpegTs,
+    /// CMAF fragmented MP4: an init segment (`EXT-X-MAP`) and `.m4s` segments.
+    Fmp4,
+}
+
 /// `hls_variant SUFFIX [PARAM...]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Variant {
@@ -27,6 +36,7 @@ pub struct Variant {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub path: String,
+    pub format: Format,
     /// Times in ms.
     pub fragment: u64,
     pub max_fragment: u64,
@@ -60,6 +70,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             path: String::new(),
+            format: Format::MpegTs,
             fragment: 5000,
             max_fragment: 50_000,
             playlist_length: 30_000,

@@ -413,3 +413,88 @@ fn a_stream_starts_with_its_video() {
     let first_audio = pes.iter().find(|p| !p.0).expect("audio").1;
     assert!(first_audio >= pes[0].1, "no audio before the first picture");
 }
+
+/// Boxes at one level of an MP4 file: (type, body).
+fn mp4_boxes(mut b: &[u8]) -> Vec<([u8; 4], &[u8])> {
+    let mut v = Vec::new();
+    while b.len() >= 8 {
+        let n = u32::from_be_bytes(b[..4].try_into().unwrap()) as usize;
+        assert!(n >= 8 && n <= b.len());
+        v.push((b[4..8].try_into().unwrap(), &b[8..n]));
+        b = &b[n..];
+    }
+    assert!(b.is_empty(), "trailing bytes");
+    v
+}
+
+#[test]
+fn fmp4_segments_with_an_init_segment_and_a_new_one_when_the_tracks_change() {
+    let c = Config { format: Format::Fmp4, ..cfg() };
+    let mut s = Segmenter::new(&c, "cam", Mem::default());
+    publish(&mut s, 0, 7, 50, true, true);
+    let text = s.playlist().render();
+    assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{text}");
+    assert_eq!(text.matches("#EXT-X-MAP:URI=\"cam-init0.mp4\"").count(), 1, "{text}");
+    assert!(text.contains("#EXTINF:2.000,\ncam-0.m4s\n"), "{text}");
+    let files = &s.files().files;
+    let init = &files["/hls/cam-init0.mp4"];
+    let top: Vec<_> = mp4_boxes(init).iter().map(|b| b.0).collect();
+    assert_eq!(top, [*b"ftyp", *b"moov"]);
+    // A segment: fragments of moof + mdat; 2 s of video (50 frames) in all.
+    let seg = &files["/hls/cam-0.m4s"];
+    let boxes = mp4_boxes(seg);
+    assert!(boxes.len() >= 2 && boxes.chunks(2).all(|p| p[0].0 == *b"moof" && p[1].0 == *b"mdat"));
+    let video_bytes: usize = boxes.iter().filter(|b| b.0 == *b"mdat").map(|b| b.1.len()).sum();
+    assert!(video_bytes >= 50 * 3004, "{video_bytes}");
+    // A new AVC configuration: the next segment has a new init segment, after a
+    // discontinuity; the playlist says both.
+    let mut header = AVC_HEADER.to_vec();
+    *header.last_mut().unwrap() = 4;
+    s.video(7000, &header, 0);
+    for i in 0..60u32 {
+        s.video(7000 + i * 40, &video_frame(i % 50 == 0, 100), 0);
+    }
+    s.finish();
+    let text = s.playlist().render();
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"cam-init4.mp4\"\n"), "{text}");
+    assert!(s.files().files.contains_key("/hls/cam-init4.mp4"));
+    // hls_continuous reads it back with its maps.
+    let back = Playlist::parse(&text).unwrap();
+    assert_eq!(back.entries.last().unwrap().map.as_deref(), Some("cam-init4.mp4"));
+    assert_eq!(back.entries[0].map.as_deref(), Some("cam-init0.mp4"));
+}
+
+#[test]
+fn fmp4_hevc_from_enhanced_rtmp() {
+    // An HEVCDecoderConfigurationRecord holding x265's SPS of a 1280x720 stream.
+    let sps: &[u8] = &[
+        0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00, 0x5d, 0xa0, 0x02,
+        0x80, 0x80, 0x2d, 0x16, 0x59, 0x59, 0xa4, 0x93, 0x2b, 0xc0, 0x5a, 0x02, 0x00, 0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x03,
+        0x00, 0x3c, 0x10,
+    ];
+    let mut rec = vec![1, 1, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 93, 0xf0, 0, 0xfc, 0xfd, 0xf8, 0xf8, 0, 0, 0x0f, 1, 0x21, 0, 1];
+    rec.extend((sps.len() as u16).to_be_bytes());
+    rec.extend_from_slice(sps);
+    let mut s = Segmenter::new(&Config { format: Format::Fmp4, ..cfg() }, "h", Mem::default());
+    let tag = |frame_type: u8, packet_type: u8, body: &[u8]| {
+        let mut t = vec![0x80 | frame_type << 4 | packet_type];
+        t.extend_from_slice(b"hvc1");
+        t.extend_from_slice(body);
+        t
+    };
+    s.video(0, &tag(1, 0, &rec), 0);
+    for i in 0..150u32 {
+        let key = i % 50 == 0;
+        // CodedFramesX (no composition time): one NAL unit, IDR or trailing picture.
+        let nal: &[u8] = if key { &[0x26, 0x01, 0xaa] } else { &[0x02, 0x01, 0xbb] };
+        let mut body = (nal.len() as u32).to_be_bytes().to_vec();
+        body.extend_from_slice(nal);
+        s.video(i * 40, &tag(if key { 1 } else { 2 }, 3, &body), 0);
+    }
+    s.finish();
+    let init = &s.files().files["/hls/h-init0.mp4"];
+    let at = init.windows(4).position(|w| w == b"hvc1").expect("an hvc1 sample entry");
+    assert_eq!(&init[at + 4 + 24..at + 4 + 28], &[5, 0, 2, 0xd0], "1280x720 from the SPS");
+    assert!(init.windows(4).any(|w| w == b"hvcC"));
+    assert!(s.playlist().render().contains("h-2.m4s"));
+}

@@ -5,6 +5,7 @@
 //! AAC) are read by `config`. Pure functions over bytes; every length is checked.
 
 pub mod config;
+pub mod sps;
 pub mod tag;
 
 use bytes::Bytes;

@@ -286,7 +286,7 @@ impl HlsViewers {
 /// The stream an HLS segment URI belongs to: `.../NAME-N.ts`, or `.../NAME/N.ts` with
 /// `hls_nested on`.
 pub fn hls_stream_of(uri: &str) -> Option<&str> {
-    let path = uri.strip_suffix(".ts")?;
+    let path = uri.strip_suffix(".ts").or_else(|| uri.strip_suffix(".m4s"))?;
     let (dir, file) = path.rsplit_once('/')?;
     if !file.is_empty() && file.bytes().all(|b| b.is_ascii_digit()) {
         let (_, name) = dir.rsplit_once('/')?;

@@ -262,8 +262,10 @@ sub ffmpeg_publish {
 # this build's module, logs and run/ files in the temporary prefix, the repository's web
 # pages. Writes it; the prefix gets a run/hls the workers can write to.
 sub write_default_config {
-    my ($self) = @_;
+    my ($self, %opt) = @_;
     my $conf = slurp("$ROOT/nginx-conf/nginx.conf");
+    # (edit => sub { ... }: changes the shipped configuration in $_ first.)
+    if ($opt{edit}) { local $_ = $conf; $opt{edit}->(); $conf = $_; }
     $conf =~ s{load_module \S+;}{load_module %%MODULE%%;};
     $conf =~ s{error_log stderr}{error_log %%DIR%%/error.log};
     $conf =~ s{pid run/nginx.pid}{pid %%DIR%%/nginx.pid};
@@ -282,6 +284,33 @@ sub write_default_config {
     make_path("$self->{dir}/run/hls", { mode => 0777 });
     chmod 0777, "$self->{dir}/run/hls";
     return $self;
+}
+
+# With write_default_config: plays player.html?stream=STREAM (hls.js) in headless
+# Chromium until its currentTime has advanced SECS seconds (or 45 s pass). Returns
+# (first report playing, last report, number of reports); the page reports every second:
+# /report?stream=S&t=CURRENT_TIME&errors=N&fatal=...&last=... in run/access.log.
+sub hlsjs_plays {
+    my ($self, $chromium, $stream, $secs) = @_;
+    my $dir = $self->{dir};
+    my $http = 'http://127.0.0.1:' . $self->port('HTTP');
+    my $pid = $self->spawn("$dir/chromium-$stream.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
+        '--mute-audio', '--autoplay-policy=no-user-gesture-required', '--no-first-run',
+        '--disable-dev-shm-usage', "--user-data-dir=$dir/chromium-$stream", "$http/player.html?stream=$stream&report=1");
+    my @reports;
+    wait_for(sub {
+        @reports = ();
+        my $log = slurp("$dir/run/access.log") // '';
+        while ($log =~ m{GET /report\?stream=\Q$stream\E&t=([\d.]+)&errors=(\d+)&fatal=([^& ]*)&last=([^& ]*)}g) {
+            push @reports, { t => $1, errors => $2, fatal => $3, last => $4 };
+        }
+        my ($p) = grep { $_->{t} > 0 } @reports;
+        return $p && $reports[-1]{t} - $p->{t} >= $secs;
+    }, 45);
+    kill 'TERM', $pid;
+    waitpid($pid, 0);
+    my ($playing) = grep { $_->{t} > 0 } @reports;
+    return ($playing, $reports[-1] // {}, scalar @reports);
 }
 
 sub DESTROY {

@@ -1,0 +1,144 @@
+#!/usr/bin/perl
+# hls_format fmp4: the shipped configuration with fMP4 segments. An ffmpeg publisher
+# (H.264 + AAC) gets a version 7 playlist with EXT-X-MAP, an init segment and .m4s
+# segments that ffmpeg decodes without an error, served with their MIME types and cache
+# headers, and played by hls.js in headless Chromium; an Enhanced RTMP publisher's Opus
+# (what WHIP streams carry) goes into the segments as Opus. nginx -t refuses a bad value
+# and hls_keys with fmp4.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Test::Nginx::RTMP qw(wait_for slurp probe);
+use Test::Nginx::RTMPClient;
+use Time::HiRes qw(time sleep);
+
+my $t = Test::Nginx::RTMP->new;
+$t->write_default_config(edit => sub { s{hls_fragment_naming system;}{hls_fragment_naming system;\n            hls_format fmp4;} or die 'no hls_fragment_naming in nginx.conf' });
+$t->run;
+my $dir = $t->dir;
+my $hls = "$dir/run/hls";
+my $http = 'http://127.0.0.1:' . $t->port('HTTP');
+my $rtmp = 'rtmp://127.0.0.1:' . $t->port('RTMP');
+
+# --- nginx -t ----------------------------------------------------------------------------------
+for ([ 'hls_format mp4;', qr/invalid value "mp4" in "hls_format" directive/ ],
+     [ 'hls_keys on; hls_format fmp4;', qr/"hls_keys" is on in application "x" with "hls_format fmp4"/ ]) {
+    my ($lines, $want) = @$_;
+    my $c = Test::Nginx::RTMP->new;
+    $c->write_config("rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; application x { live on; hls on; hls_path %%DIR%%/h; $lines } } }");
+    my ($ok, $out) = $c->test_config;
+    ok(!$ok && $out =~ $want, "nginx -t refuses \"$lines\"") or diag($out);
+}
+
+# --- H.264 + AAC from ffmpeg -----------------------------------------------------------------
+my $pub = $t->ffmpeg_publish("$rtmp/live/f", 120, gop => 30, size => '640x360');
+ok(wait_for(sub { (() = (slurp("$hls/f.m3u8") // '') =~ /\.m4s$/mg) >= 3 }, 20), 'the playlist lists three fMP4 segments');
+my $pl = slurp("$hls/f.m3u8") // '';
+like($pl, qr/^#EXT-X-VERSION:7$/m, '  version 7');
+my ($init) = $pl =~ /^#EXT-X-MAP:URI="(f-init\d+\.mp4)"$/m;
+ok($init && -s "$hls/$init", "  EXT-X-MAP names the init segment ($init)") or diag($pl);
+my @segs = $pl =~ /^(f-\d+\.m4s)$/mg;
+system("cat $hls/$init " . join(' ', map { "$hls/$_" } @segs) . " > $dir/f.mp4") == 0 or die;
+# What ffprobe says of a file's streams: "h264 640x360, aac 2ch".
+sub streams {
+    my ($file) = @_;
+    my @s;
+    for (qx{ffprobe -v error -show_entries stream=codec_name,width,height,channels -of json $file 2>&1} =~ /\{[^{}]*"codec_name"[^{}]*\}/g) {
+        my ($codec) = /"codec_name": "(\w+)"/;
+        my ($w) = /"width": (\d+)/;
+        my ($h) = /"height": (\d+)/;
+        my ($ch) = /"channels": (\d+)/;
+        push @s, $codec . ($w ? " ${w}x$h" : '') . ($ch ? " ${ch}ch" : '');
+    }
+    return join(', ', @s);
+}
+is(streams("$dir/f.mp4"), 'h264 640x360, aac 1ch', '  init + segments: H.264 640x360 and AAC');
+my $p = probe("$dir/f.mp4");
+my ($durations) = 0;
+$durations += $_ for $pl =~ /^#EXTINF:([\d.]+),$/mg;
+cmp_ok($p->{video}{frames} // 0, '>=', int($durations * 30) - 2, sprintf('  every frame is there (%d for %.3f s listed)', $p->{video}{frames} // 0, $durations));
+is(scalar qx{ffmpeg -v error -i $dir/f.mp4 -f null - 2>&1}, '', '  and ffmpeg decodes them without an error');
+# Each segment on its own after the init segment (as players fetch them).
+my $bad = grep { system("cat $hls/$init $hls/$_ > $dir/one.mp4; ffmpeg -v error -i $dir/one.mp4 -f null - 2>&1 | grep -q .") == 0 } @segs;
+is($bad, 0, '  each segment decodes after the init segment alone');
+
+sub head {
+    my ($path) = @_;
+    return scalar qx{curl -s -o /dev/null -D - '$http$path'};
+}
+my $h = head("/hls/$segs[-1]");
+like($h, qr{^Content-Type: video/iso\.segment\r$}mi, 'a segment is served as video/iso.segment');
+like($h, qr{^Cache-Control: public, max-age=31536000, immutable\r$}mi, '  immutable');
+like(head("/hls/$init"), qr{^Content-Type: video/mp4\r$}mi, 'the init segment as video/mp4');
+
+SKIP: {
+    my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
+    skip 'chromium is not installed (scripts/setup.sh deps installs it)', 3 unless $chromium;
+    my ($playing, $last, $n) = $t->hlsjs_plays($chromium, 'f', 8);
+    ok($playing, "hls.js in Chromium plays the fMP4 stream ($n reports)") or diag(slurp("$dir/chromium-f.log"));
+    my $advanced = $playing ? $last->{t} - $playing->{t} : 0;
+    cmp_ok($advanced, '>=', 8, sprintf('  currentTime advances %.1f s', $advanced));
+    is(($last->{errors} // '?') . ($last->{last} // ''), '0', '  with no error events');
+}
+kill 'TERM', $pub;
+
+# --- Opus, as a WHIP stream carries it (Enhanced RTMP) ---------------------------------------
+# ffmpeg encodes 6 s of H.264 (FLV) and Opus (Ogg, 20 ms packets); the test publishes them
+# as an Enhanced RTMP publisher would, interleaved by time.
+system("ffmpeg -v error -f lavfi -i testsrc2=size=320x180:rate=30 -t 6 -c:v libx264 -preset ultrafast -g 30 -pix_fmt yuv420p -f flv $dir/v.flv"
+    . " && ffmpeg -v error -f lavfi -i sine=frequency=440:sample_rate=48000 -t 6 -ac 2 -c:a libopus -b:a 64k -frame_duration 20 -f ogg $dir/a.ogg") == 0
+    or die 'ffmpeg failed';
+my @tags;
+{
+    my $flv = slurp("$dir/v.flv");
+    my $at = 13;
+    while ($at + 11 <= length $flv) {
+        my ($type, $size) = (ord(substr($flv, $at, 1)), unpack('N', "\0" . substr($flv, $at + 1, 3)));
+        my $ts = unpack('N', substr($flv, $at + 7, 1) . substr($flv, $at + 4, 3));
+        push @tags, [ $ts, 9, substr($flv, $at + 11, $size) ] if $type == 9;
+        $at += 11 + $size + 4;
+    }
+    my $ogg = slurp("$dir/a.ogg");
+    my ($packet, @packets) = ('');
+    $at = 0;
+    while ($at + 27 <= length $ogg && substr($ogg, $at, 4) eq 'OggS') {
+        my $n = ord(substr($ogg, $at + 26, 1));
+        my @lace = map { ord } split //, substr($ogg, $at + 27, $n);
+        my $data = $at + 27 + $n;
+        for my $l (@lace) {
+            $packet .= substr($ogg, $data, $l);
+            $data += $l;
+            if ($l < 255) { push @packets, $packet; $packet = '' }
+        }
+        $at = $data;
+    }
+    my ($head, undef, @audio) = @packets;
+    die 'no OpusHead' unless ($head // '') =~ /^OpusHead/;
+    push @tags, [ 0, 8, "\x90Opus$head" ];
+    my $ms = 0;
+    for (@audio) { push @tags, [ int($ms), 8, "\x91Opus$_" ]; $ms += 20 }
+}
+@tags = sort { $a->[0] <=> $b->[0] || $b->[2] =~ /^\x90|^\x17\x00/ <=> $a->[2] =~ /^\x90|^\x17\x00/ } @tags;
+my $c = Test::Nginx::RTMPClient->new(port => $t->port('RTMP'));
+$c->connect_app('live');
+is($c->publish('o'), 'NetStream.Publish.Start', 'an Enhanced RTMP publisher of H.264 and Opus');
+$c->send_message(csid => $_->[1] == 9 ? 7 : 6, type => $_->[1], msid => $c->{msid}, ts => $_->[0], body => $_->[2]) for @tags;
+close $c->sock;
+# (All 6 s listed: the last segment is completed when the publisher leaves.)
+sub listed { my $d = 0; $d += $_ for (slurp($_[0]) // '') =~ /^#EXTINF:([\d.]+),$/mg; return $d }
+ok(wait_for(sub { listed("$hls/o.m3u8") > 5.9 }, 10), sprintf('  its playlist lists fMP4 segments (%.3f s)', listed("$hls/o.m3u8")));
+$pl = slurp("$hls/o.m3u8") // '';
+($init) = $pl =~ /^#EXT-X-MAP:URI="(o-init\d+\.mp4)"$/m;
+@segs = $pl =~ /^(o-\d+\.m4s)$/mg;
+system("cat $hls/$init " . join(' ', map { "$hls/$_" } @segs) . " > $dir/o.mp4") == 0 or die;
+$p = probe("$dir/o.mp4");
+is(streams("$dir/o.mp4"), 'h264 320x180, opus 2ch', '  H.264 and Opus (no transcoding), stereo');
+cmp_ok($p->{audio}{frames} // 0, '>=', 250, "  with the audio packets ($p->{audio}{frames})");
+is(scalar qx{ffmpeg -v error -i $dir/o.mp4 -f null - 2>&1}, '', '  and ffmpeg decodes them without an error');
+
+ok($t->stop, 'nginx stops');
+is(join("\n", $t->alerts), '', 'no alert, crit or emerg in the error log');
+done_testing;
