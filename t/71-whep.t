@@ -40,6 +40,10 @@ my $conf = slurp("$dir/nginx.conf");
 $conf =~ s/access_log off;//;
 # (Ten WHEP sessions from one address at most, checked below.)
 $conf =~ s/(whip_udp_listen [^;]+;)/$1\n    whep_max_sessions_per_ip 10;/ or die 'no whip_udp_listen';
+# WHEP of application abr (the default config's ladder, one small rendition here: this
+# machine has two cores).
+$conf =~ s/(\s*location ~ \^\/\[\^\/\]\+\/whep)/\n        location ~ ^\/abr\/[^\/]+\/whep(\/[^\/]*)?\$ { whep_play abr; }$1/ or die 'no whep location';
+$conf =~ s/transcode _720p [^;]+;\s*transcode _480p [^;]+;\s*transcode _360p [^;]+;/transcode _lo 320x180 300k;/ or die 'no transcode lines';
 $t->write_file('nginx.conf', $conf);
 $t->run;
 my ($rtmp, $whip) = ($t->port('RTMP'), $t->port('WHIP'));
@@ -198,6 +202,24 @@ SKIP: {
     kill 'TERM', $c2, $gst;
     $t->reap($c2, 10);
     $t->reap($gst, 15);
+}
+
+# A stream with B-frames: played from its ladder's rendition (encoded without them), not
+# refused.
+SKIP: {
+    skip 'GStreamer webrtcbin (python3-gi) is needed', 3 unless $gst_ok;
+    my $b = $t->spawn("$dir/bframes.log", 'ffmpeg', '-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30',
+        '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100', '-c:v', 'libx264', '-preset', 'veryfast', '-bf', 2, '-g', 30,
+        '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-t', 40, '-f', 'flv', "rtmp://127.0.0.1:$rtmp/abr/b");
+    ok(wait_for(sub { ($t->error_log // '') =~ m{publish: "abr/b_lo"} }, 20), 'a publisher with B-frames in the application with a ladder: its rendition is live');
+    sleep 1;
+    my $v = $t->spawn("$dir/whep-gst-b.log", '/usr/bin/python3', "$FindBin::Bin/data/whep-gst.py", "$base/abr/b/whep", 5);
+    my $rc = $t->reap($v, 30);
+    my ($video) = (slurp("$dir/whep-gst-b.log") // '') =~ /counts video=(\d+)/;
+    ok(($rc // 1) == 0 && ($video // 0) >= 60, sprintf('a WHEP viewer of it decodes %d frames', $video // 0)) or diag(slurp("$dir/whep-gst-b.log"));
+    like($t->error_log // '', qr{whep: "abr/b" has B-frames: the viewer plays its rendition "b_lo"}, '  of the rendition, as the log says');
+    kill 'TERM', $b;
+    $t->reap($b, 10);
 }
 
 kill 'TERM', $pub;

@@ -44,6 +44,28 @@ pub(super) fn hls_as(run: &AppRun, name: &str) -> (String, bool) {
     }
 }
 
+impl App {
+    /// What a WHEP viewer of `app`/`name` plays instead of the stream, if anything: when
+    /// the stream has B-frames (browsers' WebRTC decoders do not reorder them) and the
+    /// application's transcoding ladder makes renditions of it (encoded without: x264's
+    /// `zerolatency`), its first rendition. (A stream another worker has is not known
+    /// here: its viewers are refused as without a ladder.)
+    pub fn whep_rendition(&self, app: &str, name: &str) -> Option<String> {
+        for (server, s) in self.conf.servers.iter().enumerate() {
+            let Some(ai) = s.apps.iter().position(|a| a.name == app) else { continue };
+            let run = self.conf.app(server, ai)?;
+            let first = run.ladder.first()?;
+            if rendition_of(run, name).is_some() {
+                return None;
+            }
+            let key = StreamKey { server, app: app.to_owned(), name: name.to_owned() };
+            let st = self.streams.get(self.stream_of(&key)?)?;
+            return st.stats.bframes.then(|| format!("{name}{}", first.suffix));
+        }
+        None
+    }
+}
+
 /// The ffmpeg command of a ladder: one input, one output per rendition.
 pub fn command(ffmpeg: &str, source: &str, base: &str, name: &str, ladder: &[Rendition]) -> Spec {
     let mut a: Vec<String> = [ffmpeg, "-hide_banner", "-loglevel", "warning", "-nostdin", "-copyts", "-i", source].map(str::to_owned).to_vec();

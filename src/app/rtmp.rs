@@ -306,6 +306,14 @@ impl App {
                 let (Some(cur), Some(s)) = (r.play.as_mut(), self.streams.get(r.stream)) else { return };
                 s.fanout.receive(cur, kind, on);
             }
+            Event::KeyframeRequest { msid } => {
+                let Some(r) = c.roles.iter().find(|r| r.msid == msid && r.play.is_some()) else { return };
+                let sid = r.stream;
+                // (Only a WHIP publisher can be asked; at most every 500 ms.)
+                if let Some(p) = self.streams.get(sid).and_then(|s| s.source) {
+                    self.ask_keyframe(p, sid, false, now);
+                }
+            }
         }
     }
 

@@ -427,3 +427,27 @@ fn the_access_log_has_a_line_per_session_and_busy_closes_idle_clients() {
     assert_eq!(sim.access_log.len(), 3, "the quiet application logs nothing");
     assert_eq!(health(&sim).faults, [0, 0, 0, 0, 2], "two clients closed as idle");
 }
+
+#[test]
+fn a_players_keyframe_request_reaches_a_whip_publisher_at_most_every_500_ms() {
+    let mut sim = Sim::new("rtmp { server { listen 1935; application live { live on; } } }");
+    let mut p = Peer::of_kind(&mut sim, super::Kind::Whip);
+    assert_eq!(p.connect(&mut sim, "live"), ["NetConnection.Connect.Success"]);
+    assert_eq!(p.publish(&mut sim, "s"), ["NetStream.Publish.Start"]);
+    p.video(&mut sim, 0, false, true);
+    p.video(&mut sim, 0, true, false);
+    let mut v = player(&mut sim, "s");
+    let asked = |p: &mut Peer, sim: &mut Sim| {
+        p.read(sim).iter().filter(|m| m.type_id == msg::COMMAND_AMF0 && m.payload.windows(msg::KEYFRAME_REQUEST.len()).any(|w| w == msg::KEYFRAME_REQUEST.as_bytes())).count()
+    };
+    assert_eq!(asked(&mut p, &mut sim), 0, "a player that starts from the GOP cache asks nothing");
+    let ask = [crate::rtmp::amf::Value::str(msg::KEYFRAME_REQUEST), crate::rtmp::amf::Value::Number(0.0), crate::rtmp::amf::Value::Null];
+    let msid = v.msid;
+    v.command(&mut sim, msid, &ask);
+    assert_eq!(asked(&mut p, &mut sim), 1, "a viewer lost a picture: the WHIP publisher is asked");
+    v.command(&mut sim, msid, &ask);
+    assert_eq!(asked(&mut p, &mut sim), 0, "not again within 500 ms");
+    sim.advance(600);
+    v.command(&mut sim, msid, &ask);
+    assert_eq!(asked(&mut p, &mut sim), 1, "again after");
+}

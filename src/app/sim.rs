@@ -235,9 +235,14 @@ impl Sim {
 
     /// A new connection on server 0.
     pub fn accept(&mut self) -> ClientId {
+        self.accept_kind(Kind::Rtmp)
+    }
+
+    /// A new connection of this kind (a WHIP session's, say) on server 0.
+    pub fn accept_kind(&mut self, kind: Kind) -> ClientId {
         let number = self.next_number;
         self.next_number += 1;
-        let id = self.app.accept(Accept { server: 0, addr: "127.0.0.1", ip: IpAddr::V4(Ipv4Addr::LOCALHOST), number, kind: Kind::Rtmp, proxy_protocol: false }, &self.now);
+        let id = self.app.accept(Accept { server: 0, addr: "127.0.0.1", ip: IpAddr::V4(Ipv4Addr::LOCALHOST), number, kind, proxy_protocol: false }, &self.now);
         self.conns.insert(id, Conn::default());
         self.run();
         id
@@ -387,7 +392,11 @@ pub struct Peer {
 impl Peer {
     /// Connects and shakes hands.
     pub fn new(sim: &mut Sim) -> Peer {
-        let id = sim.accept();
+        Peer::of_kind(sim, Kind::Rtmp)
+    }
+
+    pub fn of_kind(sim: &mut Sim, kind: Kind) -> Peer {
+        let id = sim.accept_kind(kind);
         let mut c0c1 = vec![3u8];
         c0c1.resize(1 + 1536, 0);
         sim.send(id, &c0c1);

@@ -33,6 +33,10 @@ pub struct Pub {
     pub active: bool,
     pub audio_ts: u32,
     pub video_ts: u32,
+    /// A video frame came with a presentation time before the last one's: B-frames
+    /// (which browsers' WebRTC decoders do not reorder).
+    pub bframes: bool,
+    last_pts: Option<i64>,
 }
 
 impl Pub {
@@ -50,6 +54,8 @@ impl Pub {
             active: false,
             audio_ts: 0,
             video_ts: 0,
+            bframes: false,
+            last_pts: None,
         }
     }
 
@@ -62,6 +68,11 @@ impl Pub {
                 self.video += len;
                 self.video_ts = f.timestamp;
                 self.active = true;
+                if f.part == crate::media::Part::Coded {
+                    let pts = i64::from(f.timestamp) + i64::from(f.cts);
+                    self.bframes |= self.last_pts.is_some_and(|l| pts < l);
+                    self.last_pts = Some(pts);
+                }
             }
             MediaKind::Audio => {
                 self.audio += len;

@@ -754,6 +754,13 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
         w.next_req += 1;
         w.next_req
     });
+    let mut name = ctx.name.clone();
+    if ctx.publish.play {
+        if let Some(r) = super::worker::whep_rendition(&ctx.publish.app, &name) {
+            log!(NGX_LOG_INFO, (*c).log, "whep: \"{}/{name}\" has B-frames: the viewer plays its rendition \"{r}\" (transcode)", ctx.publish.app);
+            name = r;
+        }
+    }
     let o = sidecar::Offer {
         req,
         sdp: String::from_utf8_lossy(&sdp).into_owned(),
@@ -761,7 +768,7 @@ unsafe fn offer(r: *mut ngx_http_request_t) -> ngx_int_t {
         audio: offer.audio,
         rtmp: theirs,
         app: ctx.publish.app.clone(),
-        stream: whip::publish_name(&ctx.name, token.as_deref()),
+        stream: whip::publish_name(&name, token.as_deref()),
         tc_url: format!("{}://{host}/{}", if ctx.publish.play { "whep" } else { "whip" }, ctx.publish.app),
         candidate,
         play: ctx.publish.play,

@@ -861,6 +861,12 @@ pub fn control(section: &str, method: &str, arg: &dyn Fn(&str) -> Option<String>
     .unwrap_or_else(|| Err("there is no rtmp {} block".into()))
 }
 
+/// The ladder rendition a WHEP viewer of a stream with B-frames plays (see
+/// `App::whep_rendition`).
+pub fn whep_rendition(app: &str, name: &str) -> Option<String> {
+    with(|w| w.app.whep_rendition(app, name)).flatten()
+}
+
 /// An HLS segment of `stream` was served to `viewer` (from the http log phase).
 pub fn hls_seen(stream: &str, viewer: u64) {
     with(|w| w.app.hls_seen(stream, viewer, &now()));

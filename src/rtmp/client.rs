@@ -156,6 +156,14 @@ impl Client {
         self.events.pop_front()
     }
 
+    /// A player asks the server for a keyframe (`message::KEYFRAME_REQUEST`), which asks
+    /// the stream's WHIP publisher.
+    pub fn request_keyframe(&mut self) {
+        if self.mode == Mode::Play && self.state == State::Ready {
+            self.command(self.msid, &[Value::str(msg::KEYFRAME_REQUEST), Value::Number(0.0), Value::Null]);
+        }
+    }
+
     fn command(&mut self, msid: u32, values: &[Value]) {
         msg::amf0(&mut self.out, msg::CSID_COMMAND, msg::COMMAND_AMF0, msid, values, self.chunk_size);
     }

@@ -11,8 +11,11 @@ use bytes::Bytes;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::packetizer::Payloader;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
@@ -243,6 +246,7 @@ impl Session {
         let mut last_heard = Instant::now();
         // What went wrong with the audio, said once per session.
         let mut noted = false;
+        let mut last_pli: Option<Instant> = None;
         let note = |noted: &mut bool, why: String| {
             if !std::mem::replace(noted, true) {
                 self.out.send(Reply::Log(format!("whep: session {}: the stream's audio is not sent: {why}", self.id)));
@@ -269,9 +273,22 @@ impl Session {
                     }
                 }
             }
-            // (RTCP from the viewer: receiver reports and NACKs are the interceptors';
-            // a PLI needs nothing, keyframes come at the stream's own interval.)
-            while pc.poll_read().is_some() {}
+            // RTCP from the viewer: receiver reports and NACKs are the interceptors'; a
+            // PLI or FIR (a picture lost) goes to the server, which asks the stream's
+            // WHIP publisher for a keyframe (an RTMP publisher sends its own at its own
+            // interval). At most every 250 ms from here, every 500 ms to the publisher.
+            while let Some(m) = pc.poll_read() {
+                if let RTCMessage::RtcpPacket(_, packets) = m.message {
+                    let lost = packets.iter().any(|p| {
+                        p.as_any().downcast_ref::<PictureLossIndication>().is_some()
+                            || p.as_any().downcast_ref::<FullIntraRequest>().is_some()
+                    });
+                    if lost && last_pli.is_none_or(|t: Instant| t.elapsed() >= Duration::from_millis(250)) {
+                        last_pli = Some(Instant::now());
+                        link.client.request_keyframe();
+                    }
+                }
+            }
             let now = Instant::now();
             for (kind, ts, payload) in link.media.drain(..) {
                 let o = prep.frame(&Frame::parse(kind, ts, payload));

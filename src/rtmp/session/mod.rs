@@ -67,6 +67,9 @@ pub enum Event {
     Seek { msid: u32, ms: f64 },
     /// `receiveAudio` / `receiveVideo`: a player turns a kind of media on or off.
     Receive { msid: u32, kind: MediaKind, on: bool },
+    /// A player asks for a keyframe (`message::KEYFRAME_REQUEST`: a WHEP viewer lost a
+    /// picture); the stream's WHIP publisher is asked for one.
+    KeyframeRequest { msid: u32 },
 }
 
 #[derive(Debug, PartialEq)]
@@ -485,6 +488,7 @@ impl Session {
                 let on = !matches!(args.get(1), Some(Value::Boolean(false)));
                 self.events.push_back(Event::Receive { msid, kind, on });
             }
+            n if n == msg::KEYFRAME_REQUEST && self.streams.contains(&msid) => self.events.push_back(Event::KeyframeRequest { msid }),
             "getStreamLength" => self.result(txid, "_result", Value::Null, Value::Number(0.0)),
             "FCPublish" => {
                 let name = arg_str(1);
