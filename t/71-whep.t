@@ -204,6 +204,25 @@ SKIP: {
     $t->reap($gst, 15);
 }
 
+# A browser to a browser: Chromium publishes its fake camera over WHIP (the publish
+# page), a second Chromium watches it over WHEP (the watch page).
+{
+    my $pc = $t->spawn("$dir/chromium-pub.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
+        '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
+        '--disable-background-networking', '--disable-dev-shm-usage', '--no-first-run', '--mute-audio',
+        "--user-data-dir=$dir/chromium-pub", "$base/publish.html?key=browser&autostart=1&seconds=30&report=1");
+    ok(wait_for(sub { ($t->error_log // '') =~ m{publish: "live/browser"} }, 25), 'Chromium publishes live/browser over WHIP (the publish page, a fake camera)')
+        or diag(slurp("$dir/chromium-pub.log") // '');
+    my $c4 = $watch->('browser', 4, seconds => 8);
+    ok(wait_for(sub { $frames->($reports->('browser')) >= 60 }, 20), sprintf('a second Chromium plays it over WHEP: %d frames decoded', $frames->($reports->('browser'))))
+        or diag(join("\n", @{ $reports->('browser') }), slurp("$dir/chromium-4.log") // '');
+    my ($abytes) = map { /audio_bytes=(\d+)/ ? $1 : () } reverse grep { /^stats/ } @{ $reports->('browser') };
+    cmp_ok($abytes // 0, '>', 1000, sprintf('  with its Opus audio (%d bytes)', $abytes // 0));
+    kill 'TERM', $c4, $pc;
+    $t->reap($c4, 10);
+    $t->reap($pc, 10);
+}
+
 # A stream with B-frames: played from its ladder's rendition (encoded without them), not
 # refused.
 SKIP: {
