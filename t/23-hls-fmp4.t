@@ -16,7 +16,11 @@ use Test::Nginx::RTMPClient;
 use Time::HiRes qw(time sleep);
 
 my $t = Test::Nginx::RTMP->new;
-$t->write_default_config(edit => sub { s{hls_fragment_naming system;}{hls_fragment_naming system;\n            hls_format fmp4;} or die 'no hls_fragment_naming in nginx.conf' });
+# (Application live in fMP4; application ll in low-latency HLS: 1 s segments, 250 ms parts.)
+$t->write_default_config(edit => sub {
+    s{hls_fragment_naming system;}{hls_fragment_naming system;\n            hls_format fmp4;} or die 'no hls_fragment_naming in nginx.conf';
+    s{(\n\s*application abr \{)}{\n        application ll {\n            live on;\n            hls on;\n            hls_path run/hls;\n            hls_format fmp4;\n            hls_fragment 1s;\n            hls_partial_duration 250ms;\n            hls_playlist_length 6s;\n            hls_fragment_naming system;\n        }\n$1} or die 'no application abr';
+});
 $t->run;
 my $dir = $t->dir;
 my $hls = "$dir/run/hls";
@@ -25,6 +29,8 @@ my $rtmp = 'rtmp://127.0.0.1:' . $t->port('RTMP');
 
 # --- nginx -t ----------------------------------------------------------------------------------
 for ([ 'hls_format mp4;', qr/invalid value "mp4" in "hls_format" directive/ ],
+     [ 'hls_partial_duration 250ms;', qr/"hls_partial_duration" is set in application "x" without "hls_format fmp4"/ ],
+     [ 'hls_format fmp4; hls_fragment 1s; hls_partial_duration 600ms;', qr/"hls_partial_duration" in application "x" must be at most half of "hls_fragment"/ ],
      [ 'hls_keys on; hls_format fmp4;', qr/"hls_keys" is on in application "x" with "hls_format fmp4"/ ]) {
     my ($lines, $want) = @$_;
     my $c = Test::Nginx::RTMP->new;
@@ -138,6 +144,39 @@ $p = probe("$dir/o.mp4");
 is(streams("$dir/o.mp4"), 'h264 320x180, opus 2ch', '  H.264 and Opus (no transcoding), stereo');
 cmp_ok($p->{audio}{frames} // 0, '>=', 250, "  with the audio packets ($p->{audio}{frames})");
 is(scalar qx{ffmpeg -v error -i $dir/o.mp4 -f null - 2>&1}, '', '  and ffmpeg decodes them without an error');
+
+# --- low-latency HLS: parts ------------------------------------------------------------------
+my $ll = $t->ffmpeg_publish("$rtmp/ll/lat", 120, gop => 30, size => '640x360');
+ok(wait_for(sub { (() = (slurp("$hls/lat.m3u8") // '') =~ /\.m4s$/mg) >= 4 }, 20), 'hls_partial_duration: a low-latency playlist');
+$pl = slurp("$hls/lat.m3u8") // '';
+like($pl, qr/^#EXT-X-PART-INF:PART-TARGET=0\.250\n#EXT-X-SERVER-CONTROL:PART-HOLD-BACK=1\.750$/m, '  with PART-INF and PART-HOLD-BACK (three parts and a segment)');
+my @parts = $pl =~ /^#EXT-X-PART:DURATION=([\d.]+),URI="(lat-\d+\.\d+\.m4s)"(,INDEPENDENT=YES)?$/mg;
+my (@pd, @pu, @pi);
+while (my ($d, $u, $i) = splice(@parts, 0, 3)) { push @pd, $d; push @pu, $u; push @pi, $i ? 1 : 0 }
+ok(@pu >= 8, sprintf('  its parts are listed (%d)', scalar @pu));
+my @long = grep { $_ > 0.250 + 0.034 } @pd;
+ok(!@long, '  each at most a frame longer than the part target') or diag("@pd");
+is(join('', map { $pi[$_] ? 'I' : '' } grep { $pu[$_] =~ /\.0\.m4s$/ } 0 .. $#pu), 'I' x scalar(grep { /\.0\.m4s$/ } @pu), '  a segment\'s first part is INDEPENDENT (its keyframe)');
+# A complete segment's parts, after the init segment, decode; they make the segment.
+($init) = $pl =~ /^#EXT-X-MAP:URI="(lat-init\d+\.mp4)"$/m;
+my ($seg) = $pl =~ /^(lat-\d+)\.m4s$/m;
+my @of = sort { ($a =~ /\.(\d+)\.m4s$/)[0] <=> ($b =~ /\.(\d+)\.m4s$/)[0] } map { s{.*/}{}r } glob("$hls/$seg.*.m4s");
+system("cat $hls/$init " . join(' ', map { "$hls/$_" } @of) . " > $dir/parts.mp4") == 0 or die;
+is(scalar qx{ffmpeg -v error -i $dir/parts.mp4 -f null - 2>&1}, '', "  $seg\'s parts (@{[ scalar @of ]}) decode after the init segment");
+is(slurp("$dir/parts.mp4"), slurp("$hls/$init") . slurp("$hls/$seg.m4s"), '  and are the segment, byte for byte');
+SKIP: {
+    my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
+    skip 'chromium is not installed (scripts/setup.sh deps installs it)', 3 unless $chromium;
+    my ($playing, $last, $n, $all) = $t->hlsjs_plays($chromium, 'lat', 10);
+    ok($playing, "hls.js (low-latency mode) in Chromium plays it ($n reports)") or diag(slurp("$dir/chromium-lat.log"));
+    my $advanced = $playing ? $last->{t} - $playing->{t} : 0;
+    cmp_ok($advanced, '>=', 10, sprintf('  currentTime advances %.1f s', $advanced));
+    my @lat = sort { $a <=> $b } map { $_->{latency} // () } grep { $_->{t} > $playing->{t} + 2 } @$all;
+    my $p50 = $lat[$#lat / 2] // 99;
+    ok($p50 < 4, sprintf('  %.2f s behind live (hls.latency, median of %d reports; %s)', $p50, scalar @lat, join(' ', @lat)));
+    is(($last->{errors} // '?') . ($last->{last} // ''), '0', '  without a stall or any other error event');
+}
+kill 'TERM', $ll;
 
 ok($t->stop, 'nginx stops');
 is(join("\n", $t->alerts), '', 'no alert, crit or emerg in the error log');

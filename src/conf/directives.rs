@@ -191,6 +191,7 @@ pub const DIRECTIVES: &[Directive] = &[
     // ngx-rtmp-rs's own directives.
     d(c"gop_cache", MAIN | SRV | APP, Take1, Core),
     d(c"hls_format", MAIN | SRV | APP, Take1, Core),
+    d(c"hls_partial_duration", MAIN | SRV | APP, Take1, Core),
     d(c"merge_writes", MAIN | SRV | APP, Take1, Core),
     d(c"merge_reads", MAIN | SRV | APP, Take1, Core),
     d(c"resolver", MAIN | SRV, OneMore, Core),

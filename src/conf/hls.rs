@@ -11,6 +11,7 @@ pub struct HlsSettings {
     pub hls: Option<bool>,
     pub path: Option<String>,
     pub format: Option<Format>,
+    pub partial: Option<u64>,
     pub fragment: Option<u64>,
     pub max_fragment: Option<u64>,
     pub playlist_length: Option<u64>,
@@ -50,6 +51,7 @@ impl HlsSettings {
             "hls" => set!(hls, parse_flag, flag),
             "hls_path" => set!(path, text, "it must be a directory"),
             "hls_fragment" => set!(fragment, positive, time),
+            "hls_partial_duration" => set!(partial, |s: &str| parse_msec(s).filter(|t| (100..=5000).contains(t)), "it must be a time from 100ms to 5s"),
             "hls_format" => set!(
                 format,
                 |s: &str| match s {
@@ -129,7 +131,7 @@ impl HlsSettings {
         macro_rules! inherit {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = outer.$f.clone(); } )* };
         }
-        inherit!(hls, path, format, fragment, max_fragment, playlist_length, muxdelay, sync, continuous, nested, naming,
+        inherit!(hls, path, format, partial, fragment, max_fragment, playlist_length, muxdelay, sync, continuous, nested, naming,
                  granularity, slicing, event, max_audio_delay, audio_buffer_size, cleanup, base_url, keys, key_path,
                  key_url, fragments_per_key);
         if self.variants.is_empty() {
@@ -151,6 +153,7 @@ impl HlsSettings {
             key_path: self.key_path.as_deref().map_or_else(|| path.clone(), full),
             path,
             format: self.format.unwrap_or(d.format),
+            partial: self.partial.unwrap_or(d.partial),
             fragment,
             max_fragment: self.max_fragment.unwrap_or(fragment * 10),
             playlist_length: self.playlist_length.unwrap_or(d.playlist_length),

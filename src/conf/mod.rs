@@ -612,6 +612,15 @@ impl Rtmp {
             if h.hls == Some(true) && h.path.is_none() {
                 return Err(format!("\"hls\" is on in application \"{}\" but \"hls_path\" is not set", app.name));
             }
+            if h.hls == Some(true) && h.partial.is_some() && h.format != Some(crate::hls::Format::Fmp4) {
+                return Err(format!("\"hls_partial_duration\" is set in application \"{}\" without \"hls_format fmp4\": low-latency parts are fMP4", app.name));
+            }
+            if let (Some(true), Some(p)) = (h.hls, h.partial) {
+                let fragment = h.fragment.unwrap_or(crate::hls::Config::default().fragment);
+                if p * 2 > fragment {
+                    return Err(format!("\"hls_partial_duration\" in application \"{}\" must be at most half of \"hls_fragment\" ({fragment} ms)", app.name));
+                }
+            }
             if h.hls == Some(true) && h.keys == Some(true) && h.format == Some(crate::hls::Format::Fmp4) {
                 return Err(format!(
                     "\"hls_keys\" is on in application \"{}\" with \"hls_format fmp4\": fMP4 segments are not encrypted (SAMPLE-AES is not supported); use \"hls_format mpegts\"",

@@ -25,7 +25,7 @@ use mpeg2ts::es::StreamType;
 use codec::{Adts, AudioCodec, VideoCodec};
 use crate::media::config::{self, VideoConfig};
 use crate::media::{Codec, Frame, MediaKind, Part};
-use playlist::{Entry, Playlist};
+use playlist::{Entry, PartEntry, Parts, Playlist};
 use ts::{Muxer, Times, Track};
 
 /// Bytes gathered in memory before they are appended to the segment file.
@@ -107,6 +107,9 @@ pub struct Segmenter<F: Files> {
     /// fMP4: the tracks changed; a segment (with a new init segment) starts at the next
     /// keyframe, however short the open one is.
     cut_now: bool,
+    /// Low-latency HLS: the part being gathered (its number in the segment, where it
+    /// starts (90 kHz), whether it starts with a keyframe).
+    part: Option<(u32, u64, bool)>,
     clock: Clock,
     scratch: Vec<u8>,
 
@@ -203,7 +206,16 @@ impl<F: Files> Segmenter<F> {
             }
             (join(&cfg.path, &format!("{base}.m3u8")), text)
         });
-        let mut playlist = Playlist { event: cfg.event, target: cfg.fragment.div_ceil(1000).max(1), ..Playlist::default() };
+        // PART-HOLD-BACK: three parts (as RFC 8216bis advises), plus a segment's duration:
+        // the playlist is a static file, reloaded by players about once a segment (no
+        // blocking reload), so the live edge they know is up to that much behind. (With
+        // three parts only, hls.js stalled once at the start, then played 2.05 s behind.)
+        let parts = (cfg.format == Format::Fmp4 && cfg.partial > 0).then(|| Parts {
+            target: cfg.partial as f64 / 1000.0,
+            hold_back: (3 * cfg.partial + cfg.fragment) as f64 / 1000.0,
+            open: Vec::new(),
+        });
+        let mut playlist = Playlist { event: cfg.event, target: cfg.fragment.div_ceil(1000).max(1), parts, ..Playlist::default() };
         let mut next_discont = false;
         if cfg.continuous {
             if let Some(old) = files.read(&playlist_path).as_deref().and_then(Playlist::parse) {
@@ -232,6 +244,7 @@ impl<F: Files> Segmenter<F> {
             muxer: Muxer::new(None, None),
             init: None,
             cut_now: false,
+            part: None,
             clock: Clock::default(),
             scratch: Vec::new(),
             open: None,
@@ -359,6 +372,7 @@ impl<F: Files> Segmenter<F> {
                     }
                     let (dts, pts) = self.video_times(timestamp, f.cts);
                     self.update(dts, keyframe, 1, now_ms);
+                    self.part_due(dts, keyframe);
                     if self.open.is_some() {
                         if let Some(cmaf) = &mut self.cmaf {
                             cmaf.video(dts, pts, keyframe, f.data());
@@ -445,6 +459,9 @@ impl<F: Files> Segmenter<F> {
                 // Without video, audio cuts the segments.
                 let no_video = !cmaf.has_video();
                 self.update(ms * 90, no_video, 2, now_ms);
+                if no_video {
+                    self.part_due(ms * 90, true);
+                }
                 if self.open.is_some() {
                     let sync = self.cfg.sync;
                     if let Some(cmaf) = &mut self.cmaf {
@@ -459,6 +476,48 @@ impl<F: Files> Segmenter<F> {
         if self.cmaf.as_ref().is_some_and(|c| c.changed()) {
             self.cut_now = true;
         }
+    }
+
+    /// Low-latency HLS: the open part ends at `ts` (90 kHz) once it is `hls_partial_duration`
+    /// long; the next starts with the sample at `ts` (`keyframe`: an independent part).
+    fn part_due(&mut self, ts: u64, keyframe: bool) {
+        let Some((n, start, _)) = self.part else { return };
+        if self.open.is_none() || ts.saturating_sub(start) < self.cfg.partial * 90 {
+            return;
+        }
+        if self.finish_part(ts) {
+            self.part = Some((n + 1, ts, keyframe));
+        }
+    }
+
+    /// Writes the open part (the samples gathered, up to `end`): its own file, and the
+    /// segment's; lists it in the playlist. False if it had no samples.
+    fn finish_part(&mut self, end: u64) -> bool {
+        let (Some((n, start, independent)), Some(open)) = (self.part, &self.open) else { return false };
+        let id = open.id;
+        let failed = open.failed;
+        let at = self.buf.len();
+        if let Some(cmaf) = &mut self.cmaf {
+            cmaf.fragment(Some(end), &mut self.buf);
+        }
+        if self.buf.len() == at {
+            return false;
+        }
+        let path = format!("{}{id}.{n}.m4s", self.seg_prefix);
+        if !failed {
+            if let Err(e) = self.files.replace_often(&path, &self.buf[at..]) {
+                self.write_failed(format!("hls: writing \"{path}\" failed: {e}"));
+            }
+        }
+        let uri = format!("{}{id}.{n}.m4s", self.uri_prefix);
+        if let Some(parts) = &mut self.playlist.parts {
+            parts.open.push(PartEntry { uri, duration: end.saturating_sub(start) as f64 / 90_000.0, independent });
+        }
+        if !failed {
+            self.write_playlist();
+        }
+        self.spill();
+        true
     }
 
     /// Whether the open segment is `hls_fragment` long and ends at the next keyframe
@@ -606,7 +665,7 @@ impl<F: Files> Segmenter<F> {
     fn spill(&mut self) {
         // (fMP4: a segment is written as fragments of up to this much, so memory stays
         // bounded however long a segment is.)
-        if let Some(cmaf) = &mut self.cmaf {
+        if let Some(cmaf) = self.cmaf.as_mut().filter(|_| self.part.is_none()) {
             if cmaf.buffered() >= WRITE_CHUNK {
                 cmaf.fragment(None, &mut self.buf);
             }
@@ -707,6 +766,9 @@ impl<F: Files> Segmenter<F> {
                 return;
             }
         }
+        if self.playlist.parts.is_some() {
+            self.part = Some((0, ts, true));
+        }
         let ext = if self.cmaf.is_some() { "m4s" } else { "ts" };
         let path = format!("{}{id}.{ext}", self.seg_prefix);
         let key = if self.cfg.keys { self.next_key(id) } else { None };
@@ -793,11 +855,15 @@ impl<F: Files> Segmenter<F> {
         if self.open.is_none() {
             return;
         }
-        if let Some(cmaf) = &mut self.cmaf {
+        if self.part.is_some() {
+            self.finish_part(end);
+            self.part = None;
+        } else if let Some(cmaf) = &mut self.cmaf {
             cmaf.fragment(Some(end), &mut self.buf);
         }
         self.write_out(true);
         let open = self.open.take().expect("open");
+        let parts = self.playlist.parts.as_mut().map(|p| std::mem::take(&mut p.open)).unwrap_or_default();
         self.cipher = None;
         if let Err(e) = self.files.close() {
             if !open.failed {
@@ -831,6 +897,7 @@ impl<F: Files> Segmenter<F> {
         self.playlist.entries.push(Entry {
             uri: format!("{}{}.{ext}", self.uri_prefix, open.id),
             map,
+            parts,
             duration,
             discont: open.discont,
             date_ms: Some(open.date_ms),

@@ -17,7 +17,31 @@ pub struct Entry {
     pub key: Option<(String, u128)>,
     /// fMP4: the init segment's URI (`EXT-X-MAP`).
     pub map: Option<String>,
+    /// Low-latency HLS: the segment's parts. (Listed for every segment in the window: hls.js
+    /// 1.7 failed a playlist update, "media sequence mismatch", when the parts of the
+    /// oldest of four segments were left out as RFC 8216bis allows.)
+    pub parts: Vec<PartEntry>,
 }
+
+/// A part of a segment (`EXT-X-PART`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartEntry {
+    pub uri: String,
+    pub duration: f64,
+    /// It starts with a keyframe.
+    pub independent: bool,
+}
+
+/// Low-latency HLS: the part target (s), and the parts of the segment being written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Parts {
+    pub target: f64,
+    /// `PART-HOLD-BACK` (s): how far from the end players start.
+    pub hold_back: f64,
+    pub open: Vec<PartEntry>,
+}
+
+
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Playlist {
@@ -29,6 +53,8 @@ pub struct Playlist {
     pub event: bool,
     pub ended: bool,
     pub entries: Vec<Entry>,
+    /// Low-latency HLS (`hls_partial_duration`).
+    pub parts: Option<Parts>,
 }
 
 /// `2026-11-24T09:25:55.123Z`.
@@ -91,6 +117,12 @@ impl Playlist {
         if self.event {
             s.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n");
         }
+        if let Some(p) = &self.parts {
+            let _ = write!(s, "#EXT-X-PART-INF:PART-TARGET={:.3}\n#EXT-X-SERVER-CONTROL:PART-HOLD-BACK={:.3}\n", p.target, p.hold_back);
+        }
+        let part_line = |s: &mut String, p: &PartEntry| {
+            let _ = writeln!(s, "#EXT-X-PART:DURATION={:.3},URI=\"{}\"{}", p.duration, p.uri, if p.independent { ",INDEPENDENT=YES" } else { "" });
+        };
         let mut key: Option<&(String, u128)> = None;
         let mut map: Option<&String> = None;
         for e in &self.entries {
@@ -112,7 +144,13 @@ impl Playlist {
             if let Some(ms) = e.date_ms {
                 let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(ms));
             }
+            if self.parts.is_some() {
+                e.parts.iter().for_each(|p| part_line(&mut s, p));
+            }
             let _ = write!(s, "#EXTINF:{:.3},\n{}\n", e.duration, e.uri);
+        }
+        if let Some(p) = &self.parts {
+            p.open.iter().for_each(|p| part_line(&mut s, p));
         }
         if self.ended {
             s.push_str("#EXT-X-ENDLIST\n");
@@ -164,6 +202,8 @@ impl Playlist {
                     date_ms: date_ms.take(),
                     key: key.clone(),
                     map: map.clone(),
+                    // (Parts are for the live edge: an earlier publisher's are not kept.)
+                    parts: Vec::new(),
                 });
             }
         }
@@ -194,6 +234,7 @@ mod tests {
             date_ms: Some(1_795_512_355_000 + n as i64 * 2000),
             key: key.map(|k| (format!("k-{k}.key"), k)),
             map: None,
+            parts: Vec::new(),
         };
         let p = Playlist {
             sequence: 6,
@@ -202,6 +243,7 @@ mod tests {
             event: false,
             ended: false,
             entries: vec![e(6, false, Some(6)), e(7, true, Some(6)), e(8, false, Some(8))],
+            parts: None,
         };
         let text = p.render();
         assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-MEDIA-SEQUENCE:6\n#EXT-X-TARGETDURATION:2\n"));

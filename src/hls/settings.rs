@@ -37,6 +37,8 @@ pub struct Variant {
 pub struct Config {
     pub path: String,
     pub format: Format,
+    /// Low-latency HLS (`hls_partial_duration`, fMP4 only): parts of this many ms; 0: none.
+    pub partial: u64,
     /// Times in ms.
     pub fragment: u64,
     pub max_fragment: u64,
@@ -71,6 +73,7 @@ impl Default for Config {
         Config {
             path: String::new(),
             format: Format::MpegTs,
+            partial: 0,
             fragment: 5000,
             max_fragment: 50_000,
             playlist_length: 30_000,

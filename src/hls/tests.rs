@@ -498,3 +498,25 @@ fn fmp4_hevc_from_enhanced_rtmp() {
     assert!(init.windows(4).any(|w| w == b"hvcC"));
     assert!(s.playlist().render().contains("h-2.m4s"));
 }
+
+#[test]
+fn low_latency_parts_are_listed_and_make_up_their_segments() {
+    let c = Config { format: Format::Fmp4, partial: 500, ..cfg() };
+    let mut s = Segmenter::new(&c, "cam", Mem::default());
+    publish(&mut s, 0, 7, 50, true, true);
+    let text = s.playlist().render();
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=0.500\n#EXT-X-SERVER-CONTROL:PART-HOLD-BACK=3.500\n"), "{text}");
+    // Segment 2 (4 s to 6 s): parts of at least 0.5 s (cut at the frame after), adding up
+    // to the segment, the first one independent (it starts with the keyframe).
+    let parts: Vec<&str> = text.lines().filter(|l| l.contains("URI=\"cam-2.")).collect();
+    assert_eq!(parts.len(), 4, "{text}");
+    let total: f64 = parts.iter().map(|l| l["#EXT-X-PART:DURATION=".len()..].split(',').next().unwrap().parse::<f64>().unwrap()).sum();
+    assert!((total - 2.0).abs() < 0.002, "{total}");
+    assert!(parts[0].ends_with("URI=\"cam-2.0.m4s\",INDEPENDENT=YES") && parts[1..].iter().all(|l| !l.contains("INDEPENDENT")), "{parts:?}");
+    assert!(text.contains("#EXTINF:2.000,\ncam-2.m4s\n#EXT-X-PART:DURATION=0.520,URI=\"cam-3.0.m4s\",INDEPENDENT=YES\n"), "the open segment's parts last: {text}");
+    let files = &s.files().files;
+    let joined: Vec<u8> = (0..4).flat_map(|n| files[&format!("/hls/cam-2.{n}.m4s")].clone()).collect();
+    assert_eq!(&joined, &files["/hls/cam-2.m4s"], "a segment is its parts");
+    // Parts are for the live edge: read back (hls_continuous), none are kept.
+    assert!(Playlist::parse(&text).unwrap().entries.iter().all(|e| e.parts.is_empty()));
+}

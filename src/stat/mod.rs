@@ -287,6 +287,11 @@ impl HlsViewers {
 /// `hls_nested on`.
 pub fn hls_stream_of(uri: &str) -> Option<&str> {
     let path = uri.strip_suffix(".ts").or_else(|| uri.strip_suffix(".m4s"))?;
+    // (A low-latency part: ID.N.)
+    let path = match path.rsplit_once('.') {
+        Some((seg, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => seg,
+        _ => path,
+    };
     let (dir, file) = path.rsplit_once('/')?;
     if !file.is_empty() && file.bytes().all(|b| b.is_ascii_digit()) {
         let (_, name) = dir.rsplit_once('/')?;

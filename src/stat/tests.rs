@@ -248,6 +248,7 @@ fn hls_viewers() {
     assert_eq!(hls_stream_of("/hls/cam-1764000000123.ts"), Some("cam"));
     assert_eq!(hls_stream_of("/hls/my-cam_hi-12.ts"), Some("my-cam_hi"));
     assert_eq!(hls_stream_of("/hls/cam-1764000000123.m4s"), Some("cam"), "fMP4 segments too");
+    assert_eq!(hls_stream_of("/hls/cam-1764000000123.3.m4s"), Some("cam"), "and low-latency parts");
     assert_eq!(hls_stream_of("/hls/cam-init1764000000123.mp4"), None, "not init segments");
     assert_eq!(hls_stream_of("/hls/cam/17.ts"), Some("cam"));
     for not in ["/hls/cam.m3u8", "/hls/cam-x.ts", "/hls/-1.ts", "/17.ts", "cam-1.ts", "/hls/cam-.ts"] {

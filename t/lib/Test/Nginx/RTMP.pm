@@ -288,8 +288,9 @@ sub write_default_config {
 
 # With write_default_config: plays player.html?stream=STREAM (hls.js) in headless
 # Chromium until its currentTime has advanced SECS seconds (or 45 s pass). Returns
-# (first report playing, last report, number of reports); the page reports every second:
-# /report?stream=S&t=CURRENT_TIME&errors=N&fatal=...&last=... in run/access.log.
+# (first report playing, last report, number of reports, every report); the page
+# reports every second: /report?stream=S&t=CURRENT_TIME&errors=N&fatal=...&last=...
+# (...&latency=hls.js's latency) in run/access.log.
 sub hlsjs_plays {
     my ($self, $chromium, $stream, $secs) = @_;
     my $dir = $self->{dir};
@@ -301,8 +302,10 @@ sub hlsjs_plays {
     wait_for(sub {
         @reports = ();
         my $log = slurp("$dir/run/access.log") // '';
-        while ($log =~ m{GET /report\?stream=\Q$stream\E&t=([\d.]+)&errors=(\d+)&fatal=([^& ]*)&last=([^& ]*)}g) {
-            push @reports, { t => $1, errors => $2, fatal => $3, last => $4 };
+        while ($log =~ m{GET /report\?stream=\Q$stream\E&t=([\d.]+)&errors=(\d+)&fatal=([^& ]*)&last=([^& ]*)([^ ]*)}g) {
+            my %r = (t => $1, errors => $2, fatal => $3, last => $4);
+            ($r{latency}) = $5 =~ /&latency=([\d.]+)/;
+            push @reports, \%r;
         }
         my ($p) = grep { $_->{t} > 0 } @reports;
         return $p && $reports[-1]{t} - $p->{t} >= $secs;
@@ -310,7 +313,7 @@ sub hlsjs_plays {
     kill 'TERM', $pid;
     waitpid($pid, 0);
     my ($playing) = grep { $_->{t} > 0 } @reports;
-    return ($playing, $reports[-1] // {}, scalar @reports);
+    return ($playing, $reports[-1] // {}, scalar @reports, \@reports);
 }
 
 sub DESTROY {
