@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 28, "nginx-rtmp-module's + gop_cache, merge_writes, merge_reads, resolver, drain_timeout, handshake_timeout, exec_stall_timeout, transcode, transcode_ffmpeg, rtmp_stat_format, rtmp_hls_viewers, relay_ssl_verify, pull_idle_timeout, relay_ssl_trusted_certificate ten whip_*, whep_play, whep_audio_bitrate and two whep_max_*");
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 30, "nginx-rtmp-module's + gop_cache, hls_format, hls_partial_duration, merge_writes, merge_reads, resolver, drain_timeout, handshake_timeout, exec_stall_timeout, transcode, transcode_ffmpeg, rtmp_stat_format, rtmp_hls_viewers, relay_ssl_verify, pull_idle_timeout, relay_ssl_trusted_certificate ten whip_*, whep_play, whep_audio_bitrate and two whep_max_*");
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);
