@@ -68,6 +68,9 @@ pub fn media(data: &[u8]) {
     let _ = media::config::hevc(body);
     let _ = media::config::aac(body);
     let _ = media::config::video_profile(k & 1 == 1, body);
+    // The picture size of a publisher's SPS (fMP4's sample entry says it).
+    let _ = media::sps::avc_size(body);
+    let _ = media::sps::hevc_size(body);
 }
 
 /// Text that comes from outside: playlists read back (`hls_continuous`), callback URLs,

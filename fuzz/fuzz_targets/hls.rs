@@ -1,10 +1,10 @@
 //! The HLS segmenter fed arbitrary audio/video tag bodies and timestamps, under a
-//! configuration picked by the input: it may skip what it cannot use, never panic, and
+//! configuration picked by the input (MPEG-TS or fMP4, with or without low-latency parts): it may skip what it cannot use, never panic, and
 //! its playlist always parses back.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use ngx_rtmp_rs::hls::playlist::Playlist;
-use ngx_rtmp_rs::hls::{Config, Files, Naming, Segmenter, Slicing};
+use ngx_rtmp_rs::hls::{Config, Files, Format, Naming, Segmenter, Slicing};
 use ngx_rtmp_rs::media::{Frame, MediaKind};
 use bytes::Bytes;
 use std::io;
@@ -30,6 +30,9 @@ impl Files for Sink {
         Ok(())
     }
     fn replace(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        if path.ends_with(".m4s") {
+            assert!(data.len() <= 64 << 20, "unbounded part");
+        }
         if path.ends_with("/f.m3u8") {
             self.playlist = String::from_utf8(data.to_vec()).expect("utf-8 playlist");
         }
@@ -48,13 +51,18 @@ impl Files for Sink {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, mut rest)) = data.split_first() else { return };
+    let Some((&flags, rest)) = data.split_first() else { return };
+    // (A second byte: fMP4, and low-latency parts of 100-400 ms.)
+    let Some((&more, mut rest)) = rest.split_first() else { return };
+    let fmp4 = more & 1 != 0;
     let cfg = Config {
+        format: if fmp4 { Format::Fmp4 } else { Format::MpegTs },
+        partial: if fmp4 && more & 2 != 0 { 100 + u64::from(more >> 2 & 3) * 100 } else { 0 },
         path: "/hls".into(),
         fragment: 100 + u64::from(flags & 7) * 300,
         max_fragment: 3000,
         playlist_length: 2000,
-        keys: flags & 8 != 0,
+        keys: flags & 8 != 0 && !fmp4,
         fragments_per_key: u64::from(flags >> 6),
         event: flags & 16 != 0,
         naming: if flags & 32 != 0 { Naming::Timestamp } else { Naming::Sequential },
