@@ -56,12 +56,7 @@ unlike($t->startup_output, qr/\[warn\]/, 'no warning about several workers');
 my $url = 'rtmp://127.0.0.1:' . $t->port('RTMP') . '/live/s';
 
 # The worker that took a connection: its connect line names its flashVer.
-sub worker_of {
-    my ($tag) = @_;
-    my $pid;
-    wait_for(sub { ($pid) = $t->error_log =~ /(\d+)#\d+: \*\d+ connect: app "live" flashver "\Q$tag\E"/; $pid }, 3);
-    return $pid;
-}
+sub worker_of { $t->worker_of(@_) }
 
 # The connection number of a client, by the flashVer it connected with.
 sub number_of {

@@ -43,12 +43,7 @@ my $dir = $t->dir;
 my @workers = $t->worker_pids;
 my $base = 'http://127.0.0.1:' . $t->port('WHIP');
 
-sub worker_of {
-    my ($tag) = @_;
-    my $pid;
-    wait_for(sub { ($pid) = $t->error_log =~ /(\d+)#\d+: \*\d+ connect: app "live" flashver "\Q$tag\E"/; $pid }, 3);
-    return $pid;
-}
+sub worker_of { $t->worker_of(@_) }
 
 # The WHIP publisher.
 my $gst = $t->spawn("$dir/whip.log", '/usr/bin/python3', "$FindBin::Bin/data/whip-gst.py", "$base/cam/whip", 40);

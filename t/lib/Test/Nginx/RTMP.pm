@@ -316,6 +316,15 @@ sub hlsjs_plays {
     return ($playing, $reports[-1] // {}, scalar @reports, \@reports);
 }
 
+# With several workers: the pid of the worker that took the client of application "live"
+# that connected with flashVer TAG (from the error log; undef after 3 s without it).
+sub worker_of {
+    my ($self, $tag) = @_;
+    my $pid;
+    wait_for(sub { ($pid) = $self->error_log =~ /(\d+)#\d+: \*\d+ connect: app "live" flashver "\Q$tag\E"/; $pid }, 3);
+    return $pid;
+}
+
 sub DESTROY {
     my ($self) = @_;
     kill 'TERM', @{ $self->{children} } if $self->{children};
