@@ -918,7 +918,13 @@ impl<F: Files> Segmenter<F> {
                 self.playlist.discontinuity_sequence += 1;
             }
         }
-        self.write_playlist();
+        // With parts, the playlist is written again once the next segment's first part
+        // is there: a playlist that ends with a complete segment and no part after it
+        // made hls.js 1.7 fail its next update ("media sequence mismatch") in most runs
+        // with 500 ms parts (it kept a hint of the open segment from the playlist before).
+        if self.playlist.parts.is_none() || self.finished {
+            self.write_playlist();
+        }
     }
 
     fn write_playlist(&mut self) {
