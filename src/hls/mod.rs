@@ -107,6 +107,8 @@ pub struct Segmenter<F: Files> {
     /// fMP4: the tracks changed; a segment (with a new init segment) starts at the next
     /// keyframe, however short the open one is.
     cut_now: bool,
+    /// The last segment's id (names never repeat within a publication).
+    last_id: Option<u64>,
     /// Low-latency HLS: the part being gathered (its number in the segment, where it
     /// starts (90 kHz), whether it starts with a keyframe).
     part: Option<(u32, u64, bool)>,
@@ -244,6 +246,7 @@ impl<F: Files> Segmenter<F> {
             muxer: Muxer::new(None, None),
             init: None,
             cut_now: false,
+            last_id: None,
             part: None,
             clock: Clock::default(),
             scratch: Vec::new(),
@@ -724,9 +727,17 @@ impl<F: Files> Segmenter<F> {
             Naming::Timestamp => ts,
             Naming::System => now_ms.max(0) as u64,
         };
-        match self.cfg.granularity {
+        let id = match self.cfg.granularity {
             0 => id,
             g => id / g * g,
+        };
+        // Names by the clock (or by time, rounded) must still differ: media that comes
+        // faster than real time (a relay catching up, a burst) opened two segments in one
+        // millisecond, and the second overwrote the first (seen in CI: a segment listed
+        // twice, another's media gone).
+        match self.last_id {
+            Some(last) if id <= last && self.cfg.naming != Naming::Sequential => last + 1,
+            _ => id,
         }
     }
 
@@ -741,6 +752,7 @@ impl<F: Files> Segmenter<F> {
             }
         }
         let id = self.segment_id(ts, now_ms);
+        self.last_id = Some(id);
         let mut discont = discont;
         if let Some(mut cmaf) = self.cmaf.take() {
             // The init segment, new when the tracks are (the first segment's, or after a

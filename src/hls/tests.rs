@@ -520,3 +520,17 @@ fn low_latency_parts_are_listed_and_make_up_their_segments() {
     // Parts are for the live edge: read back (hls_continuous), none are kept.
     assert!(Playlist::parse(&text).unwrap().entries.iter().all(|e| e.parts.is_empty()));
 }
+
+#[test]
+fn segments_named_by_the_clock_differ_when_media_comes_faster_than_real_time() {
+    let c = Config { naming: Naming::System, ..cfg() };
+    let mut s = Segmenter::new(&c, "cam", Mem::default());
+    s.video(0, AVC_HEADER, 0);
+    // 6 s of media within one millisecond of wall clock.
+    for i in 0..150u32 {
+        s.video(i * 40, &video_frame(i % 50 == 0, 100), 1_795_512_355_000);
+    }
+    s.finish();
+    let uris: Vec<&str> = s.playlist().entries.iter().map(|e| e.uri.as_str()).collect();
+    assert_eq!(uris, ["cam-1795512355000.ts", "cam-1795512355001.ts", "cam-1795512355002.ts"]);
+}
