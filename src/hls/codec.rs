@@ -33,28 +33,16 @@ pub(crate) fn nal_type(codec: VideoCodec, nal: &[u8]) -> u8 {
 /// (leaving `out` as it was) if the NAL lengths do not add up.
 pub fn annex_b(codec: VideoCodec, cfg: &VideoConfig, keyframe: bool, data: &[u8], out: &mut Vec<u8>) -> bool {
     let size = cfg.nal_length_size;
-    if data.is_empty() || !(1..=4).contains(&size) {
+    if !nal_lengths_ok(size, data) {
         return false;
     }
-    // First pass: check the lengths and whether parameter sets are in band.
-    let mut rest = data;
-    let mut in_band = false;
-    while !rest.is_empty() {
-        if rest.len() < size {
-            return false;
-        }
-        let len = rest[..size].iter().fold(0usize, |a, &b| a << 8 | usize::from(b));
-        rest = &rest[size..];
-        if len == 0 || len > rest.len() {
-            return false;
-        }
-        let t = nal_type(codec, &rest[..len]);
-        in_band |= match codec {
+    let in_band = nal_units(size, data).any(|nal| {
+        let t = nal_type(codec, nal);
+        match codec {
             VideoCodec::Avc => t == 7,
             VideoCodec::Hevc => t == 33,
-        };
-        rest = &rest[len..];
-    }
+        }
+    });
     match codec {
         VideoCodec::Avc => out.extend_from_slice(&[0, 0, 0, 1, 0x09, 0xf0]),
         VideoCodec::Hevc => out.extend_from_slice(&[0, 0, 0, 1, 0x46, 0x01, 0x50]),
@@ -65,11 +53,7 @@ pub fn annex_b(codec: VideoCodec, cfg: &VideoConfig, keyframe: bool, data: &[u8]
             out.extend_from_slice(ps);
         }
     }
-    let mut rest = data;
-    while !rest.is_empty() {
-        let len = rest[..size].iter().fold(0usize, |a, &b| a << 8 | usize::from(b));
-        let nal = &rest[size..size + len];
-        rest = &rest[size + len..];
+    for nal in nal_units(size, data) {
         let t = nal_type(codec, nal);
         let aud = match codec {
             VideoCodec::Avc => t == 9,
@@ -81,6 +65,20 @@ pub fn annex_b(codec: VideoCodec, cfg: &VideoConfig, keyframe: bool, data: &[u8]
         }
     }
     true
+}
+
+/// The NAL units of a frame whose lengths `nal_lengths_ok` has checked.
+fn nal_units(size: usize, data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.len() <= size {
+            return None;
+        }
+        let len = rest[..size].iter().fold(0usize, |a, &b| a << 8 | usize::from(b)).min(rest.len() - size);
+        let nal = &rest[size..size + len];
+        rest = &rest[size + len..];
+        Some(nal)
+    })
 }
 
 /// Whether a frame's NAL units, each with a `size`-byte length in front, add up to the
