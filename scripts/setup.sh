@@ -35,6 +35,10 @@ TEST_PKGS=(ffmpeg rtmpdump perl procps gstreamer1.0-tools gstreamer1.0-plugins-g
 HLSJS_VERSION=1.7.4
 HLSJS_SHA512=dc697119d3ef4f6607bd060eb7ec8ecd3fc3122a2bfea255348ca51c0efb9207a805375042a8bbd06c1e7cd11498741e346ca30bc53adbe6ebbaa5bf4e99beb6
 
+# dash.js for the player page's DASH mode (player.html?format=dash), the same way.
+DASHJS_VERSION=5.2.1
+DASHJS_SHA512=6b170998b78909324c2d47d0444ad4241d4a3a253988717e0cc2c173714a7a8c751cf62d1944250ba5e6e4c9babe10544770871cb20f3aac3424322a32d3fe0f
+
 log() { printf '==> %s\n' "$*" >&2; }
 
 as_root() {
@@ -112,8 +116,9 @@ web_assets() {
     local uplot_version=1.6.32
     local uplot_sha512=2883159c6ebccefbb95d751b0b82d010f9e1c0ec41b8bc96d401eda66e882935c89a46cb824332fa369b8cb8122cc6ac36e186cd09bf7a9ded3a4c93c6989023
     local want
-    want=$(printf 'hls.js %s\nuPlot %s' "$HLSJS_VERSION" "$uplot_version")
+    want=$(printf 'hls.js %s\nuPlot %s\ndash.js %s' "$HLSJS_VERSION" "$uplot_version" "$DASHJS_VERSION")
     if [ -f "$dst/hls.min.js" ] && [ -f "$dst/uPlot.iife.min.js" ] && [ -f "$dst/uPlot.min.css" ] &&
+        [ -f "$dst/dash.mediaplayer.min.js" ] &&
         [ "$(cat "$dst/VERSION" 2>/dev/null)" = "$want" ]; then
         return 0
     fi
@@ -136,6 +141,14 @@ web_assets() {
     tar -xzf "$tmp/uplot.tgz" -C "$tmp/uplot" package/dist/uPlot.iife.min.js package/dist/uPlot.min.css package/LICENSE
     cp "$tmp/uplot/package/dist/uPlot.iife.min.js" "$tmp/uplot/package/dist/uPlot.min.css" "$dst/"
     cp "$tmp/uplot/package/LICENSE" "$dst/uPlot-LICENSE"
+    log "fetching dash.js $DASHJS_VERSION from the npm registry"
+    curl -sSfL --retry 3 -o "$tmp/dash.tgz" "https://registry.npmjs.org/dashjs/-/dashjs-$DASHJS_VERSION.tgz"
+    echo "$DASHJS_SHA512  $tmp/dash.tgz" | sha512sum -c --quiet - ||
+        { log "dash.js tarball does not match its pinned checksum"; exit 1; }
+    mkdir "$tmp/dash"
+    tar -xzf "$tmp/dash.tgz" -C "$tmp/dash" package/dist/modern/umd/dash.mediaplayer.min.js package/LICENSE.md
+    cp "$tmp/dash/package/dist/modern/umd/dash.mediaplayer.min.js" "$dst/"
+    cp "$tmp/dash/package/LICENSE.md" "$dst/dash.js-LICENSE"
     echo "$want" >"$dst/VERSION"
     rm -rf "$tmp"
 }

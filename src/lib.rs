@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod conf;
+pub mod dash;
 pub mod exec;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

@@ -248,7 +248,7 @@ my %implemented = map { $_ => 1 } qw(rtmp server listen application allow deny t
     busy play_time_fix publish_time_fix access_log log_format push pull push_reconnect pull_reconnect
     session_relay relay_buffer play play_temp_path play_local_path rtmp_auto_push
     rtmp_auto_push_reconnect rtmp_socket_dir),
-    grep { /^hls/ } map { (split /\t/)[0] } do { open my $f, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!; <$f> };
+    grep { /^(hls|dash)/ } map { (split /\t/)[0] } do { open my $f, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!; <$f> };
 open my $tsv, '<', "$FindBin::Bin/data/directives-nginx-rtmp.tsv" or die $!;
 my $count = 0;
 while (<$tsv>) {

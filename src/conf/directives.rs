@@ -64,12 +64,12 @@ use Status::*;
 
 /// All directives: nginx-rtmp-module's, in the order of its modules, then our own.
 pub const DIRECTIVES: &[Directive] = &[
-    d(c"dash", MAIN | SRV | APP, Take1, NotYet("DASH")),
-    d(c"dash_fragment", MAIN | SRV | APP, Take1, NotYet("DASH")),
-    d(c"dash_path", MAIN | SRV | APP, Take1, NotYet("DASH")),
-    d(c"dash_playlist_length", MAIN | SRV | APP, Take1, NotYet("DASH")),
-    d(c"dash_cleanup", MAIN | SRV | APP, Take1, NotYet("DASH")),
-    d(c"dash_nested", MAIN | SRV | APP, Take1, NotYet("DASH")),
+    d(c"dash", MAIN | SRV | APP, Take1, Core),
+    d(c"dash_fragment", MAIN | SRV | APP, Take1, Core),
+    d(c"dash_path", MAIN | SRV | APP, Take1, Core),
+    d(c"dash_playlist_length", MAIN | SRV | APP, Take1, Core),
+    d(c"dash_cleanup", MAIN | SRV | APP, Take1, Core),
+    d(c"dash_nested", MAIN | SRV | APP, Take1, Core),
     d(c"hls", MAIN | SRV | APP, Take1, Core),
     d(c"hls_fragment", MAIN | SRV | APP, Take1, Core),
     d(c"hls_max_fragment", MAIN | SRV | APP, Take1, Core),

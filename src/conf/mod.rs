@@ -16,6 +16,7 @@ macro_rules! set_once {
 }
 
 pub mod access;
+pub mod dash;
 pub mod directives;
 pub mod exec;
 pub mod hls;
@@ -86,6 +87,7 @@ pub struct Settings {
     pub merge_writes: Option<u64>,
     pub merge_reads: Option<MergeReads>,
     pub hls: hls::HlsSettings,
+    pub dash: dash::DashSettings,
     pub notify: notify::NotifySettings,
     pub record: record::RecordSettings,
     pub exec: exec::ExecSettings,
@@ -175,6 +177,7 @@ impl Settings {
             self.access_log.clone_from(&outer.access_log);
         }
         self.hls.inherit(&outer.hls);
+        self.dash.inherit(&outer.dash);
         self.notify.inherit(&outer.notify);
         self.record.inherit(&outer.record);
         self.exec.inherit(&outer.exec);
@@ -273,6 +276,11 @@ impl Application {
     /// The application's HLS settings when `hls` is on; relative paths from `prefix`.
     pub fn hls(&self, prefix: &str) -> Option<crate::hls::Config> {
         self.settings.hls.resolve(prefix)
+    }
+
+    /// The application's DASH settings when `dash` is on; a relative path from `prefix`.
+    pub fn dash(&self, prefix: &str) -> Option<crate::dash::Config> {
+        self.settings.dash.resolve(prefix)
     }
 
     /// The `play` sources (relative directories taken from `prefix`), and where files
@@ -417,6 +425,9 @@ impl Rtmp {
             ));
         }
         if name.starts_with("hls") && self.settings_mut(pos).hls.apply(name, args)? {
+            return Ok(());
+        }
+        if name.starts_with("dash") && self.settings_mut(pos).dash.apply(name, args)? {
             return Ok(());
         }
         if self.settings_mut(pos).notify.apply(name, args)? {
@@ -608,6 +619,7 @@ impl Rtmp {
     /// resolves the host names of callback URLs where no `resolver` will at run time.
     pub fn check(servers: &mut [ResolvedServer]) -> Result<(), String> {
         for app in servers.iter().flat_map(|s| &s.apps) {
+            app.settings.dash.check(&app.name)?;
             let h = &app.settings.hls;
             if h.hls == Some(true) && h.path.is_none() {
                 return Err(format!("\"hls\" is on in application \"{}\" but \"hls_path\" is not set", app.name));
@@ -886,7 +898,6 @@ mod tests {
             ("max_message 1g", "\"max_message\""),
             ("so_keepalive yes", "\"so_keepalive\""),
             ("allow publish 1.2.3.999", "in \"allow\" directive"),
-            ("dash on", "\"dash\" directive is not supported yet"),
             ("listen 99999", "of the \"listen\" directive"),
         ] {
             let e = apply(&mut r, s, line).unwrap_err();

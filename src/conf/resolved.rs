@@ -31,6 +31,8 @@ pub struct AppRun {
     pub live: Live,
     /// `hls on`: its settings.
     pub hls: Option<hls::Config>,
+    /// `dash on`: its settings.
+    pub dash: Option<crate::dash::Config>,
     pub recorders: Vec<RecorderConf>,
     /// The `exec*` lines and how supervised children run.
     pub exec: Exec,
@@ -160,6 +162,7 @@ impl Resolved {
                     .map(|(app, access_logs)| AppRun {
                         live: app.live(),
                         hls: app.hls(prefix),
+                        dash: app.dash(prefix),
                         recorders: app
                             .recorders(prefix)
                             .into_iter()
@@ -180,7 +183,14 @@ impl Resolved {
                     .collect()
             })
             .collect();
-        let hls_sweeps = sweeps(apps.iter().flatten().filter_map(|a| a.hls.as_ref()));
+        let mut hls_sweeps = sweeps(apps.iter().flatten().filter_map(|a| a.hls.as_ref()));
+        // (DASH's files are swept the same way, by their own names and length.)
+        for c in apps.iter().flatten().filter_map(|a| a.dash.as_ref()).filter(|c| c.cleanup) {
+            match hls_sweeps.iter_mut().find(|(p, _)| *p == c.path) {
+                Some((_, k)) => *k = (*k).max(c.playlist_length),
+                None => hls_sweeps.push((c.path.clone(), c.playlist_length)),
+            }
+        }
         let exec_static: Vec<Command> = tree.levels().flat_map(|s| s.exec.own_static().iter().cloned()).collect();
         let tls = servers.iter().any(|s| s.notify.any_tls())
             || servers.iter().flat_map(|s| &s.apps).any(|a| {

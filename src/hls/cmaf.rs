@@ -100,6 +100,15 @@ impl Cmaf {
         self.written.as_ref().is_some_and(|(v, a)| *v != self.video || *a != self.audio)
     }
 
+    pub fn video_track(&self) -> Option<&VideoTrack> {
+        self.video.as_ref()
+    }
+
+    /// Where the next audio sample goes (the end of the last one), in the track's timescale.
+    pub fn audio_end(&self) -> Option<u64> {
+        self.audio_next
+    }
+
     /// A video frame as its track stores it (length-prefixed NAL units); times in 90 kHz.
     pub fn video(&mut self, dts: u64, pts: u64, sync: bool, data: &[u8]) {
         let cts = (pts as i64 - dts as i64).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
@@ -107,9 +116,10 @@ impl Cmaf {
     }
 
     /// An audio frame at `ms` (stream time); its decode time is counted in samples while
-    /// the publisher's timestamps stay within `sync_ms` of that count.
-    pub fn audio_frame(&mut self, ms: u64, sync_ms: u64, data: &[u8]) {
-        let Some(track) = &self.audio else { return };
+    /// the publisher's timestamps stay within `sync_ms` of that count. Returns that decode
+    /// time (in the track's timescale).
+    pub fn audio_frame(&mut self, ms: u64, sync_ms: u64, data: &[u8]) -> Option<u64> {
+        let Some(track) = &self.audio else { return None };
         let rate = u64::from(track.timescale());
         let nominal = match track {
             AudioTrack::Aac { .. } => 1024,
@@ -123,6 +133,7 @@ impl Cmaf {
         self.audio_next = Some(dt + u64::from(nominal));
         self.audio_nominal = nominal;
         self.aq.push(dt, Sample { duration: 0, size: data.len() as u32, sync: true, cts: 0 }, data);
+        Some(dt)
     }
 
     /// Bytes waiting for a fragment.

@@ -6,7 +6,7 @@
 //! The segmenter takes frames (`crate::media::Frame`) and time, and does its file work
 //! through the [`Files`] trait: [`disk::Disk`] in the module, memory in the tests.
 
-mod cmaf;
+pub(crate) mod cmaf;
 pub mod codec;
 pub mod fmp4;
 mod settings;
@@ -61,13 +61,13 @@ const MEASURED: usize = 10;
 
 /// Extends 32-bit millisecond timestamps (which wrap after 49 days) to 64 bits.
 #[derive(Default)]
-struct Clock {
+pub(crate) struct Clock {
     last: Option<u32>,
     high: u64,
 }
 
 impl Clock {
-    fn ms(&mut self, ts: u32) -> u64 {
+    pub(crate) fn ms(&mut self, ts: u32) -> u64 {
         if let Some(last) = self.last {
             if ts < last && last - ts > 1 << 31 {
                 self.high += 1 << 32;
@@ -468,7 +468,7 @@ impl<F: Files> Segmenter<F> {
                 if self.open.is_some() {
                     let sync = self.cfg.sync;
                     if let Some(cmaf) = &mut self.cmaf {
-                        cmaf.audio_frame(ms, sync, raw);
+                        let _ = cmaf.audio_frame(ms, sync, raw);
                     }
                     self.last_dts = self.last_dts.max(ms * 90);
                     self.spill();
@@ -1025,7 +1025,9 @@ impl<F: Files> Segmenter<F> {
 /// How long cleanup keeps files: `.m3u8` one playlist length after their last change,
 /// segments, init segments and keys two (so players that fetched the playlist last can still get them).
 pub fn max_age_ms(file: &str, playlist_length: u64) -> Option<u64> {
-    if [".ts", ".key", ".m4s", ".mp4"].iter().any(|e| file.ends_with(e)) {
+    if let Some(age) = crate::dash::max_age_ms(file, playlist_length) {
+        Some(age)
+    } else if [".ts", ".key", ".m4s", ".mp4"].iter().any(|e| file.ends_with(e)) {
         Some(playlist_length * 2)
     } else if file.ends_with(".m3u8") {
         Some(playlist_length)

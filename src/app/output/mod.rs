@@ -1,12 +1,13 @@
-//! What a live stream feeds besides its RTMP players: one [`Output`] per HLS segmenter or
-//! recorder, made when the stream is published (`start`) and ended with it. An output
-//! gets every frame (but a stream's second audio track, which is for Enhanced RTMP
+//! What a live stream feeds besides its RTMP players: one [`Output`] per HLS or DASH
+//! segmenter or recorder, made when the stream is published (`start`) and ended with it.
+//! An output gets every frame (but a stream's second audio track, which is for Enhanced RTMP
 //! players only) and asks for what it needs done through [`Cx`]: log lines, a status to
 //! the publisher, a callback, a keyframe, a new reading pace.
 //!
 //! Adding an output: a file here with a type implementing [`Output`], and a line in
 //! [`start`].
 
+mod dash;
 mod hls;
 mod record;
 
@@ -111,6 +112,9 @@ pub fn start(run: &AppRun, storage: &mut dyn Storage, stream: &str, hls_as: HlsA
             cfg
         };
         out.push(Box::new(hls::Hls::new(cfg, hls_as.name, storage.hls(), cx)));
+    }
+    if let Some(cfg) = &run.dash {
+        out.push(Box::new(dash::Dash::new(cfg, stream, storage.hls(), storage.hls(), cx)));
     }
     for r in &run.recorders {
         out.push(Box::new(record::Record::new(r, stream, name, args, storage.record())));

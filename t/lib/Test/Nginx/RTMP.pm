@@ -281,8 +281,10 @@ sub write_default_config {
     system('chmod', '-R', 'a+rX', "$self->{dir}/www") == 0 or die 'chmod failed';
     $self->write_config($conf, raw => 1);
     chmod 0755, $self->{dir};    # nginx's workers (nobody) read and write below it
-    make_path("$self->{dir}/run/hls", { mode => 0777 });
-    chmod 0777, "$self->{dir}/run/hls";
+    for my $d ('hls', 'dash') {
+        make_path("$self->{dir}/run/$d", { mode => 0777 });
+        chmod 0777, "$self->{dir}/run/$d";
+    }
     return $self;
 }
 
@@ -290,14 +292,15 @@ sub write_default_config {
 # Chromium until its currentTime has advanced SECS seconds (or 45 s pass). Returns
 # (first report playing, last report, number of reports, every report); the page
 # reports every second: /report?stream=S&t=CURRENT_TIME&errors=N&fatal=...&last=...
-# (...&latency=hls.js's latency) in run/access.log.
+# (...&latency=hls.js's latency) in run/access.log. QUERY (optional) is added to the page's
+# query: "format=dash" plays the stream's MPD with dash.js instead.
 sub hlsjs_plays {
-    my ($self, $chromium, $stream, $secs) = @_;
+    my ($self, $chromium, $stream, $secs, $query) = @_;
     my $dir = $self->{dir};
     my $http = 'http://127.0.0.1:' . $self->port('HTTP');
     my $pid = $self->spawn("$dir/chromium-$stream.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu',
         '--mute-audio', '--autoplay-policy=no-user-gesture-required', '--no-first-run',
-        '--disable-dev-shm-usage', "--user-data-dir=$dir/chromium-$stream", "$http/player.html?stream=$stream&report=1");
+        '--disable-dev-shm-usage', "--user-data-dir=$dir/chromium-$stream", "$http/player.html?stream=$stream&report=1" . ($query ? "&$query" : ''));
     my @reports;
     wait_for(sub {
         @reports = ();
