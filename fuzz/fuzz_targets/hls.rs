@@ -1,6 +1,7 @@
 //! The HLS segmenter fed arbitrary audio/video tag bodies and timestamps, under a
-//! configuration picked by the input (MPEG-TS or fMP4, with or without low-latency parts): it may skip what it cannot use, never panic, and
-//! its playlist always parses back.
+//! configuration picked by the input (MPEG-TS or fMP4, with or without low-latency
+//! parts), and the DASH segmenter beside it when the input asks: they may skip what they
+//! cannot use, never panic, and the playlist always parses back.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use ngx_rtmp_rs::hls::playlist::Playlist;
@@ -71,6 +72,8 @@ fuzz_target!(|data: &[u8]| {
         ..Config::default()
     };
     let mut s = Segmenter::new(&cfg, "f", Sink::default());
+    let dash_cfg = ngx_rtmp_rs::dash::Config { path: "/dash".into(), fragment: cfg.fragment, playlist_length: 1000, nested: more & 32 != 0, cleanup: true };
+    let mut dash = (more & 16 != 0).then(|| ngx_rtmp_rs::dash::Dash::new(&dash_cfg, "f", Sink::default(), Sink::default()));
     while rest.len() >= 7 {
         let kind = rest[0];
         let ts = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]);
@@ -78,10 +81,18 @@ fuzz_target!(|data: &[u8]| {
         let body = &rest[7..7 + len];
         rest = &rest[7 + len..];
         let kind = if kind & 1 == 0 { MediaKind::Video } else { MediaKind::Audio };
-        s.frame(&Frame::parse(kind, ts, Bytes::copy_from_slice(body)), 0);
+        let frame = Frame::parse(kind, ts, Bytes::copy_from_slice(body));
+        s.frame(&frame, 0);
         let _ = s.take_notices();
+        if let Some(d) = &mut dash {
+            d.frame(&frame, 0);
+            let _ = d.take_notices();
+        }
     }
     s.finish();
+    if let Some(d) = &mut dash {
+        d.finish(0);
+    }
     if !s.files().playlist.is_empty() {
         assert!(Playlist::parse(&s.files().playlist).is_some(), "our playlist parses");
     }
