@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # HLS latency benchmark: how far behind live hls.js plays, in headless Chromium, for
 # nginx-rtmp-module's HLS (MPEG-TS, 2 s fragments) and ours (MPEG-TS 2 s; fMP4 with
-# low-latency parts: 2 s segments of 500 ms parts, 1 s segments of 250 ms parts), each in its
+# low-latency parts: 2 s segments of 500 ms parts, 1 s segments of 250 ms parts, the latter also
+# through hls_serve with blocking playlist reload), each in its
 # own nginx, one after the other, same publisher settings.
 #
 # The publisher: ffmpeg encoding live (-re, 640x360 30 fps, a keyframe every second, AAC).
@@ -11,7 +12,7 @@
 # (publish to playback, packaging included). Figures: p50/p95 over the window, after a
 # warm-up; stalls (hls.js bufferStalledError events).
 #
-#   bench/hls-latency.pl [--window 30] [--warmup 8] [--only tsrtmp,ts,ll500,ll250] [--keep]
+#   bench/hls-latency.pl [--window 30] [--warmup 8] [--only tsrtmp,ts,ll500,ll250,serve250] [--keep]
 # Needs: nginx, libnginx-mod-rtmp, ffmpeg, chromium; the module built (and hls.js fetched:
 # scripts/setup.sh build).
 
@@ -33,7 +34,9 @@ $chromium or die "install chromium first\n";
 sub pct { my ($p, @v) = @_; @v = sort { $a <=> $b } @v; @v ? $v[int($p * $#v + 0.5)] : undef }
 
 sub run_case {
-    my ($server, $name, $hls) = @_;
+    my ($server, $name, $hls, $serve) = @_;
+    # ($serve: the playlists through hls_serve, blocking reload and delta updates.)
+    my $ll = $serve ? "location /ll/ { hls_serve live; alias DIR/hls/; types { application/vnd.apple.mpegurl m3u8; video/iso.segment m4s; video/mp4 mp4; } }" : '';
     my $rtmp = live_rtmp("hls on; hls_path DIR/hls; hls_playlist_length 10s; $hls");
     # (The page and hls.js from the checkout; the reports in the access log.)
     my $http = <<"CONF";
@@ -46,6 +49,7 @@ http {
             types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; video/iso.segment m4s; video/mp4 mp4; }
             add_header Cache-Control no-cache;
         }
+        $ll
         location = /report { return 204; }
         location / { root $Bench::ROOT/nginx-conf/www; }
     }
@@ -65,7 +69,7 @@ CONF
     sleep 0.2 until time > $deadline || (() = (slurp("$ng->{dir}/hls/lat.m3u8") =~ /^[^#].*\.(ts|m4s)$/mg)) >= 3;
     spawn("$ng->{dir}/logs/chromium.log", $chromium, '--headless=new', '--no-sandbox', '--disable-gpu', '--mute-audio',
         '--autoplay-policy=no-user-gesture-required', '--no-first-run', '--disable-dev-shm-usage',
-        "--user-data-dir=$ng->{dir}/chromium", "http://127.0.0.1:$hport/player.html?stream=lat&report=1");
+        "--user-data-dir=$ng->{dir}/chromium", "http://127.0.0.1:$hport/player.html?stream=lat&report=1" . ($serve ? '&base=/ll/' : ''));
     sleep $warmup + $window;
     my (@lat, @pdt, $errors, $reports);
     for (split /\n/, slurp("$ng->{dir}/logs/access.log")) {
@@ -92,10 +96,11 @@ for my $case (
     ['ngx-rtmp-rs', 'ts', 'MPEG-TS, 2 s fragments', 'hls_fragment 2s;'],
     ['ngx-rtmp-rs', 'll500', 'fMP4, 2 s segments, 500 ms parts', 'hls_fragment 2s; hls_format fmp4; hls_partial_duration 500ms;'],
     ['ngx-rtmp-rs', 'll250', 'fMP4, 1 s segments, 250 ms parts', 'hls_fragment 1s; hls_format fmp4; hls_partial_duration 250ms;'],
+    ['ngx-rtmp-rs', 'serve250', 'the same, through hls_serve', 'hls_fragment 1s; hls_format fmp4; hls_partial_duration 250ms;', 1],
 ) {
-    my ($server, $name, $what, $conf) = @$case;
+    my ($server, $name, $what, $conf, $serve) = @$case;
     next if $only && !grep { $_ eq $name } split /,/, $only;
-    my $r = run_case($server, $name, $conf);
+    my $r = run_case($server, $name, $conf, $serve);
     my $f = sub { my @v = @{ $_[0] }; @v ? sprintf('%.2f / %.2f', pct(0.5, @v), pct(0.95, @v)) : '-' };
     printf "%-19s %-34s %22s %28s %7d\n", $server, $what, $f->($r->{lat}), $f->($r->{pdt}), $r->{errors};
 }

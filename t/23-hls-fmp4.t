@@ -16,10 +16,12 @@ use Test::Nginx::RTMPClient;
 use Time::HiRes qw(time sleep);
 
 my $t = Test::Nginx::RTMP->new;
-# (Application live in fMP4; application ll in low-latency HLS: 1 s segments, 250 ms parts.)
+# (Application live in fMP4; application ll in low-latency HLS: 1 s segments, 250 ms parts;
+# location /ll/ serves its playlists with hls_serve: blocking reload and delta updates.)
 $t->write_default_config(edit => sub {
     s{hls_fragment_naming system;}{hls_fragment_naming system;\n            hls_format fmp4;} or die 'no hls_fragment_naming in nginx.conf';
-    s{(\n\s*application abr \{)}{\n        application ll {\n            live on;\n            hls on;\n            hls_path run/hls;\n            hls_format fmp4;\n            hls_fragment 1s;\n            hls_partial_duration 250ms;\n            hls_playlist_length 6s;\n            hls_fragment_naming system;\n        }\n$1} or die 'no application abr';
+    s{(\n\s*application abr \{)}{\n        application ll {\n            live on;\n            hls on;\n            hls_path run/hls;\n            hls_format fmp4;\n            hls_fragment 1s;\n            hls_partial_duration 250ms;\n            hls_playlist_length 10s;\n            hls_fragment_naming system;\n        }\n$1} or die 'no application abr';
+    s{(\n\s*location /hls/ \{)}{\n        location /ll/ {\n            hls_serve ll;\n            alias run/hls/;\n            types { application/vnd.apple.mpegurl m3u8; video/iso.segment m4s; video/mp4 mp4; }\n        }\n$1} or die 'no location /hls/';
 });
 $t->run;
 my $dir = $t->dir;
@@ -179,7 +181,66 @@ SKIP: {
     ok(($last->{errors} // 9) <= 1 && ($last->{fatal} // '?') eq '',
         sprintf('  no fatal error, %d error event(s)%s', $last->{errors} // -1, $last->{last} ? " ($last->{last})" : ''));
 }
+
+# --- hls_serve: blocking playlist reload, delta updates ---------------------------------------
+sub get {
+    my ($path) = @_;
+    my $t0 = time;
+    my $out = qx{curl -s -D - '$http$path'};
+    return ($out =~ /^HTTP\/1\.1 (\d+)/ ? $1 : 0, $out, time - $t0);
+}
+my ($code, $body) = get('/ll/lat.m3u8');
+is($code, 200, 'hls_serve answers the playlist');
+like($body, qr/^#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6\.0,PART-HOLD-BACK=0\.750\r?$/m, '  saying it blocks reloads and skips (six target durations), three parts of hold-back');
+like($body, qr/^Content-Type: application\/vnd\.apple\.mpegurl\r$/mi, '  as a playlist');
+# The next part: where the playlist is, plus one.
+sub next_part {
+    my ($text) = @_;
+    my ($seq) = $text =~ /^#EXT-X-MEDIA-SEQUENCE:(\d+)/m;
+    my @lines = split /\n/, $text;
+    my ($segs, $after) = (0, 0);
+    for (@lines) { if (/^#EXT-X-PART:/) { $after++ } elsif (/^[^#]/) { $segs++; $after = 0 } }
+    return ($seq + $segs, $after);
+}
+my ($msn, $part) = next_part(slurp("$hls/lat.m3u8") // '');
+my ($c2, $b2, $took) = get("/ll/lat.m3u8?_HLS_msn=$msn&_HLS_part=$part");
+my ($m2, $p2) = next_part($b2 =~ s/\r//gr);
+ok($c2 == 200 && ($m2 > $msn || $m2 == $msn && $p2 > $part), "a request for the next part (msn $msn, part $part) is held until the playlist has it") or diag($b2);
+cmp_ok($took, '<', 0.250 + 0.2, sprintf('  answered %.0f ms after it was asked (a part is 250 ms; looked for every 20 ms)', $took * 1000));
+($code) = get('/ll/lat.m3u8?_HLS_msn=' . ($msn + 5));
+is($code, 400, 'a request more than two segments ahead is answered 400 at once');
+($code) = get('/ll/lat.m3u8?_HLS_part=1');
+is($code, 400, '  as is _HLS_part without _HLS_msn');
+my ($c3, $b3) = get('/ll/lat.m3u8?_HLS_skip=YES');
+like($b3, qr/^#EXT-X-VERSION:9\r?\n.*^#EXT-X-SKIP:SKIPPED-SEGMENTS=[1-9]\d*\r?$/ms, 'a delta update (_HLS_skip=YES) skips the oldest segments') or diag($b3);
+like(scalar((get("/ll/$init"))[1]), qr/^Content-Type: video\/mp4\r$/mi, 'the init segment comes from the same location (nginx serves the files)');
+($code) = get('/ll/none.m3u8?_HLS_msn=3');
+is($code, 404, 'a playlist that is not there: 404');
+my $c = Test::Nginx::RTMP->new;
+$c->write_config("rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; application x { live on; } } } http { server { listen 127.0.0.1:%%PORT_HTTP%%; location /l/ { hls_serve nosuch; } } }");
+my ($ok, $out) = $c->test_config;
+ok(!$ok && $out =~ /"hls_serve" names application "nosuch", which no rtmp server has/, 'nginx -t refuses hls_serve of an unknown application') or diag($out);
 kill 'TERM', $ll;
+
+# hls.js (low-latency mode) through hls_serve: it asks with _HLS_msn/_HLS_part and skips.
+SKIP: {
+    my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
+    skip 'chromium is not installed (scripts/setup.sh deps installs it)', 3 unless $chromium;
+    my $srv = $t->ffmpeg_publish("$rtmp/ll/srv", 120, gop => 30, size => '320x180');
+    ok(wait_for(sub { (() = (slurp("$hls/srv.m3u8") // '') =~ /\.m4s$/mg) >= 3 }, 20), 'another stream for hls.js');
+    my ($playing, $last, $n, $all) = $t->hlsjs_plays($chromium, 'srv', 10, 'base=/ll/');
+    my $advanced = $playing ? $last->{t} - $playing->{t} : 0;
+    ok($playing && $advanced >= 10, sprintf('hls.js plays it through hls_serve for %.1f s', $advanced)) or diag(slurp("$dir/chromium-srv.log"));
+    my $log = slurp("$dir/run/access.log") // '';
+    my $blocking = () = $log =~ m{GET /ll/srv\.m3u8\?_HLS_msn=\d+&_HLS_part=\d+[^ ]* HTTP/1\.1" 200 }g;
+    my $skips = () = $log =~ m{GET /ll/srv\.m3u8\?[^ ]*_HLS_skip=YES[^ ]* HTTP/1\.1" 200 }g;
+    ok($blocking >= 20, "  with blocking playlist reloads ($blocking answered, $skips of them delta updates)");
+    my @lat = sort { $a <=> $b } map { $_->{latency} // () } grep { $playing && $_->{t} > $playing->{t} + 2 } @$all;
+    my $p50 = $lat[$#lat / 2] // 99;
+    ok(($last->{fatal} // '?') eq '' && $p50 < 4, sprintf('  no fatal error (%d error event(s)%s), %.2f s behind live (median hls.latency)',
+        $last->{errors} // -1, $last->{last} ? ": $last->{last}" : '', $p50));
+    kill 'TERM', $srv;
+}
 
 ok($t->stop, 'nginx stops');
 is(join("\n", $t->alerts), '', 'no alert, crit or emerg in the error log');

@@ -199,6 +199,8 @@ pub const DIRECTIVES: &[Directive] = &[
     d(c"handshake_timeout", MAIN | SRV, Take1, Core),
     d(c"rtmp_stat_format", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
     d(c"rtmp_hls_viewers", HTTP_MAIN | HTTP_SRV | HTTP_LOC, Take1, Core),
+    // Low-latency HLS delivery (blocking reload, delta updates) of a location's playlists.
+    d(c"hls_serve", HTTP_LOC, Take1, Core),
     // WHIP ingest (http): the endpoint, and the sidecar's settings.
     d(c"whip_publish", HTTP_LOC, Take12, Core),
     // WebRTC playback (WHEP): the endpoint, on the same sidecar and UDP port.
@@ -231,7 +233,7 @@ mod tests {
 
     #[test]
     fn table_is_complete_and_unique() {
-        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 30, "nginx-rtmp-module's + gop_cache, hls_format, hls_partial_duration, merge_writes, merge_reads, resolver, drain_timeout, handshake_timeout, exec_stall_timeout, transcode, transcode_ffmpeg, rtmp_stat_format, rtmp_hls_viewers, relay_ssl_verify, pull_idle_timeout, relay_ssl_trusted_certificate ten whip_*, whep_play, whep_audio_bitrate and two whep_max_*");
+        assert_eq!(DIRECTIVES.len(), NGINX_RTMP_DIRECTIVES + 31, "nginx-rtmp-module's + gop_cache, hls_format, hls_partial_duration, hls_serve, merge_writes, merge_reads, resolver, drain_timeout, handshake_timeout, exec_stall_timeout, transcode, transcode_ffmpeg, rtmp_stat_format, rtmp_hls_viewers, relay_ssl_verify, pull_idle_timeout, relay_ssl_trusted_certificate ten whip_*, whep_play, whep_audio_bitrate and two whep_max_*");
         for (i, d) in DIRECTIVES.iter().enumerate() {
             assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
             assert!(d.contexts != 0);

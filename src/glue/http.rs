@@ -93,6 +93,24 @@ pub unsafe extern "C" fn directive(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t,
             return whip_directive(cf, lc, name, words, &args);
         }
         match name {
+            "hls_serve" => {
+                if !lc.hls_serve.is_null() {
+                    return dup();
+                }
+                let app = crate::conf::whip::publish_app(name, args[0])?;
+                let cln = ngx::ffi::ngx_pool_cleanup_add((*cf).pool, 0);
+                if cln.is_null() {
+                    return Err("out of memory".into());
+                }
+                let p = Box::into_raw(Box::new(super::hls_serve::Serve { app: app.clone() }));
+                (*cln).handler = Some(super::hls_serve::drop_serve);
+                (*cln).data = p as *mut c_void;
+                lc.hls_serve = p;
+                // (Checked once the rtmp block is known: the application must exist.)
+                let mc = super::whip::main_conf_of(cf);
+                let file = String::from_utf8_lossy((*(*cf).conf_file).file.name.as_bytes()).into_owned();
+                mc.apps.push((name, app, format!("{file}:{}", (*(*cf).conf_file).line)));
+            }
             "rtmp_stat" => {
                 if lc.stat != 0 {
                     return dup();
@@ -242,10 +260,18 @@ unsafe fn control_answer(r: *mut ngx_http_request_t, a: Result<crate::app::Answe
     }
 }
 
-/// Registers the log-phase handler that counts HLS viewers.
+/// Registers the log-phase handler that counts HLS viewers and `hls_serve`'s
+/// content-phase handler (it declines what is not a playlist of its location, so nginx's
+/// static module serves the segments).
 pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
     let cmcf = *(*ctx).main_conf.add(ngx_http_core_module.ctx_index) as *mut ngx::ffi::ngx_http_core_main_conf_t;
+    let content = &mut (*cmcf).phases[ngx::ffi::ngx_http_phases_NGX_HTTP_CONTENT_PHASE as usize];
+    let h = ngx::ffi::ngx_array_push(&mut content.handlers) as *mut ngx::ffi::ngx_http_handler_pt;
+    if h.is_null() {
+        return NGX_ERROR as isize;
+    }
+    *h = Some(super::hls_serve::handler);
     let phase = &mut (*cmcf).phases[ngx::ffi::ngx_http_phases_NGX_HTTP_LOG_PHASE as usize];
     let h = ngx::ffi::ngx_array_push(&mut phase.handlers) as *mut ngx::ffi::ngx_http_handler_pt;
     if h.is_null() {

@@ -1,5 +1,5 @@
 //! The settings of an `http` location for our http module (`rtmp_stat`, `rtmp_control`,
-//! `rtmp_hls_viewers`, `whip_publish`): plain data nginx allocates and zeroes.
+//! `rtmp_hls_viewers`, `whip_publish`, `hls_serve`): plain data nginx allocates and zeroes.
 
 use core::ffi::{c_char, c_void};
 use core::ptr;
@@ -16,6 +16,8 @@ pub struct LocConf {
     pub hls_viewers: usize,
     /// `whip_publish` or `whep_play` (this location only, not inherited).
     pub whip: *mut Publish,
+    /// `hls_serve` (this location only, not inherited).
+    pub hls_serve: *mut super::hls_serve::Serve,
 }
 
 /// A location's `whip_publish APPLICATION [NAME]` or `whep_play APPLICATION [NAME]`.

@@ -32,6 +32,7 @@ mod shared;
 mod spawn;
 mod tls;
 mod sweep;
+mod hls_serve;
 mod uring;
 mod whip;
 mod whip_adopt;

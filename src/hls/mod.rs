@@ -14,6 +14,7 @@ pub mod crypt;
 pub mod disk;
 mod files;
 pub mod playlist;
+pub mod serve;
 pub mod ts;
 
 pub use settings::{Config, Format, Naming, Slicing, Variant};
