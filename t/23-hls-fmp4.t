@@ -14,6 +14,7 @@ use Test::More;
 use Test::Nginx::RTMP qw(wait_for slurp probe);
 use Test::Nginx::RTMPClient;
 use Time::HiRes qw(time sleep);
+use POSIX ();
 
 my $t = Test::Nginx::RTMP->new;
 # (Application live in fMP4; application ll in low-latency HLS: 1 s segments, 250 ms parts;
@@ -21,6 +22,8 @@ my $t = Test::Nginx::RTMP->new;
 $t->write_default_config(edit => sub {
     s{hls_fragment_naming system;}{hls_fragment_naming system;\n            hls_format fmp4;} or die 'no hls_fragment_naming in nginx.conf';
     s{(\n\s*application abr \{)}{\n        application ll {\n            live on;\n            hls on;\n            hls_path run/hls;\n            hls_format fmp4;\n            hls_fragment 1s;\n            hls_partial_duration 250ms;\n            hls_playlist_length 10s;\n            hls_fragment_naming system;\n        }\n$1} or die 'no application abr';
+    # (An edge cache in front of it, as a CDN would be: 50 players through it below.)
+    s{(\n\s*server \{\n\s*listen 8888;)}{\n    proxy_cache_path run/llcache keys_zone=llcache:4m;\n    server {\n        listen 127.0.0.1:%%PORT_EDGE%%;\n        location / {\n            proxy_pass http://127.0.0.1:%%PORT_HTTP%%/ll/;\n            proxy_cache llcache;\n            proxy_cache_lock on;\n            proxy_cache_lock_timeout 5s;\n            proxy_cache_valid 200 1s;\n        }\n    }\n$1} or die 'no server on 8888';
     s{(\n\s*location /hls/ \{)}{\n        location /ll/ {\n            hls_serve ll;\n            alias run/hls/;\n            types { application/vnd.apple.mpegurl m3u8; video/iso.segment m4s; video/mp4 mp4; }\n        }\n$1} or die 'no location /hls/';
 });
 $t->run;
@@ -216,9 +219,51 @@ like($b3, qr/^#EXT-X-VERSION:9\r?\n.*^#EXT-X-SKIP:SKIPPED-SEGMENTS=[1-9]\d*\r?$/
 like(scalar((get("/ll/$init"))[1]), qr/^Content-Type: video\/mp4\r$/mi, 'the init segment comes from the same location (nginx serves the files)');
 ($code) = get('/ll/none.m3u8?_HLS_msn=3');
 is($code, 404, 'a playlist that is not there: 404');
-my $c = Test::Nginx::RTMP->new;
-$c->write_config("rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; application x { live on; } } } http { server { listen 127.0.0.1:%%PORT_HTTP%%; location /l/ { hls_serve nosuch; } } }");
-my ($ok, $out) = $c->test_config;
+
+# 50 players through the edge cache: blocking requests for the next part, then the part.
+{
+    use HTTP::Tiny;
+    my $edge = 'http://127.0.0.1:' . $t->port('EDGE');
+    my $before = () = (slurp("$dir/run/access.log") // '') =~ m{GET (/ll/lat[^ ]*) HTTP}g;
+    my @kids;
+    for my $i (1 .. 50) {
+        my $pid = fork // die;
+        if (!$pid) {
+            my $ua = HTTP::Tiny->new(timeout => 6);
+            my $r = $ua->get("$edge/lat.m3u8");
+            my ($m, $p) = next_part($r->{content} // '');
+            my ($n, $end) = (0, time + 8);
+            while (time < $end) {
+                $r = $ua->get("$edge/lat.m3u8?_HLS_msn=$m&_HLS_part=$p");
+                last unless $r->{success};
+                my @uris = $r->{content} =~ /URI="(lat-\d+\.\d+\.m4s)"/g;
+                last unless @uris && $ua->get("$edge/$uris[-1]")->{success};
+                ($m, $p) = next_part($r->{content});
+                $n++;
+            }
+            # (No END blocks in the child: they would stop the test's nginx.)
+            POSIX::_exit($n >= 20 ? 0 : 1);
+        }
+        push @kids, $pid;
+    }
+    my $ok = 0;
+    for (@kids) { waitpid($_, 0); $ok++ if $? == 0 }
+    is($ok, 50, '50 players through an nginx proxy_cache each got 20 or more parts in 8 s, as they came');
+    my $log = slurp("$dir/run/access.log") // '';
+    my @all = $log =~ m{GET (/ll/lat[^ ]*) HTTP}g;
+    my @origin = @all[$before .. $#all];
+    my $playlists = grep { /_HLS_msn=/ } @origin;
+    my $parts = grep { /\.m4s$/ } @origin;
+    my $asked = () = $log =~ m{GET /lat\.m3u8\?_HLS_msn=[^ ]* HTTP/1\.1" 200}g;
+    my %distinct = map { $_ => 1 } grep { /_HLS_msn=/ } @origin;
+    ok($asked >= 50 * 20 && $playlists <= 2 * keys(%distinct) && $parts <= 2 * keys(%distinct),
+        sprintf('  the origin was asked about once per part: %d blocking playlist requests (%d distinct) and %d parts, for %d from the players',
+            $playlists, scalar keys %distinct, $parts, $asked));
+}
+
+my $unknown = Test::Nginx::RTMP->new;
+$unknown->write_config("rtmp { server { listen 127.0.0.1:%%PORT_RTMP%%; application x { live on; } } } http { server { listen 127.0.0.1:%%PORT_HTTP%%; location /l/ { hls_serve nosuch; } } }");
+my ($ok, $out) = $unknown->test_config;
 ok(!$ok && $out =~ /"hls_serve" names application "nosuch", which no rtmp server has/, 'nginx -t refuses hls_serve of an unknown application') or diag($out);
 kill 'TERM', $ll;
 
