@@ -29,7 +29,7 @@ use super::session::{seed, Input, Link, Session, CHUNK, MAX_MESSAGE, PUBLISH_TIM
 use super::{Offer, Reply};
 use crate::media::Frame;
 use crate::rtmp::client::{Client, Mode};
-use crate::whip::whep::{Out, Prep};
+use crate::whip::whep::{Out, Pacer, Prep};
 
 /// How long a stream has to show its video configuration before the offer is answered
 /// 409 (not live). A live stream's comes at once (the worker keeps it for new players).
@@ -247,6 +247,8 @@ impl Session {
         // What went wrong with the audio, said once per session.
         let mut noted = false;
         let mut last_pli: Option<Instant> = None;
+        // The held media, going out paced once connected (then None: live as it comes).
+        let mut pacer: Option<Pacer> = None;
         let note = |noted: &mut bool, why: String| {
             if !std::mem::replace(noted, true) {
                 self.out.send(Reply::Log(format!("whep: session {}: the stream's audio is not sent: {why}", self.id)));
@@ -259,13 +261,9 @@ impl Session {
                     match s {
                         RTCPeerConnectionState::Connected if !connected => {
                             connected = true;
-                            // The viewer starts on the held keyframe, then live.
-                            let now = Instant::now();
-                            for o in std::mem::take(&mut held.outs) {
-                                if let Some(why) = tx.send(&mut pc, now, &o) {
-                                    note(&mut noted, why);
-                                }
-                            }
+                            // The viewer starts on the held keyframe at once, the rest
+                            // of the held GOP paced after it, then live.
+                            pacer = Some(Pacer::new(std::mem::take(&mut held.outs)));
                         }
                         RTCPeerConnectionState::Failed => return self.end(&mut pc, "the connection failed".into()),
                         RTCPeerConnectionState::Closed => return self.end(&mut pc, "the peer closed the connection".into()),
@@ -297,12 +295,24 @@ impl Session {
                     return self.end(&mut pc, BFRAMES.into());
                 }
                 let Some(o) = o else { continue };
-                if connected {
+                match &mut pacer {
+                    Some(p) => p.push(o),
+                    None if connected => {
+                        if let Some(why) = tx.send(&mut pc, now, &o) {
+                            note(&mut noted, why);
+                        }
+                    }
+                    None => held.push(o),
+                }
+            }
+            if let Some(p) = &mut pacer {
+                while let Some(o) = p.pop(now) {
                     if let Some(why) = tx.send(&mut pc, now, &o) {
                         note(&mut noted, why);
                     }
-                } else {
-                    held.push(o);
+                }
+                if p.is_empty() {
+                    pacer = None;
                 }
             }
             if !connected && now.duration_since(started) > Duration::from_millis(self.settings.ice_timeout) {
@@ -317,7 +327,12 @@ impl Session {
                 }
             }
 
-            let deadline = pc.poll_timeout().unwrap_or(now + Duration::from_secs(1)).min(now + Duration::from_millis(250));
+            // (What was just sent goes now, not at the next wake-up.)
+            self.flush(&mut pc).await;
+            let mut deadline = pc.poll_timeout().unwrap_or(now + Duration::from_secs(1)).min(now + Duration::from_millis(250));
+            if let Some(at) = pacer.as_ref().and_then(Pacer::next_at) {
+                deadline = deadline.min(at);
+            }
             tokio::select! {
                 biased;
                 why = stop.recv() => return self.end(&mut pc, why.unwrap_or_else(|| "the sidecar stopped".into())),

@@ -115,6 +115,63 @@ impl Prep {
     }
 }
 
+/// How much faster than real time the media held while a viewer connected goes out.
+pub const CATCH_UP: u64 = 4;
+
+/// A connecting viewer's start: the media held from the last keyframe goes out paced
+/// (video by its timestamps at [`CATCH_UP`] times real time, audio in its place between
+/// them), not in one burst, which a real link would queue and lose; what comes live
+/// meanwhile waits behind it. With a 2 s GOP at 4x: the keyframe at once, the GOP in
+/// half a second, live after two thirds of one.
+pub struct Pacer {
+    queue: std::collections::VecDeque<Out>,
+    /// When pacing began and the first video timestamp.
+    start: Option<(std::time::Instant, u32)>,
+}
+
+impl Pacer {
+    pub fn new(held: Vec<Out>) -> Self {
+        Pacer { queue: held.into(), start: None }
+    }
+
+    /// Nothing waits: live media goes straight out.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Live media while the held media is still going out: after it.
+    pub fn push(&mut self, o: Out) {
+        self.queue.push_back(o);
+    }
+
+    fn due(&self, ts: u32) -> Option<std::time::Instant> {
+        let (at, t0) = self.start?;
+        let ahead = u64::from(ts.wrapping_sub(t0)).min(u64::from(u32::MAX / 2));
+        Some(at + std::time::Duration::from_micros(ahead * 1_000_000 / 90_000 / CATCH_UP))
+    }
+
+    /// The next piece due by `now`, if any.
+    pub fn pop(&mut self, now: std::time::Instant) -> Option<Out> {
+        if let Some(Out::Video { ts, .. }) = self.queue.front() {
+            let ts = *ts;
+            let (_, t0) = *self.start.get_or_insert((now, ts));
+            // (A timestamp going back, as at a publisher's restart: no wait.)
+            if ts.wrapping_sub(t0) < u32::MAX / 2 && self.due(ts).is_some_and(|d| d > now) {
+                return None;
+            }
+        }
+        self.queue.pop_front()
+    }
+
+    /// When the next piece is due (None: nothing waits).
+    pub fn next_at(&self) -> Option<std::time::Instant> {
+        match self.queue.front()? {
+            Out::Video { ts, .. } => self.due(*ts).or(Some(std::time::Instant::now())),
+            _ => Some(std::time::Instant::now()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +252,40 @@ mod tests {
         let hevc = Frame::parse(MediaKind::Video, 0, Bytes::from_static(b"\x1c\x01\x00\x00\x00\x00"));
         assert_eq!(p.frame(&hevc), None);
         assert_eq!(p.refused_video, Some("the stream's video is not H.264"));
+    }
+
+    #[test]
+    fn held_media_goes_out_paced_at_four_times_real_time() {
+        use std::time::{Duration, Instant};
+        let v = |ms: u32, key: bool| Out::Video { ts: ms * 90, keyframe: key, annexb: Bytes::from_static(b"v") };
+        let a = |ms: u32| Out::Opus { ts: ms * 48, packet: Bytes::from_static(b"a") };
+        // A 2 s GOP at 10 fps with audio between the pictures.
+        let mut held = Vec::new();
+        for i in 0..20 {
+            held.push(v(1000 + i * 100, i == 0));
+            held.push(a(1000 + i * 100 + 50));
+        }
+        let mut p = Pacer::new(held);
+        let t0 = Instant::now();
+        // The keyframe and the audio after it at once; the next picture 25 ms later.
+        assert!(matches!(p.pop(t0), Some(Out::Video { keyframe: true, .. })));
+        assert!(matches!(p.pop(t0), Some(Out::Opus { .. })));
+        assert!(p.pop(t0).is_none());
+        assert_eq!(p.next_at(), Some(t0 + Duration::from_millis(25)));
+        // Live media waits behind what is held.
+        p.push(v(3000, false));
+        let mut sent = 2;
+        let mut last = t0;
+        let mut t = t0;
+        while !p.is_empty() {
+            t += Duration::from_millis(5);
+            while p.pop(t).is_some() {
+                sent += 1;
+                last = t;
+            }
+        }
+        assert_eq!(sent, 41);
+        // 2 s of pictures at 4x: half a second.
+        assert_eq!(last.duration_since(t0), Duration::from_millis(500));
     }
 }
