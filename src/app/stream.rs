@@ -554,10 +554,24 @@ impl App {
 
     /// Asks a WHIP publisher (its session in the sidecar, which spaces its requests to the
     /// client) for a keyframe of stream `sid`: at once for a player (`at_once`), at most
-    /// every half second while an HLS segment waits for one. Other publishers cannot be
+    /// every half second while an HLS segment waits for one; the pull of a stream of
+    /// another worker passes the request on to that worker. Other publishers cannot be
     /// asked.
     pub(super) fn ask_keyframe(&mut self, id: ClientId, sid: StreamId, at_once: bool, now: &Now) {
         let Some(c) = self.clients.get_mut(id) else { return };
+        if c.relay().is_some_and(|r| r.peer && r.mode == crate::rtmp::client::Mode::Play) {
+            // A copy of another worker's stream: the request goes on over the pull, and
+            // that worker asks its WHIP publisher (with the same spacing).
+            if at_once || now.ms >= c.keyframe_asked + 500 {
+                c.keyframe_asked = now.ms;
+                if let Some(r) = c.relay_mut() {
+                    r.session.request_keyframe();
+                }
+                c.drain_session();
+                self.ready(id);
+            }
+            return;
+        }
         if c.kind != Kind::Whip {
             return;
         }
