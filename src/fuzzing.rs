@@ -73,7 +73,8 @@ pub fn media(data: &[u8]) {
     let _ = media::sps::hevc_size(body);
 }
 
-/// Text that comes from outside: playlists read back (`hls_continuous`), callback URLs,
+/// Text that comes from outside: playlists read back (`hls_continuous`) and served (`hls_serve`'s
+/// query against a playlist), callback URLs,
 /// WHIP offers, paths and `Authorization` headers, log formats, `allow`/`deny` rules,
 /// other workers' `/stat` snapshots and `/control` answers; the first byte picks the
 /// parser.
@@ -86,6 +87,11 @@ pub fn text(data: &[u8]) {
                 // What is read back renders and reads back the same.
                 let again = crate::hls::playlist::Playlist::parse(&p.render()).expect("a rendered playlist parses");
                 assert_eq!(again.entries.len(), p.entries.len());
+            }
+            // hls_serve: a query (the first line) against a playlist (the rest).
+            let (query, playlist) = s.split_once('\n').unwrap_or((&s, ""));
+            if let Ok(req) = crate::hls::serve::request(query) {
+                let _ = crate::hls::serve::answer(playlist, &req);
             }
         }
         1 => {

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 
 use crate::hls::cmaf::Cmaf;
 use crate::hls::codec::{nal_lengths_ok, VideoCodec};
-use crate::hls::fmp4::{self, AudioTrack, VideoTrack};
+use crate::hls::fmp4::{self, AudioTrack};
 use crate::hls::{Clock, Files};
 use crate::media::config;
 use crate::media::{Codec, Frame, MediaKind, Part};
@@ -283,21 +283,10 @@ impl<F: Files> Dash<F> {
         };
         match f.part {
             Part::Header => {
-                let parsed = match c {
-                    VideoCodec::Avc => config::avc(f.data()),
-                    VideoCodec::Hevc => config::hevc(f.data()),
-                };
-                let Some(vcfg) = parsed else {
+                let Some((track, vcfg)) = fmp4::video_track(c, f.data()) else {
                     self.notice(format!("dash: unusable {c:?} decoder configuration record, video skipped"));
                     return;
                 };
-                let sps = |t: u8| vcfg.parameter_sets.iter().find(|p| !p.is_empty() && crate::hls::codec::nal_type(c, p) == t);
-                let size = match c {
-                    VideoCodec::Avc => sps(7).and_then(|p| crate::media::sps::avc_size(p)),
-                    VideoCodec::Hevc => sps(33).and_then(|p| crate::media::sps::hevc_size(p)),
-                };
-                let (width, height) = size.unwrap_or((16, 16));
-                let track = VideoTrack { codec: c, record: f.data().to_vec(), width, height };
                 if self.video.cmaf.video_track() != Some(&track) {
                     self.video.cmaf.set_video(Some(track));
                     self.video.init_written = false;

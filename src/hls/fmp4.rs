@@ -19,6 +19,23 @@ pub struct VideoTrack {
     pub height: u16,
 }
 
+/// A video decoder configuration record (as the publisher sent it) as a track: its
+/// sample entry (picture size from the SPS; 16x16 if unreadable) and the parsed record
+/// (NAL length size, parameter sets). None: not a usable record.
+pub fn video_track(codec: VideoCodec, record: &[u8]) -> Option<(VideoTrack, crate::media::config::VideoConfig)> {
+    let cfg = match codec {
+        VideoCodec::Avc => crate::media::config::avc(record),
+        VideoCodec::Hevc => crate::media::config::hevc(record),
+    }?;
+    let sps = |t: u8| cfg.parameter_sets.iter().find(|p| !p.is_empty() && crate::hls::codec::nal_type(codec, p) == t);
+    let size = match codec {
+        VideoCodec::Avc => sps(7).and_then(|p| crate::media::sps::avc_size(p)),
+        VideoCodec::Hevc => sps(33).and_then(|p| crate::media::sps::hevc_size(p)),
+    };
+    let (width, height) = size.unwrap_or((16, 16));
+    Some((VideoTrack { codec, record: record.to_vec(), width, height }, cfg))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AudioTrack {
     /// AAC: its AudioSpecificConfig.

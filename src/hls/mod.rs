@@ -344,22 +344,13 @@ impl<F: Files> Segmenter<F> {
         };
         match f.part {
             Part::Header => {
-                let parsed = match c {
-                    VideoCodec::Avc => config::avc(f.data()),
-                    VideoCodec::Hevc => config::hevc(f.data()),
-                };
-                if let (Some(cmaf), Some(vcfg)) = (&mut self.cmaf, &parsed) {
-                    let sps = |t: u8| vcfg.parameter_sets.iter().find(|p| !p.is_empty() && codec::nal_type(c, p) == t);
-                    let size = match c {
-                        VideoCodec::Avc => sps(7).and_then(|p| crate::media::sps::avc_size(p)),
-                        VideoCodec::Hevc => sps(33).and_then(|p| crate::media::sps::hevc_size(p)),
-                    };
-                    let (width, height) = size.unwrap_or((16, 16));
-                    cmaf.set_video(Some(fmp4::VideoTrack { codec: c, record: f.data().to_vec(), width, height }));
+                let parsed = fmp4::video_track(c, f.data());
+                if let (Some(cmaf), Some((track, _))) = (&mut self.cmaf, &parsed) {
+                    cmaf.set_video(Some(track.clone()));
                     self.cut_now |= cmaf.changed();
                 }
                 match parsed {
-                    Some(cfg) => self.video = Some((c, cfg)),
+                    Some((_, cfg)) => self.video = Some((c, cfg)),
                     None => self.notice(format!("hls: unusable {c:?} decoder configuration record, video skipped")),
                 }
             }
