@@ -69,11 +69,13 @@ unsafe fn playlist(r: *mut ngx_http_request_t) -> ngx_int_t {
     };
     let mut root = 0usize;
     let mut path = ngx_str_t { len: 0, data: core::ptr::null_mut() };
-    if ngx::ffi::ngx_http_map_uri_to_path(r, &mut path, &mut root, 0).is_null() {
+    let last = ngx::ffi::ngx_http_map_uri_to_path(r, &mut path, &mut root, 0);
+    if last.is_null() {
         return NGX_ERROR as isize;
     }
-    // (The mapped path ends with a NUL nginx counts in its length.)
-    let path = String::from_utf8_lossy(path.as_bytes()).trim_end_matches('\0').to_owned();
+    // (As nginx's static module: the path ends at `last`, where nginx put a NUL.)
+    path.len = last.offset_from(path.data) as usize;
+    let path = String::from_utf8_lossy(path.as_bytes()).into_owned();
     let Ok(text) = std::fs::read_to_string(&path) else {
         let app = &(*super::loc::loc_conf(r).hls_serve).app;
         return respond(r, NGX_HTTP_NOT_FOUND as usize, "text/plain", format!("no such playlist in application \"{app}\"\n").as_bytes());
