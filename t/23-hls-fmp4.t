@@ -24,7 +24,7 @@ $t->write_default_config(edit => sub {
     s{(\n\s*application abr \{)}{\n        application ll {\n            live on;\n            hls on;\n            hls_path run/hls;\n            hls_format fmp4;\n            hls_fragment 1s;\n            hls_partial_duration 250ms;\n            hls_playlist_length 10s;\n            hls_fragment_naming system;\n        }\n$1} or die 'no application abr';
     # (An edge cache in front of it, as a CDN would be: 50 players through it below.)
     s{(\n\s*server \{\n\s*listen 8888;)}{\n    proxy_cache_path run/llcache keys_zone=llcache:4m;\n    server {\n        listen 127.0.0.1:%%PORT_EDGE%%;\n        location / {\n            proxy_pass http://127.0.0.1:%%PORT_HTTP%%/ll/;\n            proxy_cache llcache;\n            proxy_cache_lock on;\n            proxy_cache_lock_timeout 5s;\n            proxy_cache_valid 200 1s;\n        }\n    }\n$1} or die 'no server on 8888';
-    s{(\n\s*location /hls/ \{)}{\n        location /ll/ {\n            hls_serve ll;\n            alias run/hls/;\n            types { application/vnd.apple.mpegurl m3u8; video/iso.segment m4s; video/mp4 mp4; }\n        }\n$1} or die 'no location /hls/';
+    s{(\n\s*location /hls/ \{)}{\n        location /ll/ {\n            hls_serve ll;\n            alias run/hls/;\n            types { application/vnd.apple.mpegurl m3u8; video/iso.segment m4s; video/mp4 mp4; }\n        }\n        location /lv/ {\n            hls_serve live;\n            alias run/hls/;\n        }\n$1} or die 'no location /hls/';
 });
 $t->run;
 my $dir = $t->dir;
@@ -219,6 +219,17 @@ like($b3, qr/^#EXT-X-VERSION:9\r?\n.*^#EXT-X-SKIP:SKIPPED-SEGMENTS=[1-9]\d*\r?$/
 like(scalar((get("/ll/$init"))[1]), qr/^Content-Type: video\/mp4\r$/mi, 'the init segment comes from the same location (nginx serves the files)');
 ($code) = get('/ll/none.m3u8?_HLS_msn=3');
 is($code, 404, 'a playlist that is not there: 404');
+
+# Renditions of a master playlist (the shipped hls_variant suffixes) report each other.
+{
+    my @v = map { $t->ffmpeg_publish("$rtmp/live/v$_", 30, gop => 30, size => '160x90', audio => 0) } qw(_hi _lo);
+    ok(wait_for(sub { -s "$hls/v.m3u8" && (slurp("$hls/v_lo.m3u8") // '') =~ /\.m4s$/m && (slurp("$hls/v_hi.m3u8") // '') =~ /\.m4s$/m }, 20),
+        'two renditions of v (hls_variant _hi and _lo) and its master playlist');
+    my ($code, $body) = get('/lv/v_hi.m3u8');
+    like($body, qr/^#EXT-X-RENDITION-REPORT:URI="v_lo\.m3u8",LAST-MSN=\d+\r?$/m, '  hls_serve adds a rendition report of v_lo to v_hi (v_mid, not published, is left out)') or diag($body);
+    unlike($body, qr/URI="v_(hi|mid)\.m3u8"/, '  and none of itself or of v_mid');
+    kill 'TERM', @v;
+}
 
 # 50 players through the edge cache: blocking requests for the next part, then the part.
 {

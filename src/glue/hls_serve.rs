@@ -1,5 +1,6 @@
 //! `hls_serve APPLICATION;` in an http location: its playlists are answered by the module
-//! with low-latency HLS delivery (`hls::serve`: blocking playlist reload, delta updates),
+//! with low-latency HLS delivery (`hls::serve`: blocking playlist reload, delta updates,
+//! rendition reports),
 //! read from the files the application's segmenter writes (so any worker answers for any
 //! stream); everything else (segments, parts, init segments) goes on to nginx's static
 //! module, from the location's `root` or `alias`. A held request looks at the playlist
@@ -80,11 +81,25 @@ unsafe fn playlist(r: *mut ngx_http_request_t) -> ngx_int_t {
         let app = &(*super::loc::loc_conf(r).hls_serve).app;
         return respond(r, NGX_HTTP_NOT_FOUND as usize, "text/plain", format!("no such playlist in application \"{app}\"\n").as_bytes());
     };
-    match serve::answer(&text, &req) {
+    match serve::answer(&text, &req, &reports(&path)) {
         Answer::Ready(body) => respond(r, 200, MPEGURL, body.as_bytes()),
         Answer::TooFar => respond(r, NGX_HTTP_BAD_REQUEST as usize, "text/plain", b"_HLS_msn is more than two segments ahead of the playlist\n"),
         Answer::Wait => hold(r, path, req, &text),
     }
+}
+
+/// The other renditions' `EXT-X-RENDITION-REPORT` lines, when the playlist at `path` is a
+/// rendition of a master playlist beside it (a few small files read per answer).
+fn reports(path: &str) -> Vec<String> {
+    let Some((dir, file)) = path.rsplit_once('/') else { return Vec::new() };
+    let Some(master) = serve::master_of(file).and_then(|m| std::fs::read_to_string(format!("{dir}/{m}")).ok()) else {
+        return Vec::new();
+    };
+    serve::renditions(&master)
+        .into_iter()
+        .filter(|u| *u != file)
+        .filter_map(|u| std::fs::read_to_string(format!("{dir}/{u}")).ok().and_then(|t| serve::report(u, &t)))
+        .collect()
 }
 
 /// Holds the request: it is answered from the timer.
@@ -128,7 +143,7 @@ unsafe extern "C" fn look(ev: *mut ngx_event_t) {
     let done = catch_unwind(AssertUnwindSafe(|| unsafe {
         let text = std::fs::read_to_string(&(*h).path).ok();
         let answer = match &text {
-            Some(t) => serve::answer(t, &(*h).req),
+            Some(t) => serve::answer(t, &(*h).req, &reports(&(*h).path)),
             None => return Some(respond(r, NGX_HTTP_NOT_FOUND as usize, "text/plain", b"no such playlist (any more)\n")),
         };
         match answer {

@@ -1,7 +1,9 @@
 //! `hls_serve`: a live playlist served with RFC 8216bis's low-latency delivery on top of
 //! the file the segmenter writes: blocking playlist reload (`_HLS_msn`, `_HLS_part`: the
 //! answer waits until the playlist has that segment or part; `400` for one too far ahead)
-//! and delta updates (`_HLS_skip=YES`: the oldest segments replaced by `EXT-X-SKIP`).
+//! and delta updates (`_HLS_skip=YES`: the oldest segments replaced by `EXT-X-SKIP`);
+//! a rendition of a master playlist (`NAME_SUFFIX` beside `NAME.m3u8`: `hls_variant`,
+//! `transcode`) reports where the other renditions are (`EXT-X-RENDITION-REPORT`).
 //! Pure functions of the playlist's text and the request's query; the glue holds the
 //! request and looks again.
 
@@ -77,8 +79,33 @@ fn state(text: &str) -> State {
     State { last: (segments > 0).then(|| seq + segments - 1), parts_after, ended, target }
 }
 
-/// The answer to `req` from the playlist `text` as it is now.
-pub fn answer(text: &str, req: &Request) -> Answer {
+/// The master playlist a rendition's playlist file may belong to: `NAME_SUFFIX.m3u8` ->
+/// `NAME.m3u8`.
+pub fn master_of(file: &str) -> Option<String> {
+    let stem = file.strip_suffix(".m3u8")?;
+    let (name, suffix) = stem.rsplit_once('_')?;
+    (!name.is_empty() && !suffix.is_empty()).then(|| format!("{name}.m3u8"))
+}
+
+/// The playlists a master playlist lists (plain names, beside it).
+pub fn renditions(master: &str) -> Vec<&str> {
+    master.lines().filter(|l| !l.is_empty() && !l.starts_with('#') && !l.contains(['/', '?', '"'])).collect()
+}
+
+/// `EXT-X-RENDITION-REPORT` for the playlist `uri` whose text is `text`: its last segment
+/// (or the one being written) and last part.
+pub fn report(uri: &str, text: &str) -> Option<String> {
+    let st = state(text);
+    if st.parts_after > 0 {
+        let msn = st.last.map_or(0, |l| l + 1);
+        return Some(format!("#EXT-X-RENDITION-REPORT:URI=\"{uri}\",LAST-MSN={msn},LAST-PART={}", st.parts_after - 1));
+    }
+    st.last.map(|msn| format!("#EXT-X-RENDITION-REPORT:URI=\"{uri}\",LAST-MSN={msn}"))
+}
+
+/// The answer to `req` from the playlist `text` as it is now; `reports`: the other
+/// renditions' `EXT-X-RENDITION-REPORT` lines, added at the end.
+pub fn answer(text: &str, req: &Request, reports: &[String]) -> Answer {
     let st = state(text);
     if let Some(m) = req.msn {
         let next = st.last.map_or(0, |l| l + 1);
@@ -92,7 +119,12 @@ pub fn answer(text: &str, req: &Request) -> Answer {
             }
         }
     }
-    Answer::Ready(rewrite(text, req.skip, st.target))
+    let mut out = rewrite(text, req.skip, st.target);
+    for r in reports {
+        out.push_str(r);
+        out.push('\n');
+    }
+    Answer::Ready(out)
 }
 
 /// The served playlist: `CAN-BLOCK-RELOAD=YES` and `CAN-SKIP-UNTIL` (six target durations)
@@ -196,7 +228,7 @@ mod tests {
 
     #[test]
     fn blocking_reload_waits_for_the_part_and_refuses_too_far() {
-        let ask = |q: &str| answer(LIVE, &request(q).unwrap());
+        let ask = |q: &str| answer(LIVE, &request(q).unwrap(), &[]);
         assert!(matches!(ask(""), Answer::Ready(_)));
         assert!(matches!(ask("_HLS_msn=11"), Answer::Ready(_)), "segment 11 is complete");
         assert!(matches!(ask("_HLS_msn=12&_HLS_part=1"), Answer::Ready(_)), "part 1 of 12 is listed");
@@ -207,12 +239,12 @@ mod tests {
         assert!(request("_HLS_part=1").is_err());
         assert!(request("_HLS_msn=x").is_err());
         let ended = format!("{LIVE}#EXT-X-ENDLIST\n");
-        assert!(matches!(answer(&ended, &request("_HLS_msn=99").unwrap()), Answer::Ready(_)), "an ended stream answers at once");
+        assert!(matches!(answer(&ended, &request("_HLS_msn=99").unwrap(), &[]), Answer::Ready(_)), "an ended stream answers at once");
     }
 
     #[test]
     fn served_playlists_say_they_block_and_skip() {
-        let Answer::Ready(p) = answer(LIVE, &Request::default()) else { panic!() };
+        let Answer::Ready(p) = answer(LIVE, &Request::default(), &[]) else { panic!() };
         assert!(p.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6.0,PART-HOLD-BACK=0.750\n"), "{p}");
         assert_eq!(p.lines().count(), LIVE.lines().count());
         let plain = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.0,\na.ts\n";
@@ -226,13 +258,28 @@ mod tests {
         for i in 5..15 {
             text.push_str(&format!("#EXT-X-PROGRAM-DATE-TIME:2026-12-04T00:00:{i:02}.000Z\n#EXTINF:1.000,\ns-{i}.m4s\n"));
         }
-        let Answer::Ready(p) = answer(&text, &request("_HLS_skip=YES").unwrap()) else { panic!() };
+        let Answer::Ready(p) = answer(&text, &request("_HLS_skip=YES").unwrap(), &[]) else { panic!() };
         // 10 s listed, 6 s must stay: the 4 oldest go.
         assert!(p.contains("#EXT-X-VERSION:9\n") && p.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"), "{p}");
         assert!(!p.contains("s-8.m4s") && p.contains("s-9.m4s") && p.contains("#EXT-X-MAP:URI=\"i.mp4\""), "{p}");
         // A discontinuity among the old ones: nothing is skipped past it.
         let disc = text.replace("#EXT-X-PROGRAM-DATE-TIME:2026-12-04T00:00:07", "#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-12-04T00:00:07");
-        let Answer::Ready(p) = answer(&disc, &request("_HLS_skip=YES").unwrap()) else { panic!() };
+        let Answer::Ready(p) = answer(&disc, &request("_HLS_skip=YES").unwrap(), &[]) else { panic!() };
         assert!(p.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=2\n") && p.contains("s-7.m4s"), "{p}");
+    }
+
+    #[test]
+    fn renditions_report_where_the_others_are() {
+        assert_eq!(master_of("cam_hi.m3u8").as_deref(), Some("cam.m3u8"));
+        assert_eq!(master_of("my_cam_lo.m3u8").as_deref(), Some("my_cam.m3u8"));
+        assert_eq!(master_of("cam.m3u8"), None);
+        let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\ncam_hi.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\ncam_lo.m3u8\nhttp://x/y.m3u8\n";
+        assert_eq!(renditions(master), ["cam_hi.m3u8", "cam_lo.m3u8"]);
+        assert_eq!(report("s.m3u8", LIVE).unwrap(), "#EXT-X-RENDITION-REPORT:URI=\"s.m3u8\",LAST-MSN=12,LAST-PART=1");
+        let plain = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:4\n#EXTINF:2.0,\na.ts\n#EXTINF:2.0,\nb.ts\n";
+        assert_eq!(report("p.m3u8", plain).unwrap(), "#EXT-X-RENDITION-REPORT:URI=\"p.m3u8\",LAST-MSN=5");
+        assert_eq!(report("e.m3u8", "#EXTM3U\n"), None);
+        let Answer::Ready(p) = answer(plain, &Request::default(), &[report("q.m3u8", plain).unwrap()]) else { panic!() };
+        assert!(p.ends_with("b.ts\n#EXT-X-RENDITION-REPORT:URI=\"q.m3u8\",LAST-MSN=5\n"), "{p}");
     }
 }
