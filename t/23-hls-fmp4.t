@@ -149,6 +149,15 @@ $p = probe("$dir/o.mp4");
 is(streams("$dir/o.mp4"), 'h264 320x180, opus 2ch', '  H.264 and Opus (no transcoding), stereo');
 cmp_ok($p->{audio}{frames} // 0, '>=', 250, "  with the audio packets ($p->{audio}{frames})");
 is(scalar qx{ffmpeg -v error -i $dir/o.mp4 -f null - 2>&1}, '', '  and ffmpeg decodes them without an error');
+SKIP: {
+    my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
+    skip 'chromium is not installed (scripts/setup.sh deps installs it)', 1 unless $chromium;
+    # (A WHIP stream's audio is Opus: hls.js plays it from fMP4 without a transcode.)
+    my ($playing, $last, $n) = $t->hlsjs_plays($chromium, 'o', 4);
+    ok($playing && ($last->{t} // 0) - $playing->{t} >= 4 && ($last->{fatal} // '?') eq '',
+        sprintf('  hls.js in Chromium plays the H.264 + Opus segments (%.1f s, %s)', ($last->{t} // 0) - ($playing ? $playing->{t} : 0), $last->{last} || 'no error'))
+        or diag(explain($last));
+}
 
 # --- low-latency HLS: parts ------------------------------------------------------------------
 my $ll = $t->ffmpeg_publish("$rtmp/ll/lat", 120, gop => 30, size => '640x360');
