@@ -155,7 +155,7 @@ impl<F: Files> Track<F> {
         if !self.failed && self.created && end > t {
             self.listed.push_back(Listed { t, d: end - t, bytes: self.bytes });
             let scale = u64::from(self.timescale());
-            let keep = listed_max_ms * scale / 1000;
+            let keep = listed_max_ms.saturating_mul(scale) / 1000;
             while self.listed.len() > MAX_LISTED || (self.listed.len() > 1 && self.listed.iter().skip(1).map(|l| l.d).sum::<u64>() > keep) {
                 self.listed.pop_front();
             }

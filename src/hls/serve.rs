@@ -76,7 +76,7 @@ fn state(text: &str) -> State {
             parts_after = 0;
         }
     }
-    State { last: (segments > 0).then(|| seq + segments - 1), parts_after, ended, target }
+    State { last: (segments > 0).then(|| seq.saturating_add(segments - 1)), parts_after, ended, target }
 }
 
 /// The master playlist a rendition's playlist file may belong to: `NAME_SUFFIX.m3u8` ->
@@ -97,7 +97,7 @@ pub fn renditions(master: &str) -> Vec<&str> {
 pub fn report(uri: &str, text: &str) -> Option<String> {
     let st = state(text);
     if st.parts_after > 0 {
-        let msn = st.last.map_or(0, |l| l + 1);
+        let msn = st.last.map_or(0, |l| l.saturating_add(1));
         return Some(format!("#EXT-X-RENDITION-REPORT:URI=\"{uri}\",LAST-MSN={msn},LAST-PART={}", st.parts_after - 1));
     }
     st.last.map(|msn| format!("#EXT-X-RENDITION-REPORT:URI=\"{uri}\",LAST-MSN={msn}"))
@@ -108,9 +108,9 @@ pub fn report(uri: &str, text: &str) -> Option<String> {
 pub fn answer(text: &str, req: &Request, reports: &[String]) -> Answer {
     let st = state(text);
     if let Some(m) = req.msn {
-        let next = st.last.map_or(0, |l| l + 1);
+        let next = st.last.map_or(0, |l| l.saturating_add(1));
         if !st.ended {
-            if m > next + 1 {
+            if m > next.saturating_add(1) {
                 return Answer::TooFar;
             }
             let ready = m < next || (m == next && req.part.is_some_and(|p| st.parts_after > p));
@@ -132,7 +132,7 @@ pub fn answer(text: &str, req: &Request, reports: &[String]) -> Answer {
 /// replaced by `EXT-X-SKIP` (not across a discontinuity, an init segment or a key change,
 /// whose tags must stay; the playlist is then sent whole).
 pub fn rewrite(text: &str, skip: bool, target: u64) -> String {
-    let until = target.max(1) * 6;
+    let until = target.clamp(1, 1 << 32) * 6;
     let mut head: Vec<&str> = Vec::new();
     let mut blocks: Vec<(Vec<&str>, f64)> = Vec::new();
     let mut cur: Vec<&str> = Vec::new();
