@@ -52,7 +52,7 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     if lc.hls_serve.is_null() || !(*r).uri.as_bytes().ends_with(b".m3u8") {
         return NGX_DECLINED as isize;
     }
-    if (*r).method as usize & (NGX_HTTP_GET | NGX_HTTP_HEAD) as usize == 0 {
+    if (*r).method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as usize == 0 {
         return NGX_HTTP_NOT_ALLOWED as isize;
     }
     guarded(r, || unsafe { playlist(r) })
