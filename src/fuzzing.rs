@@ -92,7 +92,7 @@ pub fn text(data: &[u8]) {
             let (query, playlist) = s.split_once('\n').unwrap_or((&s, ""));
             if let Ok(req) = crate::hls::serve::request(query) {
                 let report = crate::hls::serve::report("r.m3u8", playlist).into_iter().collect::<Vec<_>>();
-                let _ = crate::hls::serve::answer(playlist, &req, &report);
+                let _ = crate::hls::serve::answer(playlist, &req, || report);
                 let _ = crate::hls::serve::renditions(playlist);
                 let _ = crate::hls::serve::master_of(query);
             }

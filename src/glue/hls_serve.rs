@@ -81,7 +81,7 @@ unsafe fn playlist(r: *mut ngx_http_request_t) -> ngx_int_t {
         let app = &(*super::loc::loc_conf(r).hls_serve).app;
         return respond(r, NGX_HTTP_NOT_FOUND as usize, "text/plain", format!("no such playlist in application \"{app}\"\n").as_bytes());
     };
-    match serve::answer(&text, &req, &reports(&path)) {
+    match serve::answer(&text, &req, || reports(&path)) {
         Answer::Ready(body) => respond(r, 200, MPEGURL, body.as_bytes()),
         Answer::TooFar => respond(r, NGX_HTTP_BAD_REQUEST as usize, "text/plain", b"_HLS_msn is more than two segments ahead of the playlist\n"),
         Answer::Wait => hold(r, path, req, &text),
@@ -143,7 +143,7 @@ unsafe extern "C" fn look(ev: *mut ngx_event_t) {
     let done = catch_unwind(AssertUnwindSafe(|| unsafe {
         let text = std::fs::read_to_string(&(*h).path).ok();
         let answer = match &text {
-            Some(t) => serve::answer(t, &(*h).req, &reports(&(*h).path)),
+            Some(t) => serve::answer(t, &(*h).req, || reports(&(*h).path)),
             None => return Some(respond(r, NGX_HTTP_NOT_FOUND as usize, "text/plain", b"no such playlist (any more)\n")),
         };
         match answer {

@@ -103,9 +103,10 @@ pub fn report(uri: &str, text: &str) -> Option<String> {
     st.last.map(|msn| format!("#EXT-X-RENDITION-REPORT:URI=\"{uri}\",LAST-MSN={msn}"))
 }
 
-/// The answer to `req` from the playlist `text` as it is now; `reports`: the other
-/// renditions' `EXT-X-RENDITION-REPORT` lines, added at the end.
-pub fn answer(text: &str, req: &Request, reports: &[String]) -> Answer {
+/// The answer to `req` from the playlist `text` as it is now; `reports` gives the other
+/// renditions' `EXT-X-RENDITION-REPORT` lines (asked only for an answer that is ready),
+/// added at the end.
+pub fn answer(text: &str, req: &Request, reports: impl FnOnce() -> Vec<String>) -> Answer {
     let st = state(text);
     if let Some(m) = req.msn {
         let next = st.last.map_or(0, |l| l.saturating_add(1));
@@ -120,8 +121,8 @@ pub fn answer(text: &str, req: &Request, reports: &[String]) -> Answer {
         }
     }
     let mut out = rewrite(text, req.skip, st.target);
-    for r in reports {
-        out.push_str(r);
+    for r in reports() {
+        out.push_str(&r);
         out.push('\n');
     }
     Answer::Ready(out)
@@ -228,7 +229,7 @@ mod tests {
 
     #[test]
     fn blocking_reload_waits_for_the_part_and_refuses_too_far() {
-        let ask = |q: &str| answer(LIVE, &request(q).unwrap(), &[]);
+        let ask = |q: &str| answer(LIVE, &request(q).unwrap(), Vec::new);
         assert!(matches!(ask(""), Answer::Ready(_)));
         assert!(matches!(ask("_HLS_msn=11"), Answer::Ready(_)), "segment 11 is complete");
         assert!(matches!(ask("_HLS_msn=12&_HLS_part=1"), Answer::Ready(_)), "part 1 of 12 is listed");
@@ -239,12 +240,12 @@ mod tests {
         assert!(request("_HLS_part=1").is_err());
         assert!(request("_HLS_msn=x").is_err());
         let ended = format!("{LIVE}#EXT-X-ENDLIST\n");
-        assert!(matches!(answer(&ended, &request("_HLS_msn=99").unwrap(), &[]), Answer::Ready(_)), "an ended stream answers at once");
+        assert!(matches!(answer(&ended, &request("_HLS_msn=99").unwrap(), Vec::new), Answer::Ready(_)), "an ended stream answers at once");
     }
 
     #[test]
     fn served_playlists_say_they_block_and_skip() {
-        let Answer::Ready(p) = answer(LIVE, &Request::default(), &[]) else { panic!() };
+        let Answer::Ready(p) = answer(LIVE, &Request::default(), Vec::new) else { panic!() };
         assert!(p.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6.0,PART-HOLD-BACK=0.750\n"), "{p}");
         assert_eq!(p.lines().count(), LIVE.lines().count());
         let plain = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.0,\na.ts\n";
@@ -258,13 +259,13 @@ mod tests {
         for i in 5..15 {
             text.push_str(&format!("#EXT-X-PROGRAM-DATE-TIME:2026-12-04T00:00:{i:02}.000Z\n#EXTINF:1.000,\ns-{i}.m4s\n"));
         }
-        let Answer::Ready(p) = answer(&text, &request("_HLS_skip=YES").unwrap(), &[]) else { panic!() };
+        let Answer::Ready(p) = answer(&text, &request("_HLS_skip=YES").unwrap(), Vec::new) else { panic!() };
         // 10 s listed, 6 s must stay: the 4 oldest go.
         assert!(p.contains("#EXT-X-VERSION:9\n") && p.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"), "{p}");
         assert!(!p.contains("s-8.m4s") && p.contains("s-9.m4s") && p.contains("#EXT-X-MAP:URI=\"i.mp4\""), "{p}");
         // A discontinuity among the old ones: nothing is skipped past it.
         let disc = text.replace("#EXT-X-PROGRAM-DATE-TIME:2026-12-04T00:00:07", "#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-12-04T00:00:07");
-        let Answer::Ready(p) = answer(&disc, &request("_HLS_skip=YES").unwrap(), &[]) else { panic!() };
+        let Answer::Ready(p) = answer(&disc, &request("_HLS_skip=YES").unwrap(), Vec::new) else { panic!() };
         assert!(p.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=2\n") && p.contains("s-7.m4s"), "{p}");
     }
 
@@ -279,7 +280,7 @@ mod tests {
         let plain = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:4\n#EXTINF:2.0,\na.ts\n#EXTINF:2.0,\nb.ts\n";
         assert_eq!(report("p.m3u8", plain).unwrap(), "#EXT-X-RENDITION-REPORT:URI=\"p.m3u8\",LAST-MSN=5");
         assert_eq!(report("e.m3u8", "#EXTM3U\n"), None);
-        let Answer::Ready(p) = answer(plain, &Request::default(), &[report("q.m3u8", plain).unwrap()]) else { panic!() };
+        let Answer::Ready(p) = answer(plain, &Request::default(), || vec![report("q.m3u8", plain).unwrap()]) else { panic!() };
         assert!(p.ends_with("b.ts\n#EXT-X-RENDITION-REPORT:URI=\"q.m3u8\",LAST-MSN=5\n"), "{p}");
     }
 }
