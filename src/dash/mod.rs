@@ -26,6 +26,9 @@ use crate::media::{Codec, Frame, MediaKind, Part};
 
 /// Samples gathered before they are appended to a fragment file (as a `moof` + `mdat`).
 const WRITE_CHUNK: usize = 256 * 1024;
+/// How far an audio timestamp may stray from the count of samples before it counts
+/// (`hls_sync`'s default).
+const AUDIO_SYNC_MS: u64 = 2;
 /// Fragments listed at most, whatever `dash_playlist_length` says.
 const MAX_LISTED: usize = 4096;
 
@@ -191,7 +194,6 @@ pub struct Dash<F: Files> {
     /// the MPD's `availabilityStartTime` and `presentationTimeOffset`s.
     origin: Option<(u64, i64)>,
     dirs_ready: bool,
-    sync_ms: u64,
     failing: bool,
     notices: Vec<String>,
     fragments: u64,
@@ -223,7 +225,6 @@ impl<F: Files> Dash<F> {
             started: None,
             origin: None,
             dirs_ready: false,
-            sync_ms: 2,
             failing: false,
             notices: Vec::new(),
             fragments: 0,
@@ -245,10 +246,6 @@ impl<F: Files> Dash<F> {
     /// Fragments completed and listed so far.
     pub fn fragments(&self) -> u64 {
         self.fragments
-    }
-
-    pub fn files(&self) -> (&F, &F) {
-        (&self.video.files, &self.audio.files)
     }
 
     fn notice(&mut self, s: String) {
@@ -363,7 +360,7 @@ impl<F: Files> Dash<F> {
                 if self.started.is_none() {
                     return;
                 }
-                let Some(dt) = self.audio.cmaf.audio_frame(ms, self.sync_ms, raw) else { return };
+                let Some(dt) = self.audio.cmaf.audio_frame(ms, AUDIO_SYNC_MS, raw) else { return };
                 if self.audio.open.is_none() {
                     let path = format!("{}/{}{dt}.m4a", self.dir, self.files);
                     self.audio.open = Some((dt, path));
@@ -411,6 +408,7 @@ impl<F: Files> Dash<F> {
             self.files = format!("{}{now_ms}-", self.prefix);
         }
         // The init segments (again when a codec record changed; touched for the sweep).
+        let mut failed = Ok(());
         for track in [&mut self.video, &mut self.audio] {
             if !track.live() {
                 continue;
@@ -424,16 +422,11 @@ impl<F: Files> Dash<F> {
             if let Some(init) = track.cmaf.new_init() {
                 match track.files.replace(&path, &init) {
                     Ok(()) => track.init_written = true,
-                    Err(e) => {
-                        let e = format!("dash: writing \"{path}\" failed: {e}");
-                        if !self.failing {
-                            self.failing = true;
-                            self.notices.push(e);
-                        }
-                    }
+                    Err(e) => failed = Err(format!("dash: writing \"{path}\" failed: {e}")),
                 }
             }
         }
+        self.failed(failed);
         if self.video.live() && !self.video.init_written || self.audio.live() && !self.audio.init_written {
             return;
         }
@@ -463,10 +456,7 @@ impl<F: Files> Dash<F> {
                 codecs: &self.codecs.1,
                 timescale: a.timescale(),
                 size: None,
-                audio: Some(match a {
-                    AudioTrack::Aac { channels, .. } => *channels,
-                    AudioTrack::Opus { head } => head.get(9).copied().unwrap_or(2),
-                }),
+                audio: Some(a.channels()),
                 listed: &self.audio.listed,
             }),
         });

@@ -16,7 +16,7 @@ pub struct Set<'a> {
     /// Video: the picture size.
     pub size: Option<(u16, u16)>,
     /// Audio: its channels.
-    pub audio: Option<u8>,
+    pub audio: Option<u16>,
     pub listed: &'a VecDeque<Listed>,
 }
 

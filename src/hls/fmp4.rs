@@ -52,7 +52,7 @@ impl AudioTrack {
         }
     }
 
-    fn channels(&self) -> u16 {
+    pub fn channels(&self) -> u16 {
         match self {
             AudioTrack::Aac { channels, .. } => u16::from(*channels).max(1),
             AudioTrack::Opus { head } => u16::from(head.get(9).copied().unwrap_or(2)).max(1),
